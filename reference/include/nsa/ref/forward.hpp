@@ -1,0 +1,56 @@
+// The reference forward: every branch, the top-n selection and the gated combination for any
+// chosen set of query rows, in double, in high precision, or as the dtype-faithful baseline.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "nsa/ref/config.hpp"
+#include "nsa/ref/inputs.hpp"
+
+namespace nsa::ref {
+
+// The arithmetic the reference runs in.
+enum class Precision {
+  f64,       // double
+  f128,      // boost::multiprecision::float128 (113-bit significand)
+  bin50,     // boost::multiprecision::cpp_bin_float_50 (168-bit significand)
+  baseline,  // the dtype-faithful baseline: fp32 arithmetic, storage rounded to cfg.dtype
+};
+
+// Which rows to compute. Empty lists mean "all". Rows are packed query rows (0 .. total_q-1);
+// heads are query heads. The outputs hold exactly these rows and heads, in the given order.
+struct RowSelection {
+  std::vector<int64_t> rows;
+  std::vector<int64_t> heads;
+  bool keep_scores = true;  // fill p_cmp and the selection scores (large for long sequences)
+  int threads = 0;          // 0: hardware concurrency
+};
+
+// Results, rounded once to double. Per-head tensors are [rows, heads, ...]; per-KV-head tensors
+// are [rows, groups, ...] where groups are the KV heads of the selected heads, ascending.
+struct Outputs {
+  std::vector<int64_t> rows, heads, groups;
+  int64_t d_v = 0, top_n = 0;
+  int64_t nc_max = 0;  // width of p_cmp rows: N_c of the longest sequence
+  int64_t ns_max = 0;  // width of score rows: N_s of the longest sequence
+  std::array<std::vector<double>, 3> o_branch;  // per branch: [rows, heads, d_v]; 0 if disabled
+  std::array<std::vector<double>, 3> lse;       // per branch: [rows, heads]; -inf if empty/off
+  std::vector<double> o;                        // gated combination: [rows, heads, d_v]
+  std::vector<double> p_cmp;    // [rows, heads, nc_max]: softmax weights, 0 where not visible
+  std::vector<double> scores;   // [rows, groups, ns_max]: ranked P, -inf for non-candidates
+  std::vector<int32_t> indices;  // [rows, groups, top_n]: ascending, -1 padded (or as given)
+  std::vector<double> score_gap;  // [rows, groups]: min free selected P - max unselected P
+
+  const std::vector<double>& out(Branch b) const { return o_branch[static_cast<int>(b)]; }
+  const std::vector<double>& lse_of(Branch b) const { return lse[static_cast<int>(b)]; }
+};
+
+// Runs the forward. check_inputs() is applied first (strict index lists are validated there).
+Outputs forward(const ValidConfig& vc, const Inputs& in, Precision precision,
+                const RowSelection& sel = {});
+
+const char* to_string(Precision p);
+
+}  // namespace nsa::ref

@@ -1,0 +1,150 @@
+// Shape, value and index-list checks of Inputs, and exact dtype rounding (Eigen's half and
+// bfloat16 round to nearest even).
+#include <Eigen/Core>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "nsa/ref/inputs.hpp"
+
+namespace nsa::ref {
+
+double round_to(double x, Dtype dtype) {
+  switch (dtype) {
+    case Dtype::f64:
+      return x;
+    case Dtype::f32:
+      return static_cast<double>(static_cast<float>(x));
+    case Dtype::f16:
+      return static_cast<double>(static_cast<float>(Eigen::half(static_cast<float>(x))));
+    case Dtype::bf16:
+      return static_cast<double>(static_cast<float>(Eigen::bfloat16(static_cast<float>(x))));
+  }
+  return x;
+}
+
+bool representable(double x, Dtype dtype) {
+  if (std::isnan(x)) return true;
+  return round_to(x, dtype) == x;
+}
+
+InputShapes input_shapes(const ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  InputShapes s{};
+  const int64_t l = c.cmp_block, m = c.phi_hidden;
+  s.q = vc.total_q * c.h_q * c.d_k;
+  s.k = vc.total_k * c.h_kv * c.d_k;
+  s.v = vc.total_k * c.h_kv * c.d_v;
+  s.gate = vc.total_q * c.h_q;
+  const bool has_pos = c.phi != Phi::mean;
+  s.phi_pos_k = has_pos ? c.h_kv * l * c.d_k : 0;
+  s.phi_pos_v = has_pos ? c.h_kv * l * c.d_v : 0;
+  if (c.phi == Phi::linear) {
+    s.phi_w1_k = c.h_kv * l * c.d_k * c.d_k;
+    s.phi_w1_v = c.h_kv * l * c.d_v * c.d_v;
+  } else if (c.phi == Phi::mlp) {
+    s.phi_w1_k = c.h_kv * l * c.d_k * m;
+    s.phi_w1_v = c.h_kv * l * c.d_v * m;
+    s.phi_b1 = c.h_kv * m;
+    s.phi_w2_k = c.h_kv * m * c.d_k;
+    s.phi_w2_v = c.h_kv * m * c.d_v;
+    s.phi_b2_k = c.h_kv * c.d_k;
+    s.phi_b2_v = c.h_kv * c.d_v;
+  }
+  s.indices = c.given_indices ? vc.total_q * c.h_kv * c.top_n : 0;
+  return s;
+}
+
+namespace {
+
+template <class T>
+void check_size(const std::string& name, const std::vector<T>& x, int64_t want) {
+  if (static_cast<int64_t>(x.size()) != want)
+    throw std::invalid_argument("input '" + name + "' has " + std::to_string(x.size()) +
+                                " elements, expected " + std::to_string(want));
+}
+
+void check_values(const std::string& name, const std::vector<double>& x, Dtype dtype) {
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i]))
+      throw std::invalid_argument("input '" + name + "' element " + std::to_string(i) + " = " +
+                                  std::to_string(x[i]) + " is not finite");
+    if (!representable(x[i], dtype))
+      throw std::invalid_argument("input '" + name + "' element " + std::to_string(i) + " = " +
+                                  std::to_string(x[i]) + " is not representable in " +
+                                  std::string(to_string(dtype)));
+  }
+}
+
+void check_tensor(const std::string& name, const std::vector<double>& x, int64_t want,
+                  Dtype dtype) {
+  check_size(name, x, want);
+  check_values(name, x, dtype);
+}
+
+}  // namespace
+
+void check_inputs(const ValidConfig& vc, const Inputs& in) {
+  const auto& c = vc.cfg;
+  const auto s = input_shapes(vc);
+  const Dtype dt = c.dtype;
+  check_tensor("q", in.q, s.q, dt);
+  for (Branch b : kAllBranches) {
+    const int i = static_cast<int>(b);
+    const std::string suffix = "_" + std::string(to_string(b));
+    // The selection branch needs compression inputs for its scores unless indices are given.
+    const bool needed = b == Branch::cmp ? (c.enable_cmp || (c.enable_slc && !c.given_indices))
+                                         : c.enabled(b);
+    check_tensor("k" + suffix, in.k[i], needed ? s.k : static_cast<int64_t>(in.k[i].size()), dt);
+    check_tensor("v" + suffix, in.v[i], needed ? s.v : static_cast<int64_t>(in.v[i].size()), dt);
+    check_tensor("g" + suffix, in.gate[i],
+                 c.enabled(b) ? s.gate : static_cast<int64_t>(in.gate[i].size()), dt);
+  }
+  check_tensor("phi_k.pos", in.phi_k.pos, s.phi_pos_k, dt);
+  check_tensor("phi_v.pos", in.phi_v.pos, s.phi_pos_v, dt);
+  check_tensor("phi_k.w1", in.phi_k.w1, s.phi_w1_k, dt);
+  check_tensor("phi_v.w1", in.phi_v.w1, s.phi_w1_v, dt);
+  check_tensor("phi_k.b1", in.phi_k.b1, s.phi_b1, dt);
+  check_tensor("phi_v.b1", in.phi_v.b1, s.phi_b1, dt);
+  check_tensor("phi_k.w2", in.phi_k.w2, s.phi_w2_k, dt);
+  check_tensor("phi_v.w2", in.phi_v.w2, s.phi_w2_v, dt);
+  check_tensor("phi_k.b2", in.phi_k.b2, s.phi_b2_k, dt);
+  check_tensor("phi_v.b2", in.phi_v.b2, s.phi_b2_v, dt);
+  check_size("indices", in.indices, s.indices);
+  if (c.given_indices && c.enable_slc && c.index_policy == IndexPolicy::strict)
+    check_indices_strict(vc, in.indices);
+}
+
+void check_indices_strict(const ValidConfig& vc, const std::vector<int32_t>& indices) {
+  const auto& c = vc.cfg;
+  check_size("indices", indices, vc.total_q * c.h_kv * c.top_n);
+  std::vector<int64_t> seen;
+  for (std::size_t b = 0; b < vc.seqs.size(); ++b) {
+    const auto& seq = vc.seqs[b];
+    for (int64_t i = 0; i < seq.t_q; ++i) {
+      const int64_t t = seq.pos(i);
+      const int64_t last = t / c.slc_block;
+      for (int64_t g = 0; g < c.h_kv; ++g) {
+        const int32_t* row = indices.data() + ((seq.q_begin + i) * c.h_kv + g) * c.top_n;
+        seen.clear();
+        for (int64_t slot = 0; slot < c.top_n; ++slot) {
+          const int64_t j = row[slot];
+          auto where = [&] {
+            return "index list (strict): sequence " + std::to_string(b) + ", t " +
+                   std::to_string(t) + ", kv head " + std::to_string(g) + ", slot " +
+                   std::to_string(slot) + ": value " + std::to_string(j);
+          };
+          if (j == -1) continue;
+          if (j < -1 || j > last)
+            throw std::invalid_argument(where() + " is not -1 or a candidate block in [0, " +
+                                        std::to_string(last) + "]");
+          if (std::find(seen.begin(), seen.end(), j) != seen.end())
+            throw std::invalid_argument(where() + " is a duplicate");
+          seen.push_back(j);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace nsa::ref
