@@ -91,7 +91,9 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
   check_tensor("q", in.q, s.q, dt);
   for (Branch b : kAllBranches) {
     const int i = static_cast<int>(b);
-    const std::string suffix = "_" + std::string(to_string(b));
+    // Built by append: GCC 12's -Wrestrict misfires on `"_" + std::string(...)` in Release.
+    std::string suffix = "_";
+    suffix += to_string(b);
     // The selection branch needs compression inputs for its scores unless indices are given.
     const bool needed = b == Branch::cmp ? (c.enable_cmp || (c.enable_slc && !c.given_indices))
                                          : c.enabled(b);

@@ -1,0 +1,73 @@
+#include "test_support.hpp"
+
+namespace nsa::test {
+
+ref::Config random_config(uint64_t seed) {
+  using namespace nsa::ref;
+  Chooser ch(seed);
+  Config c;
+  c.profile = "custom";
+  c.cmp_visibility = ch.any<CmpVisibility>();
+  c.score_mapping = ch.any<ScoreMapping>();
+  c.group_reduce = ch.any<GroupReduce>();
+  c.forced_mode = ch.any<ForcedMode>();
+  c.tie_break = ch.any<TieBreak>();
+  c.slc_causal = ch.any<SlcCausal>();
+  c.index_policy = ch.any<IndexPolicy>();
+  c.window_keys = ch.any<WindowKeys>();
+  c.phi = ch.any<Phi>();
+  c.phi_act = ch.any<Activation>();
+  if (c.phi == Phi::mlp) c.phi_hidden = ch.in(1, 4);
+  c.dtype = ch.any<Dtype>();
+  c.shared_kv = ch.coin();
+  c.given_indices = ch.coin(1, 3);
+
+  c.cmp_stride = ch.in(1, 3);
+  c.cmp_block = c.cmp_stride * ch.in(1, 3);
+  c.slc_block = c.cmp_stride * ch.in(1, 4);
+  if (c.score_mapping == ScoreMapping::identity) c.cmp_block = c.slc_block = c.cmp_stride;
+  c.h_kv = ch.in(1, 2);
+  c.h_q = c.h_kv * ch.in(1, 3);
+  c.d_k = ch.in(1, 5);
+  c.d_v = ch.in(1, 5);
+  if (ch.coin(1, 4)) c.scale = 0.75;
+  c.n_init = ch.in(0, 2);
+  c.n_local = ch.in(0, 2);
+  c.top_n = std::max<int64_t>(1, c.n_init + c.n_local + ch.in(0, 3));
+  c.window = ch.in(1, 12);
+  c.enable_cmp = !ch.coin(1, 4);
+  c.enable_slc = !ch.coin(1, 4);
+  c.enable_win = !ch.coin(1, 4);
+  if (!c.enable_cmp && !c.enable_slc && !c.enable_win) c.enable_slc = true;
+
+  if (ch.coin()) {
+    c.layout = Layout::padded;
+    c.batch = ch.in(1, 2);
+    c.t_k = ch.in(0, 28);
+    if (ch.coin()) c.t_q = ch.in(0, c.t_k);
+  } else {
+    c.layout = Layout::varlen;
+    const int64_t b = ch.in(1, 3);
+    c.cu_seqlens_k = {0};
+    c.cu_seqlens_q = {0};
+    bool suffix = ch.coin();
+    for (int64_t i = 0; i < b; ++i) {
+      const int64_t tk = ch.coin(1, 5) ? 0 : ch.in(1, 24);
+      const int64_t tq = suffix ? ch.in(0, tk) : tk;
+      c.cu_seqlens_k.push_back(c.cu_seqlens_k.back() + tk);
+      c.cu_seqlens_q.push_back(c.cu_seqlens_q.back() + tq);
+    }
+    if (!suffix && ch.coin()) c.cu_seqlens_q.clear();  // queries default to the keys
+  }
+  return c;
+}
+
+ref::Inputs random_inputs(const ref::ValidConfig& vc, uint64_t seed) {
+  auto in = ref::generate_inputs(vc, seed);
+  const auto& c = vc.cfg;
+  if (c.given_indices && c.index_policy != ref::IndexPolicy::strict && (seed & 1))
+    in.indices = ref::generate_indices(vc, seed + 17, true);
+  return in;
+}
+
+}  // namespace nsa::test
