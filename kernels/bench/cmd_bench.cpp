@@ -1,0 +1,2 @@
+// `nsa bench`: placeholder, filled in below.
+#include "command.hpp"

@@ -1,0 +1,293 @@
+// The host API: support check, dtype conversion, upload, one Plan run, download and widening.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "device_buffer.hpp"
+#include "launch.hpp"
+#include "nsa/cuda/forward.hpp"
+
+namespace nsa::cuda {
+
+using detail::DeviceBuffer;
+using nsa::ref::Dtype;
+
+bool device_available() noexcept {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" state
+    return false;
+  }
+  return n > 0;
+}
+
+std::string device_name() {
+  if (!device_available()) return "";
+  int dev = 0;
+  cudaDeviceProp p{};
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess)
+    return "";
+  return p.name;
+}
+
+std::string unsupported(const nsa::ref::ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  if (c.dtype == Dtype::f64) return "dtype fp64 is not supported (fp32, fp16, bf16 are)";
+  if (c.d_k > 256) return "d_k = " + std::to_string(c.d_k) + " > 256 is not supported";
+  if (c.d_v > 256) return "d_v = " + std::to_string(c.d_v) + " > 256 is not supported";
+  if (c.top_n > 6144) return "top_n = " + std::to_string(c.top_n) + " > 6144 is not supported";
+  if (c.phi == nsa::ref::Phi::mlp && c.phi_hidden > 16384)
+    return "phi_hidden = " + std::to_string(c.phi_hidden) + " > 16384 is not supported";
+  if (vc.group * c.d_k > 16384)
+    return "G * d_k = " + std::to_string(vc.group * c.d_k) + " > 16384 is not supported";
+  return "";
+}
+
+namespace {
+
+// IEEE half <-> float by bits (round to nearest even; exact for representable values).
+uint16_t float_to_half_bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const int32_t exp = static_cast<int32_t>((x >> 23) & 0xffu) - 127 + 15;
+  uint32_t mant = x & 0x7fffffu;
+  if (((x >> 23) & 0xffu) == 0xffu)
+    return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0));
+  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (exp <= 0) {
+    if (exp < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000u;
+    const int shift = 14 - exp;
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u))) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
+float half_bits_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  float f;
+  if (e == 0) {
+    f = std::ldexp(static_cast<float>(m), -24);
+  } else if (e == 31) {
+    f = m ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  } else {
+    f = std::ldexp(static_cast<float>(m | 0x400u), static_cast<int>(e) - 25);
+  }
+  return sign ? -f : f;
+}
+
+// Host-side bit conversion of values already representable in the dtype (exact).
+void convert(const std::vector<double>& src, Dtype dt, std::vector<unsigned char>& dst) {
+  const std::size_t eb = dtype_bytes(dt);
+  dst.resize(src.size() * eb);
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    const float f = static_cast<float>(src[i]);
+    if (dt == Dtype::f32) {
+      std::memcpy(dst.data() + i * 4, &f, 4);
+    } else if (dt == Dtype::bf16) {
+      uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      const uint16_t h = static_cast<uint16_t>(bits >> 16);  // exact: value is representable
+      std::memcpy(dst.data() + i * 2, &h, 2);
+    } else {
+      const uint16_t h = float_to_half_bits(f);
+      std::memcpy(dst.data() + i * 2, &h, 2);
+    }
+  }
+}
+
+double widen(const unsigned char* p, Dtype dt) {
+  if (dt == Dtype::f32) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  if (dt == Dtype::bf16) {
+    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+  return half_bits_to_float(h);
+}
+
+struct Uploader {
+  Dtype dt;
+  std::string ctx;
+  std::vector<DeviceBuffer> bufs;
+  std::vector<unsigned char> staging;
+  const void* operator()(const std::vector<double>& x, const char* name) {
+    if (x.empty()) return nullptr;
+    convert(x, dt, staging);
+    bufs.emplace_back(staging.size(), std::string(name) + " [" + ctx + "]");
+    detail::check(
+        cudaMemcpy(bufs.back().get(), staging.data(), staging.size(), cudaMemcpyHostToDevice),
+        "cudaMemcpy (upload)", name);
+    return bufs.back().get();
+  }
+};
+
+template <class T>
+std::vector<T> download(const void* dev, std::size_t count, const char* what) {
+  std::vector<T> h(count);
+  if (count)
+    detail::check(cudaMemcpy(h.data(), dev, count * sizeof(T), cudaMemcpyDeviceToHost),
+                  "cudaMemcpy (download)", what);
+  return h;
+}
+
+}  // namespace
+
+nsa::ref::Outputs forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                          const Options& opt) {
+  const auto& c = vc.cfg;
+  if (const auto why = unsupported(vc); !why.empty())
+    throw std::invalid_argument("nsa::cuda::forward: " + why);
+  if (opt.validate_indices) {
+    nsa::ref::check_inputs(vc, in);
+  } else {
+    auto relaxed = vc;
+    relaxed.cfg.index_policy = nsa::ref::IndexPolicy::multiset;  // skips only the strict list check
+    nsa::ref::check_inputs(relaxed, in);
+  }
+  if (!device_available()) throw CudaError("nsa::cuda::forward: no CUDA device available");
+
+  Plan plan(vc);
+  const Dtype dt = c.dtype;
+  const std::size_t eb = dtype_bytes(dt);
+  Uploader up{dt, "", {}, {}};
+  up.bufs.reserve(32);
+  DeviceInputs di;
+  di.q = up(in.q, "q");
+  const bool need_cmp_kv = c.enable_cmp || (c.enable_slc && !c.given_indices);
+  for (int b = 0; b < 3; ++b) {
+    const bool need = b == 0 ? need_cmp_kv : c.enabled(static_cast<nsa::ref::Branch>(b));
+    if (need) {
+      // Shared K/V: upload once and alias.
+      if (c.shared_kv && b > 0 && di.k[0] && in.k[b] == in.k[0] && in.v[b] == in.v[0]) {
+        di.k[b] = di.k[0];
+        di.v[b] = di.v[0];
+      } else {
+        di.k[b] = up(in.k[b], "k");
+        di.v[b] = up(in.v[b], "v");
+      }
+    }
+    if (c.enabled(static_cast<nsa::ref::Branch>(b))) di.gate[b] = up(in.gate[b], "gate");
+  }
+  di.phi_k_pos = up(in.phi_k.pos, "phi_k.pos");
+  di.phi_k_w1 = up(in.phi_k.w1, "phi_k.w1");
+  di.phi_k_b1 = up(in.phi_k.b1, "phi_k.b1");
+  di.phi_k_w2 = up(in.phi_k.w2, "phi_k.w2");
+  di.phi_k_b2 = up(in.phi_k.b2, "phi_k.b2");
+  di.phi_v_pos = up(in.phi_v.pos, "phi_v.pos");
+  di.phi_v_w1 = up(in.phi_v.w1, "phi_v.w1");
+  di.phi_v_b1 = up(in.phi_v.b1, "phi_v.b1");
+  di.phi_v_w2 = up(in.phi_v.w2, "phi_v.w2");
+  di.phi_v_b2 = up(in.phi_v.b2, "phi_v.b2");
+  DeviceBuffer idx_in;
+  if (c.given_indices && c.enable_slc) {
+    idx_in.allocate(in.indices.size() * sizeof(int32_t), "given indices");
+    detail::check(
+        cudaMemcpy(idx_in.get(), in.indices.data(), idx_in.bytes(), cudaMemcpyHostToDevice),
+        "cudaMemcpy (upload)", "indices");
+    di.indices = idx_in.get<int32_t>();
+  }
+
+  const int64_t rows = vc.total_q, nq = vc.total_q * c.h_q;
+  const int64_t nc_max = opt.keep_scores ? vc.max_cmp_blocks() : 0;
+  const int64_t ns_max = opt.keep_scores ? vc.max_slc_blocks() : 0;
+  const bool compute_topn = c.enable_slc && !c.given_indices;
+  DeviceBuffer o_dev(static_cast<std::size_t>(nq * c.d_v) * eb, "o");
+  std::array<DeviceBuffer, 3> ob_dev, lse_dev;
+  DeviceOutputs dout;
+  dout.o = o_dev.get();
+  for (int b = 0; b < 3; ++b) {
+    if (!c.enabled(static_cast<nsa::ref::Branch>(b))) continue;
+    ob_dev[b].allocate(static_cast<std::size_t>(nq * c.d_v) * eb, "o_branch");
+    lse_dev[b].allocate(static_cast<std::size_t>(nq) * sizeof(float), "lse");
+    dout.o_branch[b] = ob_dev[b].get();
+    dout.lse[b] = lse_dev[b].get<float>();
+  }
+  DeviceBuffer idx_out, pcmp_dev, scores_dev;
+  if (compute_topn) {
+    idx_out.allocate(static_cast<std::size_t>(rows * c.h_kv * c.top_n) * sizeof(int32_t),
+                     "indices");
+    dout.indices = idx_out.get<int32_t>();
+  }
+  if (opt.keep_scores && need_cmp_kv && nc_max > 0) {
+    pcmp_dev.allocate(static_cast<std::size_t>(nq * nc_max) * sizeof(float), "p_cmp");
+    dout.p_cmp = pcmp_dev.get<float>();
+  }
+  if (opt.keep_scores && compute_topn) {
+    scores_dev.allocate(static_cast<std::size_t>(rows * c.h_kv * ns_max) * sizeof(float), "scores");
+    dout.scores = scores_dev.get<float>();
+  }
+  plan.run(di, dout);
+  detail::check(cudaDeviceSynchronize(), "nsa::cuda::forward (kernels)",
+                "config: " + nsa::ref::describe(c));
+
+  nsa::ref::Outputs out;
+  for (int64_t r = 0; r < rows; ++r) out.rows.push_back(r);
+  for (int64_t h = 0; h < c.h_q; ++h) out.heads.push_back(h);
+  for (int64_t g = 0; g < c.h_kv; ++g) out.groups.push_back(g);
+  out.d_v = c.d_v;
+  out.top_n = c.top_n;
+  out.nc_max = nc_max;
+  out.ns_max = ns_max;
+  const double ninf = -std::numeric_limits<double>::infinity();
+  auto widen_all = [&](const DeviceBuffer& buf, std::size_t count) {
+    const auto raw = download<unsigned char>(buf.get(), count * eb, "o");
+    std::vector<double> v(count);
+    for (std::size_t i = 0; i < count; ++i) v[i] = widen(raw.data() + i * eb, dt);
+    return v;
+  };
+  const auto n_o = static_cast<std::size_t>(nq * c.d_v);
+  out.o = widen_all(o_dev, n_o);
+  for (int b = 0; b < 3; ++b) {
+    if (!c.enabled(static_cast<nsa::ref::Branch>(b))) {
+      out.o_branch[b].assign(n_o, 0.0);
+      out.lse[b].assign(static_cast<std::size_t>(nq), ninf);
+      continue;
+    }
+    out.o_branch[b] = widen_all(ob_dev[b], n_o);
+    const auto l = download<float>(lse_dev[b].get(), static_cast<std::size_t>(nq), "lse");
+    out.lse[b].assign(l.begin(), l.end());
+  }
+  const auto n_idx = static_cast<std::size_t>(rows * c.h_kv * c.top_n);
+  if (compute_topn)
+    out.indices = download<int32_t>(idx_out.get(), n_idx, "indices");
+  else if (c.enable_slc)
+    out.indices = in.indices;
+  else
+    out.indices.assign(n_idx, -1);
+  if (opt.keep_scores) {
+    if (dout.p_cmp) {
+      const auto p =
+          download<float>(pcmp_dev.get(), static_cast<std::size_t>(nq * nc_max), "p_cmp");
+      out.p_cmp.assign(p.begin(), p.end());
+    } else {
+      out.p_cmp.assign(static_cast<std::size_t>(nq * nc_max), 0.0);
+    }
+    if (dout.scores) {
+      const auto s = download<float>(scores_dev.get(),
+                                     static_cast<std::size_t>(rows * c.h_kv * ns_max), "scores");
+      out.scores.assign(s.begin(), s.end());
+    } else {
+      out.scores.assign(static_cast<std::size_t>(rows * c.h_kv * ns_max), ninf);
+    }
+  }
+  return out;
+}
+
+}  // namespace nsa::cuda

@@ -1,0 +1,82 @@
+// Host-visible kernel interface: the flattened config (DevCfg) that kernels take by value, the
+// phi parameter view and every launcher. C++17 and CUDA runtime headers only, so both the host
+// C++20 files and the nvcc-compiled kernels include it.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+namespace nsa::cuda::detail {
+
+// Throws nsa::cuda::CudaError naming `what` (kernel or call) and the context when err is set.
+void check(cudaError_t err, const char* what, const std::string& context);
+// Checks the last launch error of kernel `what`.
+void check_launch(const char* what, const std::string& context);
+
+// Per-sequence table on the device (64-bit everywhere).
+struct DevSeq {
+  int64_t q_begin, k_begin, t_q, t_k, c_begin;  // c_begin: first row of its compressed blocks
+};
+
+// Everything a kernel needs to know about the config, flattened.
+struct DevCfg {
+  int64_t total_q, total_k, total_c;  // total_c: compressed rows over all sequences
+  int64_t h_q, h_kv, group, d_k, d_v;
+  int64_t l, d, lp, n, n_init, n_local, w;
+  int64_t phi_hidden;
+  int64_t nc_max, ns_max;
+  int64_t num_seqs;
+  float scale;
+  int phi, act, visibility, mapping, reduce, forced, tie, slc_causal, policy, window_keys;
+  bool enable[3];
+  const DevSeq* seqs;   // [num_seqs]
+  const int64_t* cu_q;  // [num_seqs + 1]
+  const int64_t* cu_c;  // [num_seqs + 1] compressed-row offsets
+};
+
+// phi parameters of one tensor (K or V) on the device, in the input dtype.
+template <class T>
+struct PhiDev {
+  const T* pos = nullptr;
+  const T* w1 = nullptr;
+  const T* b1 = nullptr;
+  const T* w2 = nullptr;
+  const T* b2 = nullptr;
+};
+
+template <class T>
+void launch_compress(const DevCfg& c, const PhiDev<T>& phi, const T* x, int64_t dim, T* out,
+                     cudaStream_t stream, const std::string& ctx);
+
+// Simple path, every dtype: branch 0 = compressed (k/v are the compressed rows), 1 = selection
+// (idx: [total_q, h_kv, n]), 2 = window.
+template <class T>
+void launch_attend_simple(int branch, const DevCfg& c, const T* q, const T* k, const T* v,
+                          const int32_t* idx, T* o, float* lse, cudaStream_t stream,
+                          const std::string& ctx);
+
+// Tensor-core path (fp16/bf16, d_k in {64,128,192,256}, d_v in {64,128}); returns false when
+// the config is outside it (the caller then takes the simple path).
+template <class T>
+bool launch_attend_mma(int branch, const DevCfg& c, const T* q, const T* k, const T* v,
+                       const int32_t* idx, T* o, float* lse, cudaStream_t stream,
+                       const std::string& ctx);
+
+template <class T>
+void launch_group_probs(const DevCfg& c, const T* q, const T* kc, const float* lse_cmp, float* pg,
+                        float* p_cmp, cudaStream_t stream, const std::string& ctx);
+void launch_map_scores(const DevCfg& c, const float* pg, float* scores, cudaStream_t stream,
+                       const std::string& ctx);
+void launch_topn(const DevCfg& c, const float* scores, int32_t* indices, cudaStream_t stream,
+                 const std::string& ctx);
+
+// o = sum over enabled branches of gate_b * o_b, rounded once to the dtype.
+template <class T>
+void launch_combine(const DevCfg& c, const T* const o_b[3], const T* const gate[3], T* o,
+                    cudaStream_t stream, const std::string& ctx);
+
+}  // namespace nsa::cuda::detail

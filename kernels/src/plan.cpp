@@ -1,0 +1,282 @@
+// Plan: the device-side tables of one config plus scratch, and the order of the launches:
+// compress -> compressed attention (lse) -> group probabilities -> mapped scores -> top-n ->
+// selection -> window -> gated combination.
+#include <array>
+#include <sstream>
+#include <vector>
+
+#include "device_buffer.hpp"
+#include "launch.hpp"
+#include "nsa/cuda/forward.hpp"
+
+namespace nsa::cuda {
+
+using detail::DevCfg;
+using detail::DeviceBuffer;
+using detail::DevSeq;
+
+namespace detail {
+
+void check(cudaError_t err, const char* what, const std::string& context) {
+  if (err == cudaSuccess) return;
+  throw CudaError(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(err) + " (" +
+                  cudaGetErrorString(err) + ") [" + context + "]");
+}
+
+void check_launch(const char* what, const std::string& context) {
+  check(cudaGetLastError(), what, context);
+}
+
+}  // namespace detail
+
+std::size_t dtype_bytes(nsa::ref::Dtype d) {
+  return d == nsa::ref::Dtype::f32 ? 4 : d == nsa::ref::Dtype::f64 ? 8 : 2;
+}
+
+namespace {
+
+std::string short_context(const nsa::ref::ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  std::ostringstream o;
+  o << "dtype=" << nsa::ref::to_string(c.dtype) << " layout=" << nsa::ref::to_string(c.layout)
+    << " B=" << vc.seqs.size() << " total_q=" << vc.total_q << " total_k=" << vc.total_k
+    << " h_q=" << c.h_q << " h_kv=" << c.h_kv << " d_k=" << c.d_k << " d_v=" << c.d_v
+    << " l=" << c.cmp_block << " d=" << c.cmp_stride << " l'=" << c.slc_block << " n=" << c.top_n
+    << " w=" << c.window << " phi=" << nsa::ref::to_string(c.phi) << " profile=" << c.profile;
+  return o.str();
+}
+
+class EventTimer {
+ public:
+  explicit EventTimer(bool on, const std::string& ctx) : on_(on), ctx_(ctx) {}
+  ~EventTimer() {
+    for (auto e : events_) cudaEventDestroy(e);
+  }
+  void mark(cudaStream_t s) {
+    if (!on_) return;
+    cudaEvent_t e;
+    detail::check(cudaEventCreate(&e), "cudaEventCreate", ctx_);
+    detail::check(cudaEventRecord(e, s), "cudaEventRecord", ctx_);
+    events_.push_back(e);
+  }
+  // ms between mark i and mark i + 1.
+  float span(std::size_t i) const {
+    float ms = 0;
+    if (on_ && i + 1 < events_.size())
+      detail::check(cudaEventElapsedTime(&ms, events_[i], events_[i + 1]), "cudaEventElapsedTime",
+                    ctx_);
+    return ms;
+  }
+  float whole() const {
+    float ms = 0;
+    if (on_ && events_.size() > 1)
+      detail::check(cudaEventElapsedTime(&ms, events_.front(), events_.back()),
+                    "cudaEventElapsedTime", ctx_);
+    return ms;
+  }
+  void sync() {
+    if (on_ && !events_.empty())
+      detail::check(cudaEventSynchronize(events_.back()), "cudaEventSynchronize", ctx_);
+  }
+
+ private:
+  bool on_;
+  std::string ctx_;
+  std::vector<cudaEvent_t> events_;
+};
+
+}  // namespace
+
+struct Plan::Impl {
+  nsa::ref::ValidConfig vc;
+  DevCfg dc{};
+  std::string ctx;
+  DeviceBuffer seqs, cu_q, cu_c;
+  DeviceBuffer kc, vcmp;            // compressed K/V [total_c, h_kv, d]
+  std::array<DeviceBuffer, 3> o_b;  // branch outputs when the caller keeps none
+  std::array<DeviceBuffer, 3> lse;  // branch lse when the caller keeps none
+  DeviceBuffer pg, scores, indices;
+  bool want_cmp_scores = false, compute_topn = false;
+
+  template <class T>
+  void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times);
+};
+
+Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
+  auto& m = *impl_;
+  m.vc = vc;
+  m.ctx = short_context(vc);
+  const auto& c = vc.cfg;
+  std::vector<DevSeq> seqs;
+  std::vector<int64_t> cu_q, cu_c{0};
+  for (const auto& s : vc.seqs) {
+    seqs.push_back({s.q_begin, s.k_begin, s.t_q, s.t_k, cu_c.back()});
+    cu_c.push_back(cu_c.back() + vc.num_cmp_blocks(s.t_k));
+  }
+  for (const auto v : c.cu_seqlens_q) cu_q.push_back(v);
+  auto upload = [&](DeviceBuffer& buf, const void* src, std::size_t bytes, const char* what) {
+    buf.allocate(bytes, std::string(what) + " [" + m.ctx + "]");
+    if (bytes)
+      detail::check(cudaMemcpy(buf.get(), src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy", what);
+  };
+  upload(m.seqs, seqs.data(), seqs.size() * sizeof(DevSeq), "sequence table");
+  upload(m.cu_q, cu_q.data(), cu_q.size() * sizeof(int64_t), "cu_seqlens_q");
+  upload(m.cu_c, cu_c.data(), cu_c.size() * sizeof(int64_t), "compressed offsets");
+
+  DevCfg& d = m.dc;
+  d.total_q = vc.total_q;
+  d.total_k = vc.total_k;
+  d.total_c = cu_c.back();
+  d.h_q = c.h_q;
+  d.h_kv = c.h_kv;
+  d.group = vc.group;
+  d.d_k = c.d_k;
+  d.d_v = c.d_v;
+  d.l = c.cmp_block;
+  d.d = c.cmp_stride;
+  d.lp = c.slc_block;
+  d.n = c.top_n;
+  d.n_init = c.n_init;
+  d.n_local = c.n_local;
+  d.w = c.window;
+  d.phi_hidden = c.phi_hidden;
+  d.nc_max = vc.max_cmp_blocks();
+  d.ns_max = vc.max_slc_blocks();
+  d.num_seqs = static_cast<int64_t>(vc.seqs.size());
+  d.scale = static_cast<float>(vc.scale);
+  d.phi = static_cast<int>(c.phi);
+  d.act = static_cast<int>(c.phi_act);
+  d.visibility = static_cast<int>(c.cmp_visibility);
+  d.mapping = static_cast<int>(c.score_mapping);
+  d.reduce = static_cast<int>(c.group_reduce);
+  d.forced = static_cast<int>(c.forced_mode);
+  d.tie = static_cast<int>(c.tie_break);
+  d.slc_causal = static_cast<int>(c.slc_causal);
+  d.policy = static_cast<int>(c.index_policy);
+  d.window_keys = static_cast<int>(c.window_keys);
+  for (int b = 0; b < 3; ++b) d.enable[b] = c.enabled(static_cast<nsa::ref::Branch>(b));
+  d.seqs = m.seqs.get<DevSeq>();
+  d.cu_q = m.cu_q.get<int64_t>();
+  d.cu_c = m.cu_c.get<int64_t>();
+
+  m.want_cmp_scores = c.enable_cmp || (c.enable_slc && !c.given_indices);
+  m.compute_topn = c.enable_slc && !c.given_indices;
+  const std::size_t eb = dtype_bytes(c.dtype);
+  const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
+  if (m.want_cmp_scores) {
+    m.kc.allocate(sz(d.total_c * c.h_kv * c.d_k) * eb, "compressed K [" + m.ctx + "]");
+    m.vcmp.allocate(sz(d.total_c * c.h_kv * c.d_v) * eb, "compressed V [" + m.ctx + "]");
+  }
+  if (m.compute_topn) {
+    m.pg.allocate(sz(vc.total_q * c.h_kv * d.nc_max) * sizeof(float),
+                  "group probs [" + m.ctx + "]");
+    m.scores.allocate(sz(vc.total_q * c.h_kv * d.ns_max) * sizeof(float),
+                      "selection scores [" + m.ctx + "]");
+    m.indices.allocate(sz(vc.total_q * c.h_kv * c.top_n) * sizeof(int32_t),
+                       "indices [" + m.ctx + "]");
+  }
+}
+
+Plan::~Plan() { delete impl_; }
+
+const nsa::ref::ValidConfig& Plan::config() const { return impl_->vc; }
+
+template <class T>
+void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times) {
+  const auto& c = vc.cfg;
+  const cudaStream_t st = nullptr;
+  const std::size_t ob_bytes = static_cast<std::size_t>(vc.total_q * c.h_q * c.d_v) * sizeof(T);
+  const std::size_t lse_bytes = static_cast<std::size_t>(vc.total_q * c.h_q) * sizeof(float);
+  std::array<T*, 3> ob{};
+  std::array<float*, 3> lb{};
+  for (int b = 0; b < 3; ++b) {
+    const bool needed = b == 0 ? want_cmp_scores : dc.enable[b];
+    if (!needed) continue;
+    ob[b] = static_cast<T*>(out.o_branch[b]);
+    lb[b] = out.lse[b];
+    if (!ob[b]) {
+      if (o_b[b].bytes() < ob_bytes) o_b[b].allocate(ob_bytes, "branch output [" + ctx + "]");
+      ob[b] = o_b[b].get<T>();
+    }
+    if (!lb[b]) {
+      if (lse[b].bytes() < lse_bytes) lse[b].allocate(lse_bytes, "branch lse [" + ctx + "]");
+      lb[b] = lse[b].get<float>();
+    }
+  }
+  const T* q = static_cast<const T*>(in.q);
+  auto kin = [&](int b) { return static_cast<const T*>(in.k[b]); };
+  auto vin = [&](int b) { return static_cast<const T*>(in.v[b]); };
+  auto attend = [&](int b, const T* k, const T* v, const int32_t* idx) {
+    if (!detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx))
+      detail::launch_attend_simple<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx);
+  };
+
+  EventTimer timer(times != nullptr, ctx);
+  timer.mark(st);  // 0
+  if (want_cmp_scores) {
+    detail::PhiDev<T> pk{static_cast<const T*>(in.phi_k_pos), static_cast<const T*>(in.phi_k_w1),
+                         static_cast<const T*>(in.phi_k_b1), static_cast<const T*>(in.phi_k_w2),
+                         static_cast<const T*>(in.phi_k_b2)};
+    detail::PhiDev<T> pv{static_cast<const T*>(in.phi_v_pos), static_cast<const T*>(in.phi_v_w1),
+                         static_cast<const T*>(in.phi_v_b1), static_cast<const T*>(in.phi_v_w2),
+                         static_cast<const T*>(in.phi_v_b2)};
+    detail::launch_compress<T>(dc, pk, kin(0), c.d_k, kc.get<T>(), st, ctx);
+    detail::launch_compress<T>(dc, pv, vin(0), c.d_v, vcmp.get<T>(), st, ctx);
+  }
+  timer.mark(st);  // 1
+  if (want_cmp_scores) attend(0, kc.get<T>(), vcmp.get<T>(), nullptr);
+  timer.mark(st);  // 2
+  const int32_t* idx = in.indices;
+  if (compute_topn) {
+    if (dc.nc_max > 0 || out.p_cmp)
+      detail::launch_group_probs<T>(dc, q, kc.get<T>(), lb[0], pg.get<float>(), out.p_cmp, st, ctx);
+    float* sc = out.scores ? out.scores : scores.get<float>();
+    detail::launch_map_scores(dc, pg.get<float>(), sc, st, ctx);
+    int32_t* ind = out.indices ? out.indices : indices.get<int32_t>();
+    detail::launch_topn(dc, sc, ind, st, ctx);
+    idx = ind;
+  } else if (want_cmp_scores && out.p_cmp) {
+    detail::launch_group_probs<T>(dc, q, kc.get<T>(), lb[0], nullptr, out.p_cmp, st, ctx);
+  }
+  timer.mark(st);  // 3
+  if (dc.enable[1]) {
+    if (!idx) throw std::invalid_argument("nsa::cuda: given_indices config but no index list");
+    attend(1, kin(1), vin(1), idx);
+  }
+  timer.mark(st);  // 4
+  if (dc.enable[2]) attend(2, kin(2), vin(2), nullptr);
+  timer.mark(st);  // 5
+  const T* obc[3] = {ob[0], ob[1], ob[2]};
+  const T* gates[3] = {static_cast<const T*>(in.gate[0]), static_cast<const T*>(in.gate[1]),
+                       static_cast<const T*>(in.gate[2])};
+  detail::launch_combine<T>(dc, obc, gates, static_cast<T*>(out.o), st, ctx);
+  timer.mark(st);  // 6
+  if (times) {
+    timer.sync();
+    times->compress = timer.span(0);
+    times->cmp_attn = timer.span(1);
+    times->topn = timer.span(2);
+    times->slc = timer.span(3);
+    times->win = timer.span(4);
+    times->combine = timer.span(5);
+    times->total = timer.whole();
+  }
+}
+
+void Plan::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times) {
+  switch (impl_->vc.cfg.dtype) {
+    case nsa::ref::Dtype::f32:
+      impl_->run<float>(in, out, times);
+      break;
+    case nsa::ref::Dtype::f16:
+      impl_->run<__half>(in, out, times);
+      break;
+    case nsa::ref::Dtype::bf16:
+      impl_->run<__nv_bfloat16>(in, out, times);
+      break;
+    default:
+      throw std::invalid_argument("nsa::cuda: dtype fp64 is not supported by the kernels");
+  }
+}
+
+}  // namespace nsa::cuda

@@ -1,0 +1,214 @@
+// Importance scores and top-n.
+//  1. group_probs: pg[t,g,i] = sum over the G heads of p_cmp[t,h,i] = exp(s q_h.k~_i - lse_h)
+//     (optionally also storing p_cmp per head).
+//  2. map_scores: P[t,g,j] from pg by the score mapping (linear, so mapping the head sum equals
+//     summing the mapped heads), score_one forcing, sum/mean reduction; -inf for non-candidates.
+//  3. topn: forced blocks plus the best free candidates under the tie rule, ascending, -1 padded.
+#include "device.cuh"
+
+namespace nsa::cuda::detail {
+
+namespace {
+
+struct RowPos {
+  int64_t t, t_k;
+};
+
+__device__ RowPos row_pos(const DevCfg& c, int64_t row) {
+  const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
+  return {sq.t_k - sq.t_q + (row - sq.q_begin), sq.t_k};
+}
+
+// One block per (row, group); Q of the group staged in shared memory; threads over blocks i.
+template <class T>
+__global__ void group_probs_kernel(DevCfg c, const T* __restrict__ q, const T* __restrict__ kc,
+                                   const float* __restrict__ lse_cmp, float* __restrict__ pg,
+                                   float* __restrict__ p_cmp) {
+  extern __shared__ float qs[];  // [G, d_k]
+  const int64_t G = c.group, dk = c.d_k;
+  for (int64_t item = blockIdx.x; item < c.total_q * c.h_kv; item += gridDim.x) {
+    const int64_t row = item / c.h_kv, g = item % c.h_kv;
+    const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
+    const int64_t t = sq.t_k - sq.t_q + (row - sq.q_begin);
+    const int64_t vis = visible_cmp(c, t);
+    __syncthreads();
+    for (int64_t e = threadIdx.x; e < G * dk; e += blockDim.x)
+      qs[e] = to_f(q[(row * c.h_q + g * G) * dk + e]);
+    __syncthreads();
+    const T* kb = kc + (sq.c_begin * c.h_kv + g) * dk;
+    for (int64_t i = threadIdx.x; i < c.nc_max; i += blockDim.x) {
+      float total = 0.0f;
+      for (int64_t h = 0; h < G; ++h) {
+        float p = 0.0f;
+        if (i < vis) {
+          const T* kr = kb + i * c.h_kv * dk;
+          float z = 0.0f;
+          for (int64_t e = 0; e < dk; ++e) z += qs[h * dk + e] * to_f(kr[e]);
+          p = expf(z * c.scale - lse_cmp[row * c.h_q + g * G + h]);
+        }
+        total += p;
+        if (p_cmp) p_cmp[(row * c.h_q + g * G + h) * c.nc_max + i] = p;
+      }
+      if (pg) pg[item * c.nc_max + i] = total;
+    }
+  }
+}
+
+__global__ void map_scores_kernel(DevCfg c, const float* __restrict__ pg,
+                                  float* __restrict__ scores) {
+  const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
+  for (int64_t item = blockIdx.x; item < c.total_q * c.h_kv; item += gridDim.x) {
+    const RowPos rp = row_pos(c, item / c.h_kv);
+    const int64_t vis = visible_cmp(c, rp.t);
+    const int64_t n_cand = rp.t / c.lp + 1, cur = rp.t / c.lp;
+    const float* p = pg + item * c.nc_max;
+    auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
+    for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x) {
+      float acc = -INFINITY;
+      if (j < n_cand) {
+        acc = 0.0f;
+        const bool forced = j < c.n_init || j > cur - c.n_local;
+        if (c.forced == 1 && forced) {
+          acc = static_cast<float>(c.group);  // every head's mapped score set to 1
+        } else if (c.mapping == 0) {
+          for (int64_t b = 0; b < per_slc; ++b)
+            for (int64_t m = 0; m < per_cmp; ++m) acc += at(j * per_slc + b - m);
+        } else if (c.mapping == 1) {
+          for (int64_t m = 0; m < per_slc; ++m)
+            for (int64_t n = 0; n < per_cmp; ++n) acc += at(per_slc * j - m - n);
+        } else {
+          acc = at(j);
+        }
+        if (c.reduce == 1) acc /= static_cast<float>(c.group);
+      }
+      scores[item * c.ns_max + j] = acc;
+    }
+  }
+}
+
+constexpr int kTopnThreads = 128;
+
+__global__ void topn_kernel(DevCfg c, const float* __restrict__ scores,
+                            int32_t* __restrict__ indices) {
+  extern __shared__ int64_t sel[];  // [n]
+  __shared__ float red_s[kTopnThreads];
+  __shared__ int64_t red_j[kTopnThreads];
+  const bool lower_first = c.tie == 0;
+  const bool always = c.forced == 0;
+  for (int64_t item = blockIdx.x; item < c.total_q * c.h_kv; item += gridDim.x) {
+    const RowPos rp = row_pos(c, item / c.h_kv);
+    const int64_t n_cand = rp.t / c.lp + 1, cur = rp.t / c.lp;
+    const float* s = scores + item * c.ns_max;
+    const int64_t want = c.n < n_cand ? c.n : n_cand;
+    // Forced blocks as two disjoint ranges: [0, a) and [b, cur].
+    const int64_t a = c.n_init < n_cand ? c.n_init : n_cand;
+    const int64_t b0 = cur - c.n_local + 1;
+    const int64_t b = b0 > a ? b0 : a;
+    auto is_forced = [&](int64_t j) { return j < c.n_init || j > cur - c.n_local; };
+    int64_t count = 0;
+    if (always) {
+      for (int64_t j = threadIdx.x; j < a; j += blockDim.x) sel[j] = j;
+      for (int64_t j = b + threadIdx.x; j <= cur; j += blockDim.x) sel[a + (j - b)] = j;
+      count = a + (cur >= b ? cur - b + 1 : 0);
+    }
+    // better(x, y): x ranks before y.
+    auto better = [&](float sx, int64_t x, float sy, int64_t y) {
+      if (sx != sy) return sx > sy;
+      return lower_first ? x < y : x > y;
+    };
+    float prev_s = INFINITY;
+    int64_t prev_j = -1;  // nothing picked yet: every candidate qualifies
+    for (; count < want; ++count) {
+      float best_s = -INFINITY;
+      int64_t best_j = -1;
+      for (int64_t j = threadIdx.x; j < n_cand; j += blockDim.x) {
+        if (always && is_forced(j)) continue;
+        const float sj = s[j];
+        if (prev_j >= 0 && !better(prev_s, prev_j, sj, j)) continue;
+        if (best_j < 0 || better(sj, j, best_s, best_j)) {
+          best_s = sj;
+          best_j = j;
+        }
+      }
+      red_s[threadIdx.x] = best_s;
+      red_j[threadIdx.x] = best_j;
+      __syncthreads();
+      for (int w = kTopnThreads / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) {
+          const int64_t oj = red_j[threadIdx.x + w];
+          if (oj >= 0 &&
+              (red_j[threadIdx.x] < 0 ||
+               better(red_s[threadIdx.x + w], oj, red_s[threadIdx.x], red_j[threadIdx.x]))) {
+            red_s[threadIdx.x] = red_s[threadIdx.x + w];
+            red_j[threadIdx.x] = oj;
+          }
+        }
+        __syncthreads();
+      }
+      prev_s = red_s[0];
+      prev_j = red_j[0];
+      if (threadIdx.x == 0) sel[count] = prev_j;
+      __syncthreads();
+    }
+    __syncthreads();
+    int32_t* out = indices + item * c.n;
+    for (int64_t e = threadIdx.x; e < want; e += blockDim.x) {
+      int64_t rank = 0;
+      for (int64_t f = 0; f < want; ++f) rank += sel[f] < sel[e];
+      out[rank] = static_cast<int32_t>(sel[e]);
+    }
+    for (int64_t e = want + threadIdx.x; e < c.n; e += blockDim.x) out[e] = -1;
+    __syncthreads();
+  }
+}
+
+unsigned grid_for(int64_t items) {
+  return static_cast<unsigned>(items < (1 << 22) ? items : (1 << 22));
+}
+
+}  // namespace
+
+template <class T>
+void launch_group_probs(const DevCfg& c, const T* q, const T* kc, const float* lse_cmp, float* pg,
+                        float* p_cmp, cudaStream_t stream, const std::string& ctx) {
+  const int64_t items = c.total_q * c.h_kv;
+  if (items == 0 || c.nc_max == 0) return;
+  const size_t smem = static_cast<size_t>(c.group * c.d_k) * sizeof(float);
+  if (smem > 48 * 1024)
+    check(cudaFuncSetAttribute(group_probs_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem)),
+          "group_probs_kernel (shared memory)", ctx);
+  group_probs_kernel<T><<<grid_for(items), 128, smem, stream>>>(c, q, kc, lse_cmp, pg, p_cmp);
+  check_launch("group_probs_kernel", ctx);
+}
+
+void launch_map_scores(const DevCfg& c, const float* pg, float* scores, cudaStream_t stream,
+                       const std::string& ctx) {
+  const int64_t items = c.total_q * c.h_kv;
+  if (items == 0) return;
+  map_scores_kernel<<<grid_for(items), 128, 0, stream>>>(c, pg, scores);
+  check_launch("map_scores_kernel", ctx);
+}
+
+void launch_topn(const DevCfg& c, const float* scores, int32_t* indices, cudaStream_t stream,
+                 const std::string& ctx) {
+  const int64_t items = c.total_q * c.h_kv;
+  if (items == 0) return;
+  const size_t smem = static_cast<size_t>(c.n) * sizeof(int64_t);
+  if (smem > 48 * 1024)
+    check(cudaFuncSetAttribute(topn_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem)),
+          "topn_kernel (shared memory)", ctx);
+  topn_kernel<<<grid_for(items), kTopnThreads, smem, stream>>>(c, scores, indices);
+  check_launch("topn_kernel", ctx);
+}
+
+#define NSA_INST(T)                                                                            \
+  template void launch_group_probs<T>(const DevCfg&, const T*, const T*, const float*, float*, \
+                                      float*, cudaStream_t, const std::string&);
+NSA_INST(float)
+NSA_INST(__half)
+NSA_INST(__nv_bfloat16)
+#undef NSA_INST
+
+}  // namespace nsa::cuda::detail
