@@ -1,0 +1,72 @@
+#include "common.hpp"
+
+#include <cmath>
+
+namespace nsa::props {
+
+Prepared prepare(const Case& c) {
+  Prepared p{nsa::ref::validate(c.cfg), {}};
+  p.in = nsa::ref::generate_inputs(p.vc, c.seed, c.regime);
+  return p;
+}
+
+Outputs run(const ValidConfig& vc, const Inputs& in, nsa::ref::Precision p,
+            nsa::ref::RowSelection sel) {
+  sel.threads = 1;
+  return nsa::ref::forward(vc, in, p, sel);
+}
+
+std::string where(const ValidConfig& vc, const Outputs& out, int64_t flat, int64_t heads,
+                  int64_t width) {
+  const int64_t per_row = heads * std::max<int64_t>(1, width);
+  const int64_t ri = flat / per_row;
+  const int64_t hi = (flat % per_row) / std::max<int64_t>(1, width);
+  if (ri >= static_cast<int64_t>(out.rows.size())) return "element " + std::to_string(flat);
+  const int64_t row = out.rows[static_cast<std::size_t>(ri)];
+  const auto pos = row_pos(vc, row);
+  return "row " + std::to_string(row) + " (seq " + std::to_string(pos.seq) + ", t " +
+         std::to_string(pos.t) + ") head/group index " + std::to_string(hi) + " element " +
+         std::to_string(width > 0 ? flat % width : 0);
+}
+
+namespace {
+template <class T>
+bool same(T a, T b) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(a) && std::isnan(b)) return true;
+  }
+  return a == b;
+}
+
+template <class T>
+void expect_same_impl(const std::string& what, const std::vector<T>& a, const std::vector<T>& b) {
+  NSA_PROP_CHECK(a.size() == b.size(),
+                 what << ": sizes differ (" << a.size() << " vs " << b.size() << ")");
+  for (std::size_t i = 0; i < a.size(); ++i)
+    NSA_PROP_CHECK(same(a[i], b[i]),
+                   what << ": element " << i << " differs: " << +a[i] << " vs " << +b[i]);
+}
+}  // namespace
+
+void expect_same(const std::string& what, const std::vector<double>& a,
+                 const std::vector<double>& b) {
+  expect_same_impl(what, a, b);
+}
+void expect_same(const std::string& what, const std::vector<int32_t>& a,
+                 const std::vector<int32_t>& b) {
+  expect_same_impl(what, a, b);
+}
+
+void expect_same_outputs(const std::string& what, const Outputs& a, const Outputs& b) {
+  for (Branch br : nsa::ref::kAllBranches) {
+    const std::string name(nsa::ref::to_string(br));
+    expect_same(what + " o_" + name, a.out(br), b.out(br));
+    expect_same(what + " lse_" + name, a.lse_of(br), b.lse_of(br));
+  }
+  expect_same(what + " o", a.o, b.o);
+  expect_same(what + " indices", a.indices, b.indices);
+}
+
+bool computes_top_n(const nsa::ref::Config& c) { return c.enable_slc && !c.given_indices; }
+
+}  // namespace nsa::props
