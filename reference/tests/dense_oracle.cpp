@@ -54,8 +54,7 @@ Matrix compress(const Config& c, const ref::PhiParams& prm, int64_t g, const Mat
     for (int64_t k = 0; k < m; ++k) {
       double s = prm.b1[g * m + k];
       for (int64_t r = 0; r < l * dim; ++r) s += flat(r) * prm.w1[(g * l * dim + r) * m + k];
-      hidden(k) = c.phi_act == ref::Activation::relu ? std::max(s, 0.0)
-                                                     : s / (1.0 + std::exp(-s));
+      hidden(k) = c.phi_act == ref::Activation::relu ? std::max(s, 0.0) : s / (1.0 + std::exp(-s));
     }
     for (int64_t e = 0; e < dim; ++e) {
       double s = prm.b2[g * dim + e];
@@ -274,7 +273,8 @@ DenseResult dense_forward(const ref::ValidConfig& vc, const ref::Inputs& in) {
       for (int64_t hl = 0; hl < G; ++hl) {
         Q[hl] = head_rows(in.q, seq.q_begin, tq, H, g * G + hl, c.d_k);
         if (need_cmp) res[hl][0] = masked_softmax(vc.scale * Q[hl] * Kc.transpose(), vis, Vc);
-        if (c.enable_win) res[hl][2] = masked_softmax(vc.scale * Q[hl] * K[2].transpose(), win, V[2]);
+        if (c.enable_win)
+          res[hl][2] = masked_softmax(vc.scale * Q[hl] * K[2].transpose(), win, V[2]);
       }
 
       if (c.enable_slc) {
@@ -301,8 +301,7 @@ DenseResult dense_forward(const ref::ValidConfig& vc, const ref::Inputs& in) {
             const auto top = pick_top_n(c, t, P, &r.score_gap[row * Hkv + g]);
             std::copy(top.begin(), top.end(), out_idx);
           }
-          const int32_t* list =
-              c.given_indices ? in.indices.data() + (row * Hkv + g) * n : out_idx;
+          const int32_t* list = c.given_indices ? in.indices.data() + (row * Hkv + g) * n : out_idx;
           const auto count = listed_blocks(c, t, list, !c.given_indices, ns);
           for (int64_t u = 0; u < tk; ++u) {
             if (c.slc_causal == ref::SlcCausal::token && u > t) continue;
@@ -318,7 +317,8 @@ DenseResult dense_forward(const ref::ValidConfig& vc, const ref::Inputs& in) {
         for (int64_t i = 0; i < tq; ++i) {
           const int64_t row = seq.q_begin + i;
           if (need_cmp)
-            for (int64_t b = 0; b < nc; ++b) r.p_cmp[(row * H + h) * r.nc_max + b] = res[hl][0].p(i, b);
+            for (int64_t b = 0; b < nc; ++b)
+              r.p_cmp[(row * H + h) * r.nc_max + b] = res[hl][0].p(i, b);
           for (int b = 0; b < 3; ++b) {
             if (!c.enabled(static_cast<ref::Branch>(b))) continue;
             const double gate = in.gate[b][row * H + h];
@@ -351,7 +351,8 @@ std::string first_diff(const char* name, const std::vector<T>& got, const std::v
   }
   double scale = 0;
   for (const auto& x : scale_from ? *scale_from : want)
-    if (std::isfinite(static_cast<double>(x))) scale = std::max(scale, std::abs(static_cast<double>(x)));
+    if (std::isfinite(static_cast<double>(x)))
+      scale = std::max(scale, std::abs(static_cast<double>(x)));
   for (std::size_t i = 0; i < got.size(); ++i) {
     const double a = static_cast<double>(got[i]), b = static_cast<double>(want[i]);
     const bool same_inf = std::isinf(b) ? a == b : std::isfinite(a);

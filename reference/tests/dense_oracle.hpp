@@ -56,8 +56,8 @@ std::vector<int32_t> pick_top_n(const ref::Config& c, int64_t t, const std::vect
 // Row-wise softmax of z over the keys with multiplicity mult > 0 (a key of multiplicity m counts
 // m times). Rows with no key: p = 0, o = 0, lse = -inf.
 struct Softmax {
-  Matrix p;           // [rows, keys]
-  Matrix o;           // [rows, d_v]
+  Matrix p;  // [rows, keys]
+  Matrix o;  // [rows, d_v]
   Eigen::VectorXd lse;
 };
 Softmax masked_softmax(const Matrix& z, const Matrix& mult, const Matrix& v);

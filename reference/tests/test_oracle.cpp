@@ -54,16 +54,41 @@ TEST_CASE("oracle: reference == dense oracle on sampled configs of every knob va
     }
   }
   // Every value was exercised (the sampler is deterministic, so this only guards edits to it).
-  for (const char* want :
-       {"cmp_visibility=inclusive", "cmp_visibility=strict", "score_mapping=overlap",
-        "score_mapping=paper_eq9", "score_mapping=identity", "group_reduce=sum",
-        "group_reduce=mean", "forced_mode=always", "forced_mode=score_one",
-        "tie_break=lower_index_first", "tie_break=higher_index_first", "slc_causal=token",
-        "slc_causal=none", "window_keys=w", "window_keys=w_plus_one", "phi=mean", "phi=linear",
-        "phi=mlp", "mlp act=relu", "mlp act=silu", "dtype=fp32", "dtype=fp16", "dtype=bf16",
-        "dtype=fp64", "shared kv", "separate kv", "layout=padded", "layout=varlen",
-        "query suffix", "empty sequence", "given strict valid", "given skip_invalid valid",
-        "given skip_invalid adversarial", "given multiset valid", "given multiset adversarial"}) {
+  for (const char* want : {"cmp_visibility=inclusive",
+                           "cmp_visibility=strict",
+                           "score_mapping=overlap",
+                           "score_mapping=paper_eq9",
+                           "score_mapping=identity",
+                           "group_reduce=sum",
+                           "group_reduce=mean",
+                           "forced_mode=always",
+                           "forced_mode=score_one",
+                           "tie_break=lower_index_first",
+                           "tie_break=higher_index_first",
+                           "slc_causal=token",
+                           "slc_causal=none",
+                           "window_keys=w",
+                           "window_keys=w_plus_one",
+                           "phi=mean",
+                           "phi=linear",
+                           "phi=mlp",
+                           "mlp act=relu",
+                           "mlp act=silu",
+                           "dtype=fp32",
+                           "dtype=fp16",
+                           "dtype=bf16",
+                           "dtype=fp64",
+                           "shared kv",
+                           "separate kv",
+                           "layout=padded",
+                           "layout=varlen",
+                           "query suffix",
+                           "empty sequence",
+                           "given strict valid",
+                           "given skip_invalid valid",
+                           "given skip_invalid adversarial",
+                           "given multiset valid",
+                           "given multiset adversarial"}) {
     INFO(want);
     CHECK(seen[want] >= 3);
   }

@@ -24,7 +24,8 @@ class Chooser {
     return lo + static_cast<int64_t>(bits() % static_cast<uint64_t>(hi - lo + 1));
   }
   bool coin(int num = 1, int den = 2) { return in(1, den) <= num; }
-  template <class E> E any() {
+  template <class E>
+  E any() {
     return static_cast<E>(bits() % ref::EnumNames<E>::names.size());
   }
 
@@ -89,8 +90,7 @@ inline double max_diff(const std::vector<double>& a, const std::vector<double>& 
 // Whether two forwards differ anywhere in their outputs.
 inline bool outputs_differ(const ref::Outputs& a, const ref::Outputs& b) {
   for (int i = 0; i < 3; ++i)
-    if (max_diff(a.o_branch[i], b.o_branch[i]) > 0 || max_diff(a.lse[i], b.lse[i]) > 0)
-      return true;
+    if (max_diff(a.o_branch[i], b.o_branch[i]) > 0 || max_diff(a.lse[i], b.lse[i]) > 0) return true;
   return max_diff(a.o, b.o) > 0 || max_diff(a.p_cmp, b.p_cmp) > 0 ||
          max_diff(a.scores, b.scores) > 0 || a.indices != b.indices;
 }
