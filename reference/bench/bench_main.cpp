@@ -1,0 +1,151 @@
+// nsa_ref_bench: wall time and useful GFLOP/s of the reference forward on the NSA paper's shape
+// (H_q=64, H_kv=4, d_k=192, d_v=128, l=32, d=16, l'=64, n=16, w=512, fp32 inputs), all rows in
+// double, and a sampled row subset in float128.
+//
+//   nsa_ref_bench [--t T_k] [--rows N] [--threads K] [--seed S]
+//
+// Useful FLOPs (docs/numerics.md): 2 (d_k + d_v) per (query head, key) a branch attends to, plus
+// the compression (l (d_k + d_v) adds per compressed block and KV head, for the mean phi).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "nsa/ref/forward.hpp"
+#include "nsa/ref/generate.hpp"
+
+using namespace nsa::ref;
+
+namespace {
+
+struct Args {
+  int64_t t = 8192;
+  int64_t rows = 8;
+  int threads = 0;
+  uint64_t seed = 1;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument("missing value after " + k);
+      return argv[++i];
+    };
+    if (k == "--t") {
+      a.t = std::stoll(value());
+    } else if (k == "--rows") {
+      a.rows = std::stoll(value());
+    } else if (k == "--threads") {
+      a.threads = std::stoi(value());
+    } else if (k == "--seed") {
+      a.seed = std::stoull(value());
+    } else {
+      throw std::invalid_argument("unknown argument " + k +
+                                  " (usage: nsa_ref_bench [--t T_k] [--rows N] [--threads K] "
+                                  "[--seed S])");
+    }
+  }
+  if (a.t < 1) throw std::invalid_argument("--t must be >= 1");
+  if (a.rows < 1) throw std::invalid_argument("--rows must be >= 1");
+  return a;
+}
+
+// Keys of block j that query t attends to under the canonical token mask.
+int64_t slc_keys(const Config& c, int64_t t, const int32_t* idx) {
+  int64_t n = 0;
+  for (int64_t s = 0; s < c.top_n; ++s) {
+    if (idx[s] < 0) continue;
+    const int64_t begin = idx[s] * c.slc_block;
+    n += std::min(begin + c.slc_block, t + 1) - begin;
+  }
+  return n;
+}
+
+// Useful FLOPs of the rows `out` holds (all heads), from the key counts of each branch.
+double useful_flops(const ValidConfig& vc, const Outputs& out) {
+  const auto& c = vc.cfg;
+  const double per_key = 2.0 * static_cast<double>(c.d_k + c.d_v);
+  const int64_t groups = static_cast<int64_t>(out.groups.size());
+  double keys = 0;  // (query head, key) pairs over all branches
+  for (std::size_t ri = 0; ri < out.rows.size(); ++ri) {
+    const int64_t t = vc.seqs[0].pos(out.rows[ri]);
+    const int64_t visible = vc.num_cmp_blocks(t + 1);
+    const int64_t window = std::min<int64_t>(c.window, t + 1);
+    keys += static_cast<double>(c.h_q) * static_cast<double>(visible + window);
+    for (int64_t g = 0; g < groups; ++g)
+      keys += static_cast<double>(vc.group) *
+              static_cast<double>(slc_keys(c, t, out.indices.data() + (ri * groups + g) * c.top_n));
+  }
+  // Compression: each compressed block sums l rows of K and of V, per KV head. It is done once
+  // per sequence, whatever rows are asked for, so it is counted once.
+  const double compress = static_cast<double>(vc.num_cmp_blocks(vc.max_t_k)) *
+                          static_cast<double>(c.h_kv * c.cmp_block * (c.d_k + c.d_v));
+  return per_key * keys + compress;
+}
+
+template <class F>
+double seconds(F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse(argc, argv);
+    Config c;  // canonical profile, mean phi
+    c.t_k = a.t;
+    c.h_q = 64;
+    c.h_kv = 4;
+    c.d_k = 192;
+    c.d_v = 128;
+    c.cmp_block = 32;
+    c.cmp_stride = 16;
+    c.slc_block = 64;
+    c.top_n = 16;
+    c.window = 512;
+    c.dtype = Dtype::f32;
+    const ValidConfig vc = validate(c);
+    std::printf("config: %s\n", describe(vc.cfg).c_str());
+    Inputs in;
+    const double t_gen = seconds([&] { in = generate_inputs(vc, a.seed); });
+    std::printf("inputs: generated in %.2f s (seed %llu)\n", t_gen,
+                static_cast<unsigned long long>(a.seed));
+
+    RowSelection all;
+    all.keep_scores = false;
+    all.threads = a.threads;
+    Outputs out;
+    const double t64 = seconds([&] { out = forward(vc, in, Precision::f64, all); });
+    const double f64_flops = useful_flops(vc, out);
+    std::printf("f64:  T_k=%lld rows=%lld  %.2f s  %.3f GFLOP useful  %.2f GFLOP/s\n",
+                static_cast<long long>(a.t), static_cast<long long>(out.rows.size()), t64,
+                f64_flops * 1e-9, f64_flops * 1e-9 / t64);
+
+    RowSelection sampled = all;
+    const int64_t n = std::min(a.rows, vc.total_q);
+    for (int64_t i = 0; i < n; ++i) sampled.rows.push_back((vc.total_q - 1) - i * vc.total_q / n);
+    Outputs q;
+    const double t128 = seconds([&] { q = forward(vc, in, Precision::f128, sampled); });
+    const double f128_flops = useful_flops(vc, q);
+    std::printf("f128: T_k=%lld rows=%lld (sampled)  %.2f s  %.3f GFLOP useful  %.3f GFLOP/s\n",
+                static_cast<long long>(a.t), static_cast<long long>(n), t128, f128_flops * 1e-9,
+                f128_flops * 1e-9 / t128);
+    // The sampled rows of the double run against float128 truth, as a sanity line.
+    double worst = 0;
+    for (std::size_t ri = 0; ri < q.rows.size(); ++ri)
+      for (int64_t e = 0; e < c.h_q * c.d_v; ++e)
+        worst = std::max(
+            worst, std::abs(q.o[ri * c.h_q * c.d_v + e] - out.o[q.rows[ri] * c.h_q * c.d_v + e]));
+    std::printf("max |o_f64 - o_f128| on the sampled rows: %.3g\n", worst);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nsa_ref_bench: %s\n", e.what());
+    return 2;
+  }
+}
