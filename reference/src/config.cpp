@@ -49,21 +49,28 @@ std::vector<int64_t> lengths_of(const std::vector<int64_t>& cu, const char* fiel
 void validate_layout(ValidConfig& v) {
   Config& c = v.cfg;
   if (c.layout == Layout::padded) {
-    require(c.cu_seqlens_k.empty(), "cu_seqlens_k", static_cast<int64_t>(c.cu_seqlens_k.size()),
-            "must be empty for layout padded (use layout varlen)");
-    require(c.cu_seqlens_q.empty(), "cu_seqlens_q", static_cast<int64_t>(c.cu_seqlens_q.size()),
-            "must be empty for layout padded (use layout varlen)");
     require_range("batch", c.batch, 1, kMaxTokens);
     require_range("t_k", c.t_k, 0, kMaxTokens);
+    require(c.t_q >= -1, "t_q", c.t_q, "must be -1 (= t_k) or in [0, t_k]");
     if (c.t_q < 0) c.t_q = c.t_k;
     require(c.t_q <= c.t_k, "t_q", c.t_q,
             "must be <= t_k = " + std::to_string(c.t_k) + " (queries are a suffix of the keys)");
     require(c.batch * c.t_k <= kMaxTokens, "batch", c.batch,
             "batch * t_k must be <= " + std::to_string(kMaxTokens));
+    std::vector<int64_t> cu_k, cu_q;
     for (int64_t b = 0; b <= c.batch; ++b) {
-      c.cu_seqlens_k.push_back(b * c.t_k);
-      c.cu_seqlens_q.push_back(b * c.t_q);
+      cu_k.push_back(b * c.t_k);
+      cu_q.push_back(b * c.t_q);
     }
+    // A normalized config carries the derived offsets; anything else is a layout mix-up.
+    require(c.cu_seqlens_k.empty() || c.cu_seqlens_k == cu_k, "cu_seqlens_k",
+            static_cast<int64_t>(c.cu_seqlens_k.size()),
+            "must be empty for layout padded (use layout varlen)");
+    require(c.cu_seqlens_q.empty() || c.cu_seqlens_q == cu_q, "cu_seqlens_q",
+            static_cast<int64_t>(c.cu_seqlens_q.size()),
+            "must be empty for layout padded (use layout varlen)");
+    c.cu_seqlens_k = cu_k;
+    c.cu_seqlens_q = cu_q;
   } else {
     require(c.t_q == -1 && c.t_k == 0, "t_k", c.t_k,
             "t_q/t_k must be left unset for layout varlen (lengths come from cu_seqlens)");
