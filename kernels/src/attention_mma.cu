@@ -1,23 +1,559 @@
-// Tensor-core attention path (placeholder until the MMA kernels land): declines every config.
+// Tensor-core attention (mma.sync m16n8k16, fp16/bf16 operands, fp32 accumulation) for all three
+// branches, plus the "probs" pass of the importance scores.
+//
+// A CTA (4 warps) owns a tile of 64 query vectors: R consecutive packed query rows x the G heads
+// of one KV group (R = 64 / G, the NSA group-centric layout: every fetched key tile serves all G
+// heads of the group). Keys stream through shared memory in tiles of 64 (cp.async, two stages);
+// each row of the tile carries its own key mask:
+//   window:      keys [t - span + 1, t]             (absolute packed key rows)
+//   compressed:  compressed rows [0, visible(t))
+//   selection:   the union of the R rows' selected blocks, each with the row's multiplicity
+//                (multiset: a block listed twice counts twice; otherwise once), clipped causally.
+// Online softmax in fp32 (exp2 domain); P is rounded to the operand dtype for P.V while the
+// denominator uses the unrounded weights, as the dtype-faithful baseline does.
+// Probs mode recomputes S over the compressed keys with the known lse and writes
+// pg[row, g, i] = sum over the group's heads of p_cmp (input of the score mapping).
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
 #include "device.cuh"
 
 namespace nsa::cuda::detail {
 
+namespace {
+
+constexpr int kBM = 64, kBN = 64, kThreads = 128;
+constexpr int kMaxSelEntries = 1024;  // R * n bound of the selection union (shared memory)
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+enum Mode { kCmp = 0, kSlc = 1, kWin = 2, kProbs = 3 };
+
 template <class T>
-bool launch_attend_mma(int, const DevCfg&, const T*, const T*, const T*, const int32_t*, T*, float*,
-                       cudaStream_t, const std::string&) {
+__device__ __forceinline__ uint32_t pack2(float x, float y);
+template <>
+__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float x, float y) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+template <>
+__device__ __forceinline__ uint32_t pack2<__half>(float x, float y) {
+  __half2 h = __floats2half2_rn(x, y);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+template <class T>
+__device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma<__nv_bfloat16>(float c[4], const uint32_t a[4], uint32_t b0,
+                                                   uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma<__half>(float c[4], const uint32_t a[4], uint32_t b0,
+                                            uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+// 16-byte async copy; when !pred nothing is read and the destination is zero-filled.
+__device__ __forceinline__ void cp16(void* dst, const void* src, bool pred) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  const int n = pred ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Per-row data of the tile, in shared memory.
+struct RowInfo {
+  int64_t row[kBM];          // packed query row, -1 when beyond the range
+  int64_t t[kBM];            // position in its key sequence
+  int64_t base[kBM];         // first key row of its sequence (raw or compressed)
+  int64_t lo[kBM], hi[kBM];  // window / compressed: absolute key range; selection: [base, cap)
+  int64_t n_cand[kBM];
+  int cnt[2][kBM];  // selection: multiplicity of the current tile's block, per stage
+};
+
+template <class T, int DK, int DV>
+struct Smem {
+  static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
+  static constexpr size_t q_bytes = sizeof(T) * kBM * kQs;
+  static constexpr size_t k_bytes = sizeof(T) * kBN * kQs;
+  static constexpr size_t v_bytes = sizeof(T) * kBN * kVs;
+  static constexpr size_t v_region = v_bytes * 2 > sizeof(float) * kBM* kBN
+                                         ? v_bytes * 2
+                                         : sizeof(float) * kBM* kBN;
+  static constexpr size_t total =
+      q_bytes + 2 * k_bytes + v_region + sizeof(RowInfo) + sizeof(int64_t) * kMaxSelEntries + 16;
+};
+
+template <class T, int DK, int DV>
+__global__ void __launch_bounds__(kThreads)
+    attn_mma_kernel(DevCfg c, int mode, int R, int64_t row0, int64_t rows, const T* __restrict__ q,
+                    const T* __restrict__ k, const T* __restrict__ v,
+                    const int32_t* __restrict__ idx, T* __restrict__ o, float* __restrict__ lse,
+                    float* __restrict__ pg) {
+  using S = Smem<T, DK, DV>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* Qs = reinterpret_cast<T*>(smem);
+  T* Ks = reinterpret_cast<T*>(smem + S::q_bytes);
+  T* Vs = reinterpret_cast<T*>(smem + S::q_bytes + 2 * S::k_bytes);
+  float* Ps = reinterpret_cast<float*>(Vs);  // probs mode: [kBM][kBN] (no V there)
+  RowInfo& ri = *reinterpret_cast<RowInfo*>(smem + S::q_bytes + 2 * S::k_bytes + S::v_region);
+  int64_t* starts =
+      reinterpret_cast<int64_t*>(reinterpret_cast<unsigned char*>(&ri) + sizeof(RowInfo));
+  __shared__ int64_t s_union_lo, s_union_hi;
+  __shared__ int s_nb;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t G = c.group, g = blockIdx.y;
+  const int64_t first_row = row0 + static_cast<int64_t>(blockIdx.x) * R;
+  const bool is_cmp_keys = mode == kCmp || mode == kProbs;
+  const int64_t key_rows = is_cmp_keys ? c.total_c : c.total_k;
+  const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;
+
+  // ---- per-row setup -----------------------------------------------------------------------
+  if (tid < kBM) {
+    const int r = tid;
+    int64_t row = first_row + r;
+    if (r >= R || row >= row0 + rows) row = -1;
+    ri.row[r] = row;
+    int64_t t = 0, base = 0, lo = 0, hi = 0, nc = 0;
+    if (row >= 0) {
+      const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
+      t = sq.t_k - sq.t_q + (row - sq.q_begin);
+      base = is_cmp_keys ? sq.c_begin : sq.k_begin;
+      if (mode == kWin) {
+        lo = base + (t - span + 1 > 0 ? t - span + 1 : 0);
+        hi = base + t + 1;
+      } else if (is_cmp_keys) {
+        lo = base;
+        hi = base + visible_cmp(c, t);
+      } else {
+        lo = base;
+        hi = base + (c.slc_causal == 0 ? t + 1 : sq.t_k);
+        nc = t / c.lp + 1;
+      }
+    }
+    ri.t[r] = t;
+    ri.base[r] = base;
+    ri.lo[r] = lo;
+    ri.hi[r] = hi;
+    ri.n_cand[r] = nc;
+  }
+  __syncthreads();
+
+  // ---- key tiles: one range (window, compressed) or the union of selected blocks -------------
+  int64_t n_tiles = 0, tiles_per_block = 1;
+  if (mode != kSlc) {
+    if (tid == 0) {
+      int64_t ulo = INT64_MAX, uhi = INT64_MIN;
+      for (int r = 0; r < R && r < kBM; ++r)
+        if (ri.row[r] >= 0 && ri.hi[r] > ri.lo[r]) {
+          ulo = min(ulo, ri.lo[r]);
+          uhi = max(uhi, ri.hi[r]);
+        }
+      s_union_lo = ulo;
+      s_union_hi = uhi;
+    }
+    __syncthreads();
+    if (s_union_hi > s_union_lo) n_tiles = (s_union_hi - s_union_lo + kBN - 1) / kBN;
+  } else {
+    const int64_t n = c.n;
+    const int entries = static_cast<int>(R * n);
+    int pow2 = 1;
+    while (pow2 < entries) pow2 <<= 1;
+    for (int e = tid; e < pow2; e += kThreads) {
+      int64_t val = INT64_MAX;
+      if (e < entries) {
+        const int r = static_cast<int>(e / n);
+        const int64_t row = ri.row[r];
+        if (row >= 0) {
+          const int64_t j = idx[(row * c.h_kv + g) * n + e % n];
+          if (j >= 0 && j < ri.n_cand[r]) val = ri.base[r] + j * c.lp;
+        }
+      }
+      starts[e] = val;
+    }
+    __syncthreads();
+    // Bitonic sort of the block starts (ascending), then compaction of distinct values.
+    for (int size = 2; size <= pow2; size <<= 1)
+      for (int stride = size >> 1; stride > 0; stride >>= 1) {
+        for (int e = tid; e < pow2; e += kThreads) {
+          const int p = e ^ stride;
+          if (p > e) {
+            const bool up = (e & size) == 0;
+            const int64_t a = starts[e], b = starts[p];
+            if ((a > b) == up) {
+              starts[e] = b;
+              starts[p] = a;
+            }
+          }
+        }
+        __syncthreads();
+      }
+    if (warp == 0) {
+      int count = 0;
+      for (int base = 0; base < pow2; base += 32) {
+        const int e = base + lane;
+        const int64_t cur = starts[e];
+        const bool keep = cur != INT64_MAX && (e == 0 || starts[e - 1] != cur);
+        const unsigned m = __ballot_sync(0xffffffffu, keep);
+        const int pos = count + __popc(m & ((1u << lane) - 1u));
+        __syncwarp();
+        if (keep) starts[pos] = cur;  // pos <= e: compaction in place never overtakes reads
+        count += __popc(m);
+        __syncwarp();
+      }
+      if (lane == 0) s_nb = count;
+    }
+    __syncthreads();
+    tiles_per_block = (c.lp + kBN - 1) / kBN;
+    n_tiles = s_nb * tiles_per_block;
+  }
+
+  auto tile_start = [&](int64_t i) -> int64_t {
+    if (mode != kSlc) return s_union_lo + i * kBN;
+    return starts[i / tiles_per_block] + (i % tiles_per_block) * kBN;
+  };
+  auto tile_block_end = [&](int64_t i) -> int64_t {
+    if (mode != kSlc) return s_union_hi;
+    return starts[i / tiles_per_block] + c.lp;
+  };
+  // Selection: multiplicity of tile i's block for each row, into stage st.
+  auto tile_counts = [&](int64_t i, int st) {
+    if (mode != kSlc || tid >= kBM) return;
+    const int r = tid;
+    int cnt = 0;
+    if (ri.row[r] >= 0) {
+      const int64_t blk = starts[i / tiles_per_block];
+      const int32_t* list = idx + (ri.row[r] * c.h_kv + g) * c.n;
+      for (int64_t s = 0; s < c.n; ++s) {
+        const int64_t j = list[s];
+        if (j >= 0 && j < ri.n_cand[r] && ri.base[r] + j * c.lp == blk) ++cnt;
+      }
+      if (c.policy != 2 && cnt > 1) cnt = 1;
+    }
+    ri.cnt[st][r] = cnt;
+  };
+  auto load_tile = [&](int64_t i, int st) {
+    const int64_t start = tile_start(i);
+    T* kd = Ks + st * kBN * S::kQs;
+    constexpr int kc = DK / 8;
+    for (int e = tid; e < kBN * kc; e += kThreads) {
+      const int rr = e / kc, cc = e % kc;
+      const int64_t u = start + rr;
+      const bool ok = u >= 0 && u < key_rows;
+      cp16(kd + rr * S::kQs + cc * 8, ok ? k + (u * c.h_kv + g) * DK + cc * 8 : k, ok);
+    }
+    if (mode != kProbs) {
+      T* vd = Vs + st * kBN * S::kVs;
+      constexpr int vc = DV / 8;
+      for (int e = tid; e < kBN * vc; e += kThreads) {
+        const int rr = e / vc, cc = e % vc;
+        const int64_t u = start + rr;
+        const bool ok = u >= 0 && u < key_rows;
+        cp16(vd + rr * S::kVs + cc * 8, ok ? v + (u * c.h_kv + g) * DV + cc * 8 : v, ok);
+      }
+    }
+    tile_counts(i, st);
+  };
+
+  // ---- Q tile ------------------------------------------------------------------------------
+  {
+    constexpr int kc = DK / 8;
+    for (int e = tid; e < kBM * kc; e += kThreads) {
+      const int m = e / kc, cc = e % kc;
+      const int r = static_cast<int>(m / G);
+      const bool ok = m < R * G && r < kBM && ri.row[r] >= 0;
+      const int64_t h = g * G + m % G;
+      cp16(Qs + m * S::kQs + cc * 8, ok ? q + (ri.row[r] * c.h_q + h) * DK + cc * 8 : q, ok);
+    }
+  }
+  if (n_tiles > 0) load_tile(0, 0);
+  cp_commit();
+
+  // Rows of this lane in the warp's 16-row slice: vectors m0 and m0 + 8.
+  const int m_a = warp * 16 + (lane >> 2), m_b = m_a + 8;
+  const int r_a = static_cast<int>(m_a / G), r_b = static_cast<int>(m_b / G);
+  const bool v_a = m_a < R * G, v_b = m_b < R * G;
+  const bool warp_live = warp * 16 < R * G;
+  const float qk_scale = c.scale * kLog2e;
+  float lse_a = 0, lse_b = 0;  // probs mode: known lse in the exp2 domain
+  if (mode == kProbs) {
+    lse_a = v_a && ri.row[r_a] >= 0 ? lse[ri.row[r_a] * c.h_q + g * G + m_a % G] * kLog2e : 0.f;
+    lse_b = v_b && ri.row[r_b] >= 0 ? lse[ri.row[r_b] * c.h_q + g * G + m_b % G] * kLog2e : 0.f;
+  }
+
+  float acc[DV / 8][4];
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  float mx_a = -INFINITY, mx_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+
+  for (int64_t i = 0; i < n_tiles; ++i) {
+    const int st = static_cast<int>(i & 1);
+    if (i + 1 < n_tiles) {
+      load_tile(i + 1, st ^ 1);
+      cp_commit();
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    __syncthreads();
+    const int64_t start = tile_start(i), blk_end = tile_block_end(i);
+    if (warp_live) {
+      const T* kt = Ks + st * kBN * S::kQs;
+      float s[8][4];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < DK / 16; ++kk) {
+        uint32_t a[4];
+        ldsm_x4(a, Qs + (warp * 16 + (lane & 15)) * S::kQs + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t b[4];
+          ldsm_x4(b, kt + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * S::kQs + kk * 16 +
+                         ((lane >> 3) & 1) * 8);
+          mma<T>(s[2 * np], a, b[0], b[1]);
+          mma<T>(s[2 * np + 1], a, b[2], b[3]);
+        }
+      }
+      // Masks and weights of this lane's two rows.
+      int64_t lo_a = 0, hi_a = 0, lo_b = 0, hi_b = 0;
+      float w_a = 0.f, w_b = 0.f;
+      if (v_a && ri.row[r_a] >= 0) {
+        lo_a = mode == kSlc ? max(start, ri.lo[r_a]) : ri.lo[r_a];
+        hi_a = mode == kSlc ? min(blk_end, ri.hi[r_a]) : ri.hi[r_a];
+        w_a = mode == kSlc ? static_cast<float>(ri.cnt[st][r_a]) : 1.f;
+      }
+      if (v_b && ri.row[r_b] >= 0) {
+        lo_b = mode == kSlc ? max(start, ri.lo[r_b]) : ri.lo[r_b];
+        hi_b = mode == kSlc ? min(blk_end, ri.hi[r_b]) : ri.hi[r_b];
+        w_b = mode == kSlc ? static_cast<float>(ri.cnt[st][r_b]) : 1.f;
+      }
+      float tmax_a = -INFINITY, tmax_b = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int64_t u = start + j * 8 + (lane & 3) * 2 + e;
+          const bool ok_a = w_a > 0.f && u >= lo_a && u < hi_a;
+          const bool ok_b = w_b > 0.f && u >= lo_b && u < hi_b;
+          s[j][e] = ok_a ? s[j][e] * qk_scale : -INFINITY;
+          s[j][2 + e] = ok_b ? s[j][2 + e] * qk_scale : -INFINITY;
+          tmax_a = fmaxf(tmax_a, s[j][e]);
+          tmax_b = fmaxf(tmax_b, s[j][2 + e]);
+        }
+      if (mode == kProbs) {
+        // p = exp(z - lse) per head, reduced over the group's heads through shared memory.
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = j * 8 + (lane & 3) * 2 + e;
+            Ps[m_a * kBN + col] = exp2f(s[j][e] - lse_a);
+            Ps[m_b * kBN + col] = exp2f(s[j][2 + e] - lse_b);
+          }
+      } else {
+        tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
+        tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
+        tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 1));
+        tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 2));
+        const float new_a = fmaxf(mx_a, tmax_a), new_b = fmaxf(mx_b, tmax_b);
+        const float use_a = new_a == -INFINITY ? 0.f : new_a;
+        const float use_b = new_b == -INFINITY ? 0.f : new_b;
+        const float corr_a = exp2f(mx_a - use_a), corr_b = exp2f(mx_b - use_b);
+        mx_a = new_a;
+        mx_b = new_b;
+        float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            s[j][e] = w_a * exp2f(s[j][e] - use_a);
+            s[j][2 + e] = w_b * exp2f(s[j][2 + e] - use_b);
+            sum_a += s[j][e];
+            sum_b += s[j][2 + e];
+          }
+        l_a = l_a * corr_a + sum_a;
+        l_b = l_b * corr_b + sum_b;
+#pragma unroll
+        for (int j = 0; j < DV / 8; ++j) {
+          acc[j][0] *= corr_a;
+          acc[j][1] *= corr_a;
+          acc[j][2] *= corr_b;
+          acc[j][3] *= corr_b;
+        }
+        const T* vt = Vs + st * kBN * S::kVs;
+#pragma unroll
+        for (int kk = 0; kk < kBN / 16; ++kk) {
+          uint32_t a[4];
+          a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+          a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+          a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+          a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+          for (int np = 0; np < DV / 16; ++np) {
+            uint32_t b[4];
+            ldsm_x4_t(b, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::kVs + np * 16 +
+                             (lane >> 4) * 8);
+            mma<T>(acc[2 * np], a, b[0], b[1]);
+            mma<T>(acc[2 * np + 1], a, b[2], b[3]);
+          }
+        }
+      }
+    }
+    if (mode == kProbs) {
+      __syncthreads();
+      // Sum over the G heads of each row; keys outside a row's visible range are skipped.
+      for (int e = tid; e < R * kBN; e += kThreads) {
+        const int r = e / kBN, col = e % kBN;
+        const int64_t u = start + col;
+        if (r >= kBM || ri.row[r] < 0 || u < ri.lo[r] || u >= ri.hi[r]) continue;
+        float total = 0.f;
+        for (int64_t h = 0; h < G; ++h) total += Ps[(r * G + h) * kBN + col];
+        pg[((ri.row[r] - row0) * c.h_kv + g) * c.nc_max + (u - ri.base[r])] = total;
+      }
+    }
+    __syncthreads();  // stage st is overwritten by the next prefetch
+  }
+  if (mode == kProbs) return;
+
+  // ---- epilogue ----------------------------------------------------------------------------
+  l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+  l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+  l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+  l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+  if (!warp_live) return;
+  const bool out_a = v_a && ri.row[r_a] >= 0, out_b = v_b && ri.row[r_b] >= 0;
+  const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f, inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
+  T* o_a = out_a ? o + (ri.row[r_a] * c.h_q + g * G + m_a % G) * DV : nullptr;
+  T* o_b = out_b ? o + (ri.row[r_b] * c.h_q + g * G + m_b % G) * DV : nullptr;
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) {
+    const int col = j * 8 + (lane & 3) * 2;
+    if (out_a)
+      *reinterpret_cast<uint32_t*>(o_a + col) = pack2<T>(acc[j][0] * inv_a, acc[j][1] * inv_a);
+    if (out_b)
+      *reinterpret_cast<uint32_t*>(o_b + col) = pack2<T>(acc[j][2] * inv_b, acc[j][3] * inv_b);
+  }
+  if ((lane & 3) == 0) {
+    if (out_a)
+      lse[ri.row[r_a] * c.h_q + g * G + m_a % G] = l_a > 0.f ? mx_a * kLn2 + logf(l_a) : -INFINITY;
+    if (out_b)
+      lse[ri.row[r_b] * c.h_q + g * G + m_b % G] = l_b > 0.f ? mx_b * kLn2 + logf(l_b) : -INFINITY;
+  }
+}
+
+template <class T, int DK, int DV>
+void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
+                 const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
+                 const std::string& ctx) {
+  const int G = static_cast<int>(c.group);
+  int R = kBM / G;
+  if (mode == kSlc) R = static_cast<int>(std::min<int64_t>(R, kMaxSelEntries / c.n));
+  const size_t smem = Smem<T, DK, DV>::total;
+  static bool configured = false;  // per instantiation
+  if (!configured) {
+    check(cudaFuncSetAttribute(attn_mma_kernel<T, DK, DV>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+          "attn_mma_kernel (shared memory)", ctx);
+    configured = true;
+  }
+  const int64_t tiles = (rows + R - 1) / R;
+  attn_mma_kernel<T, DK, DV>
+      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kThreads, smem,
+         stream>>>(c, mode, R, row0, rows, q, k, v, idx, o, lse, pg);
+  check_launch(mode == kCmp   ? "attn_mma_kernel<cmp>"
+               : mode == kSlc ? "attn_mma_kernel<slc>"
+               : mode == kWin ? "attn_mma_kernel<win>"
+                              : "attn_mma_kernel<probs>",
+               ctx);
+}
+
+template <class T>
+bool dispatch(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
+              const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
+              const std::string& ctx) {
+  if (c.group > kBM || c.h_kv > 65535) return false;
+  if (mode == kSlc && (c.n > kMaxSelEntries || c.n < 1)) return false;
+  if (rows <= 0) return true;
+  const int64_t dk = c.d_k, dv = c.d_v;
+#define NSA_CASE(DK_, DV_)                                                                \
+  if (dk == DK_ && dv == DV_) {                                                           \
+    launch_dims<T, DK_, DV_>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx); \
+    return true;                                                                          \
+  }
+  NSA_CASE(64, 64)
+  NSA_CASE(128, 64)
+  NSA_CASE(128, 128)
+  NSA_CASE(192, 64)
+  NSA_CASE(192, 128)
+  NSA_CASE(256, 64)
+  NSA_CASE(256, 128)
+#undef NSA_CASE
   return false;
 }
 
-template bool launch_attend_mma<float>(int, const DevCfg&, const float*, const float*, const float*,
-                                       const int32_t*, float*, float*, cudaStream_t,
-                                       const std::string&);
-template bool launch_attend_mma<__half>(int, const DevCfg&, const __half*, const __half*,
-                                        const __half*, const int32_t*, __half*, float*,
-                                        cudaStream_t, const std::string&);
-template bool launch_attend_mma<__nv_bfloat16>(int, const DevCfg&, const __nv_bfloat16*,
-                                               const __nv_bfloat16*, const __nv_bfloat16*,
-                                               const int32_t*, __nv_bfloat16*, float*, cudaStream_t,
-                                               const std::string&);
+}  // namespace
+
+template <class T>
+bool launch_attend_mma(int branch, const DevCfg& c, const T* q, const T* k, const T* v,
+                       const int32_t* idx, T* o, float* lse, cudaStream_t stream,
+                       const std::string& ctx) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;  // fp32 keeps full precision on the simple path
+  } else {
+    return dispatch<T>(branch, c, 0, c.total_q, q, k, v, idx, o, lse, nullptr, stream, ctx);
+  }
+}
+
+template <class T>
+bool launch_probs_mma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
+                      const float* lse_cmp, float* pg, cudaStream_t stream,
+                      const std::string& ctx) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;
+  } else {
+    return dispatch<T>(kProbs, c, row0, rows, q, kc, nullptr, nullptr, nullptr,
+                       const_cast<float*>(lse_cmp), pg, stream, ctx);
+  }
+}
+
+#define NSA_INST(T)                                                                      \
+  template bool launch_attend_mma<T>(int, const DevCfg&, const T*, const T*, const T*,   \
+                                     const int32_t*, T*, float*, cudaStream_t,           \
+                                     const std::string&);                                \
+  template bool launch_probs_mma<T>(const DevCfg&, int64_t, int64_t, const T*, const T*, \
+                                    const float*, float*, cudaStream_t, const std::string&);
+NSA_INST(float)
+NSA_INST(__half)
+NSA_INST(__nv_bfloat16)
+#undef NSA_INST
 
 }  // namespace nsa::cuda::detail

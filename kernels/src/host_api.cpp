@@ -233,6 +233,13 @@ nsa::ref::Outputs forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Input
     scores_dev.allocate(static_cast<std::size_t>(rows * c.h_kv * ns_max) * sizeof(float), "scores");
     dout.scores = scores_dev.get<float>();
   }
+  // Poison every output with NaN bytes (indices with 0x7f7f7f7f, an invalid block) so that an
+  // element a kernel fails to write shows up in the comparison.
+  for (DeviceBuffer* b : {&o_dev, &ob_dev[0], &ob_dev[1], &ob_dev[2], &lse_dev[0], &lse_dev[1],
+                          &lse_dev[2], &pcmp_dev, &scores_dev})
+    if (b->bytes()) detail::check(cudaMemset(b->get(), 0xff, b->bytes()), "cudaMemset", "poison");
+  if (idx_out.bytes())
+    detail::check(cudaMemset(idx_out.get(), 0x7f, idx_out.bytes()), "cudaMemset", "poison");
   plan.run(di, dout);
   detail::check(cudaDeviceSynchronize(), "nsa::cuda::forward (kernels)",
                 "config: " + nsa::ref::describe(c));
@@ -289,5 +296,18 @@ nsa::ref::Outputs forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Input
   }
   return out;
 }
+
+void fill_uniform(void* dev, int64_t count, Dtype dt, uint64_t seed, float lo, float hi) {
+  if (dt == Dtype::f64) throw std::invalid_argument("fill_uniform: dtype fp64 is not supported");
+  detail::launch_fill(dev, count, static_cast<int>(dt), seed, lo, hi);
+}
+
+void* device_alloc(std::size_t bytes) {
+  void* p = nullptr;
+  detail::check(cudaMalloc(&p, bytes), "cudaMalloc", std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void device_free(void* p) noexcept { cudaFree(p); }
 
 }  // namespace nsa::cuda

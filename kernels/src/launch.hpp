@@ -38,6 +38,9 @@ struct DevCfg {
   const int64_t* cu_c;  // [num_seqs + 1] compressed-row offsets
 };
 
+// Random fill for benchmarks; dtype 0 fp32, 1 fp16, 2 bf16.
+void launch_fill(void* dev, int64_t count, int dtype, uint64_t seed, float lo, float hi);
+
 // phi parameters of one tensor (K or V) on the device, in the input dtype.
 template <class T>
 struct PhiDev {
@@ -66,11 +69,19 @@ bool launch_attend_mma(int branch, const DevCfg& c, const T* q, const T* k, cons
                        const int32_t* idx, T* o, float* lse, cudaStream_t stream,
                        const std::string& ctx);
 
+// Tensor-core probs pass (fp16/bf16, supported head dims): pg for rows [row0, row0 + rows);
+// returns false when outside its configs.
 template <class T>
-void launch_group_probs(const DevCfg& c, const T* q, const T* kc, const float* lse_cmp, float* pg,
-                        float* p_cmp, cudaStream_t stream, const std::string& ctx);
-void launch_map_scores(const DevCfg& c, const float* pg, float* scores, cudaStream_t stream,
-                       const std::string& ctx);
+bool launch_probs_mma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
+                      const float* lse_cmp, float* pg, cudaStream_t stream, const std::string& ctx);
+
+template <class T>
+void launch_group_probs(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
+                        const float* lse_cmp, float* pg, float* p_cmp, cudaStream_t stream,
+                        const std::string& ctx);
+// Rows [row0, row0 + rows): pg holds that chunk only ([rows, h_kv, nc_max]).
+void launch_map_scores(const DevCfg& c, int64_t row0, int64_t rows, const float* pg, float* scores,
+                       cudaStream_t stream, const std::string& ctx);
 void launch_topn(const DevCfg& c, const float* scores, int32_t* indices, cudaStream_t stream,
                  const std::string& ctx);
 

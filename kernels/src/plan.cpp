@@ -1,7 +1,9 @@
 // Plan: the device-side tables of one config plus scratch, and the order of the launches:
 // compress -> compressed attention (lse) -> group probabilities -> mapped scores -> top-n ->
 // selection -> window -> gated combination.
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <sstream>
 #include <vector>
 
@@ -97,6 +99,9 @@ struct Plan::Impl {
   std::array<DeviceBuffer, 3> lse;  // branch lse when the caller keeps none
   DeviceBuffer pg, scores, indices;
   bool want_cmp_scores = false, compute_topn = false;
+  // NSA_CUDA_SIMPLE=1 keeps every branch on the simple path (debugging, comparisons).
+  bool force_simple = false;
+  int64_t chunk_rows = 1;  // rows per pass of the group-probability scratch (bounded memory)
 
   template <class T>
   void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times);
@@ -159,6 +164,8 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   d.cu_q = m.cu_q.get<int64_t>();
   d.cu_c = m.cu_c.get<int64_t>();
 
+  const char* simple = std::getenv("NSA_CUDA_SIMPLE");
+  m.force_simple = simple && std::string(simple) == "1";
   m.want_cmp_scores = c.enable_cmp || (c.enable_slc && !c.given_indices);
   m.compute_topn = c.enable_slc && !c.given_indices;
   const std::size_t eb = dtype_bytes(c.dtype);
@@ -168,7 +175,11 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
     m.vcmp.allocate(sz(d.total_c * c.h_kv * c.d_v) * eb, "compressed V [" + m.ctx + "]");
   }
   if (m.compute_topn) {
-    m.pg.allocate(sz(vc.total_q * c.h_kv * d.nc_max) * sizeof(float),
+    // The group-probability scratch covers a chunk of rows: at most 512 MiB.
+    const int64_t per_row = std::max<int64_t>(1, c.h_kv * d.nc_max) * 4;
+    m.chunk_rows =
+        std::max<int64_t>(1, std::min<int64_t>(vc.total_q, (int64_t{512} << 20) / per_row));
+    m.pg.allocate(sz(m.chunk_rows * c.h_kv * d.nc_max) * sizeof(float),
                   "group probs [" + m.ctx + "]");
     m.scores.allocate(sz(vc.total_q * c.h_kv * d.ns_max) * sizeof(float),
                       "selection scores [" + m.ctx + "]");
@@ -207,7 +218,7 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   auto kin = [&](int b) { return static_cast<const T*>(in.k[b]); };
   auto vin = [&](int b) { return static_cast<const T*>(in.v[b]); };
   auto attend = [&](int b, const T* k, const T* v, const int32_t* idx) {
-    if (!detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx))
+    if (force_simple || !detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx))
       detail::launch_attend_simple<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx);
   };
 
@@ -228,15 +239,23 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   timer.mark(st);  // 2
   const int32_t* idx = in.indices;
   if (compute_topn) {
-    if (dc.nc_max > 0 || out.p_cmp)
-      detail::launch_group_probs<T>(dc, q, kc.get<T>(), lb[0], pg.get<float>(), out.p_cmp, st, ctx);
     float* sc = out.scores ? out.scores : scores.get<float>();
-    detail::launch_map_scores(dc, pg.get<float>(), sc, st, ctx);
+    for (int64_t r0 = 0; r0 < vc.total_q; r0 += chunk_rows) {
+      const int64_t rows = std::min(chunk_rows, vc.total_q - r0);
+      if (dc.nc_max > 0 && (out.p_cmp || force_simple ||
+                            !detail::launch_probs_mma<T>(dc, r0, rows, q, kc.get<T>(), lb[0],
+                                                         pg.get<float>(), st, ctx)))
+        detail::launch_group_probs<T>(dc, r0, rows, q, kc.get<T>(), lb[0], pg.get<float>(),
+                                      out.p_cmp, st, ctx);
+      detail::launch_map_scores(dc, r0, rows, pg.get<float>(), sc, st, ctx);
+    }
     int32_t* ind = out.indices ? out.indices : indices.get<int32_t>();
     detail::launch_topn(dc, sc, ind, st, ctx);
     idx = ind;
   } else if (want_cmp_scores && out.p_cmp) {
-    detail::launch_group_probs<T>(dc, q, kc.get<T>(), lb[0], nullptr, out.p_cmp, st, ctx);
+    if (dc.nc_max > 0)
+      detail::launch_group_probs<T>(dc, 0, vc.total_q, q, kc.get<T>(), lb[0], nullptr, out.p_cmp,
+                                    st, ctx);
   }
   timer.mark(st);  // 3
   if (dc.enable[1]) {

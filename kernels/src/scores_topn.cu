@@ -21,12 +21,13 @@ __device__ RowPos row_pos(const DevCfg& c, int64_t row) {
 
 // One block per (row, group); Q of the group staged in shared memory; threads over blocks i.
 template <class T>
-__global__ void group_probs_kernel(DevCfg c, const T* __restrict__ q, const T* __restrict__ kc,
-                                   const float* __restrict__ lse_cmp, float* __restrict__ pg,
-                                   float* __restrict__ p_cmp) {
+__global__ void group_probs_kernel(DevCfg c, int64_t row0, int64_t rows, const T* __restrict__ q,
+                                   const T* __restrict__ kc, const float* __restrict__ lse_cmp,
+                                   float* __restrict__ pg, float* __restrict__ p_cmp) {
   extern __shared__ float qs[];  // [G, d_k]
   const int64_t G = c.group, dk = c.d_k;
-  for (int64_t item = blockIdx.x; item < c.total_q * c.h_kv; item += gridDim.x) {
+  for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
+    const int64_t item = row0 * c.h_kv + local;
     const int64_t row = item / c.h_kv, g = item % c.h_kv;
     const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
     const int64_t t = sq.t_k - sq.t_q + (row - sq.q_begin);
@@ -49,19 +50,20 @@ __global__ void group_probs_kernel(DevCfg c, const T* __restrict__ q, const T* _
         total += p;
         if (p_cmp) p_cmp[(row * c.h_q + g * G + h) * c.nc_max + i] = p;
       }
-      if (pg) pg[item * c.nc_max + i] = total;
+      if (pg) pg[local * c.nc_max + i] = total;
     }
   }
 }
 
-__global__ void map_scores_kernel(DevCfg c, const float* __restrict__ pg,
-                                  float* __restrict__ scores) {
+__global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
+                                  const float* __restrict__ pg, float* __restrict__ scores) {
   const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
-  for (int64_t item = blockIdx.x; item < c.total_q * c.h_kv; item += gridDim.x) {
+  for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
+    const int64_t item = row0 * c.h_kv + local;
     const RowPos rp = row_pos(c, item / c.h_kv);
     const int64_t vis = visible_cmp(c, rp.t);
     const int64_t n_cand = rp.t / c.lp + 1, cur = rp.t / c.lp;
-    const float* p = pg + item * c.nc_max;
+    const float* p = pg + local * c.nc_max;
     auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
     for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x) {
       float acc = -INFINITY;
@@ -169,24 +171,26 @@ unsigned grid_for(int64_t items) {
 }  // namespace
 
 template <class T>
-void launch_group_probs(const DevCfg& c, const T* q, const T* kc, const float* lse_cmp, float* pg,
-                        float* p_cmp, cudaStream_t stream, const std::string& ctx) {
-  const int64_t items = c.total_q * c.h_kv;
+void launch_group_probs(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
+                        const float* lse_cmp, float* pg, float* p_cmp, cudaStream_t stream,
+                        const std::string& ctx) {
+  const int64_t items = rows * c.h_kv;
   if (items == 0 || c.nc_max == 0) return;
   const size_t smem = static_cast<size_t>(c.group * c.d_k) * sizeof(float);
   if (smem > 48 * 1024)
     check(cudaFuncSetAttribute(group_probs_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem)),
           "group_probs_kernel (shared memory)", ctx);
-  group_probs_kernel<T><<<grid_for(items), 128, smem, stream>>>(c, q, kc, lse_cmp, pg, p_cmp);
+  group_probs_kernel<T>
+      <<<grid_for(items), 128, smem, stream>>>(c, row0, rows, q, kc, lse_cmp, pg, p_cmp);
   check_launch("group_probs_kernel", ctx);
 }
 
-void launch_map_scores(const DevCfg& c, const float* pg, float* scores, cudaStream_t stream,
-                       const std::string& ctx) {
-  const int64_t items = c.total_q * c.h_kv;
+void launch_map_scores(const DevCfg& c, int64_t row0, int64_t rows, const float* pg, float* scores,
+                       cudaStream_t stream, const std::string& ctx) {
+  const int64_t items = rows * c.h_kv;
   if (items == 0) return;
-  map_scores_kernel<<<grid_for(items), 128, 0, stream>>>(c, pg, scores);
+  map_scores_kernel<<<grid_for(items), 128, 0, stream>>>(c, row0, rows, pg, scores);
   check_launch("map_scores_kernel", ctx);
 }
 
@@ -203,9 +207,10 @@ void launch_topn(const DevCfg& c, const float* scores, int32_t* indices, cudaStr
   check_launch("topn_kernel", ctx);
 }
 
-#define NSA_INST(T)                                                                            \
-  template void launch_group_probs<T>(const DevCfg&, const T*, const T*, const float*, float*, \
-                                      float*, cudaStream_t, const std::string&);
+#define NSA_INST(T)                                                                        \
+  template void launch_group_probs<T>(const DevCfg&, int64_t, int64_t, const T*, const T*, \
+                                      const float*, float*, float*, cudaStream_t,          \
+                                      const std::string&);
 NSA_INST(float)
 NSA_INST(__half)
 NSA_INST(__nv_bfloat16)

@@ -95,6 +95,14 @@ class Plan {
   Impl* impl_;
 };
 
+// Fills count elements of dtype dt at dev with values uniform in [lo, hi) from a counter-based
+// hash of (seed, i) (benchmark inputs; synchronous).
+void fill_uniform(void* dev, int64_t count, nsa::ref::Dtype dt, uint64_t seed, float lo, float hi);
+
+// Device memory helpers for callers without CUDA headers (benchmarks).
+void* device_alloc(std::size_t bytes);
+void device_free(void* p) noexcept;
+
 // Bytes per element of cfg.dtype on the device.
 std::size_t dtype_bytes(nsa::ref::Dtype d);
 

@@ -1,0 +1,102 @@
+#include "gpu_case.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "nsa/ref/forward.hpp"
+
+namespace nsa::cuda::test {
+
+using namespace nsa::ref;
+
+Config base_config(int64_t t, Dtype dt, int64_t h_kv, int64_t g) {
+  Config c;
+  c.t_k = t;
+  c.h_kv = h_kv;
+  c.h_q = h_kv * g;
+  c.d_k = c.d_v = 64;
+  c.cmp_block = 32;
+  c.cmp_stride = 16;
+  c.slc_block = 64;
+  c.top_n = 4;
+  c.window = 64;
+  c.dtype = dt;
+  return c;
+}
+
+std::vector<int64_t> sample_rows(const ValidConfig& vc, int64_t limit) {
+  std::vector<int64_t> rows;
+  if (vc.total_q <= limit) {
+    for (int64_t r = 0; r < vc.total_q; ++r) rows.push_back(r);
+    return rows;
+  }
+  const auto& c = vc.cfg;
+  for (const auto& s : vc.seqs) {
+    if (s.t_q == 0) continue;
+    for (int64_t i : {int64_t{0}, int64_t{1}, s.t_q - 2, s.t_q - 1})
+      if (i >= 0 && i < s.t_q) rows.push_back(s.q_begin + i);
+    // Around selection/compression boundaries and the window edge.
+    for (int64_t t : {c.cmp_block - 1, c.cmp_block, c.slc_block - 1, c.slc_block, c.window - 1,
+                      c.window, c.window + 1, 3 * c.slc_block + 5}) {
+      const int64_t i = t - (s.t_k - s.t_q);
+      if (i >= 0 && i < s.t_q) rows.push_back(s.q_begin + i);
+    }
+  }
+  // Evenly spread rows, fixed stride: deterministic.
+  const int64_t want = std::max<int64_t>(0, limit - static_cast<int64_t>(rows.size()));
+  for (int64_t k = 0; k < want; ++k)
+    rows.push_back((vc.total_q - 1) * k / std::max<int64_t>(1, want - 1) * 1);
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+Outputs select_rows(const Outputs& full, const ValidConfig& vc, const std::vector<int64_t>& rows) {
+  const auto& c = vc.cfg;
+  Outputs o;
+  o.rows = rows;
+  o.heads = full.heads;
+  o.groups = full.groups;
+  o.d_v = full.d_v;
+  o.top_n = full.top_n;
+  o.nc_max = full.nc_max;
+  o.ns_max = full.ns_max;
+  auto pick = [&](const auto& src, auto& dst, int64_t per_row) {
+    using V = typename std::decay_t<decltype(dst)>::value_type;
+    dst.clear();
+    if (src.empty()) return;
+    for (int64_t r : rows)
+      dst.insert(dst.end(), src.begin() + r * per_row, src.begin() + (r + 1) * per_row);
+    (void)sizeof(V);
+  };
+  for (int b = 0; b < 3; ++b) {
+    pick(full.o_branch[b], o.o_branch[b], c.h_q * c.d_v);
+    pick(full.lse[b], o.lse[b], c.h_q);
+  }
+  pick(full.o, o.o, c.h_q * c.d_v);
+  pick(full.p_cmp, o.p_cmp, c.h_q * full.nc_max);
+  pick(full.scores, o.scores, c.h_kv * full.ns_max);
+  pick(full.indices, o.indices, c.h_kv * c.top_n);
+  return o;
+}
+
+CaseResult run_case(const Config& cfg, uint64_t seed, Regime regime, const Inputs* given,
+                    const Options& opt) {
+  const ValidConfig vc = validate(cfg);
+  const Inputs generated = given ? Inputs{} : generate_inputs(vc, seed, regime);
+  const Inputs& in = given ? *given : generated;
+  CaseResult r;
+  r.gpu = nsa::cuda::forward(vc, in, opt);
+  const auto rows = sample_rows(vc);
+  const Outputs cand =
+      static_cast<int64_t>(rows.size()) == vc.total_q ? r.gpu : select_rows(r.gpu, vc, rows);
+  r.verdict = check_candidate(vc, in, cand, Precision::f64);
+  std::ostringstream o;
+  o << "config: " << describe(cfg) << "\nseed " << seed << " regime " << to_string(regime) << ", "
+    << rows.size() << " of " << vc.total_q << " rows checked\n"
+    << r.verdict.table();
+  r.report = o.str();
+  return r;
+}
+
+}  // namespace nsa::cuda::test
