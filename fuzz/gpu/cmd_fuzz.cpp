@@ -1,0 +1,306 @@
+// `nsa fuzz`: the configuration fuzzer (docs/fuzzing.md). Draws random valid cases
+// (case_gen.hpp), runs the CUDA kernels (--gpu) or the f64 reference (--cpu) on them, and checks
+// the result with nsa::ref::check_candidate against truth and the dtype-faithful baseline.
+// Every failure prints the case and a one-line repro command; --save-dir keeps its config.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "case_gen.hpp"
+#include "command.hpp"
+#include "gpu_backend.hpp"
+#include "nsa/golden/suites.hpp"
+#include "nsa/ref/compare.hpp"
+#include "nsa/ref/config_json.hpp"
+
+namespace {
+
+using namespace nsa::ref;
+using nsa::fuzz::FuzzCase;
+
+constexpr int kNeedsGpu = 77;  // ctest's skip code: "needs a GPU" is not a failure
+
+struct Args {
+  bool gpu = false, cpu = false, verbose = false;
+  std::optional<uint64_t> seed;
+  std::optional<int64_t> iterations, single_case;
+  std::optional<double> minutes;
+  std::string save_dir;
+  int64_t max_rows = 48;
+  std::optional<Precision> truth;
+};
+
+const char* kUsage =
+    "usage: nsa fuzz (--gpu | --cpu) --seed S (--iterations N | --minutes M | --case K)\n"
+    "                [--save-dir DIR] [--max-rows R] [--truth f64|f128] [--verbose]\n"
+    "  --gpu        run the CUDA kernels on each case (needs a CUDA device)\n"
+    "  --cpu        run the f64 reference instead (checks the fuzzer itself; no GPU)\n"
+    "  --seed S     run seed; case K of seed S is always the same case\n"
+    "  --iterations N / --minutes M   how many cases / how long (the first reached stops)\n"
+    "  --case K     run only case K of seed S (the repro of a failure)\n"
+    "  --save-dir   write each failing case's config JSON, seeds and verdict (and golden file)\n"
+    "  --max-rows   query rows checked per case (edges first; default 48)\n"
+    "  --truth      precision of the truth (default: f64 with --gpu, f128 with --cpu)\n";
+
+int bad_arg(const std::string& msg) {
+  std::fprintf(stderr, "nsa fuzz: %s\n%s", msg.c_str(), kUsage);
+  return 2;
+}
+
+template <class T>
+bool parse_number(const std::string& s, T& out) {
+  try {
+    std::size_t used = 0;
+    if constexpr (std::is_floating_point_v<T>) {
+      out = static_cast<T>(std::stod(s, &used));
+    } else if constexpr (std::is_unsigned_v<T>) {
+      if (!s.empty() && s[0] == '-') return false;
+      out = static_cast<T>(std::stoull(s, &used));
+    } else {
+      out = static_cast<T>(std::stoll(s, &used));
+    }
+    return used == s.size();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Parses argv; returns an exit code when parsing ends the command (help, bad argument).
+std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    const std::string& k = argv[i];
+    auto value = [&](auto& out) -> bool {
+      if (i + 1 >= argv.size()) return false;
+      return parse_number(argv[++i], out);
+    };
+    if (k == "--help" || k == "-h") {
+      std::printf("%s", kUsage);
+      return 0;
+    } else if (k == "--gpu") {
+      a.gpu = true;
+    } else if (k == "--cpu") {
+      a.cpu = true;
+    } else if (k == "--verbose") {
+      a.verbose = true;
+    } else if (k == "--seed") {
+      uint64_t s = 0;
+      if (!value(s)) return bad_arg("--seed needs a non-negative integer");
+      a.seed = s;
+    } else if (k == "--iterations") {
+      int64_t n = 0;
+      if (!value(n) || n < 1) return bad_arg("--iterations needs an integer >= 1");
+      a.iterations = n;
+    } else if (k == "--minutes") {
+      double m = 0;
+      if (!value(m) || !(m > 0)) return bad_arg("--minutes needs a number > 0");
+      a.minutes = m;
+    } else if (k == "--case") {
+      int64_t n = 0;
+      if (!value(n) || n < 0) return bad_arg("--case needs an integer >= 0");
+      a.single_case = n;
+    } else if (k == "--max-rows") {
+      int64_t n = 0;
+      if (!value(n) || n < 1) return bad_arg("--max-rows needs an integer >= 1");
+      a.max_rows = n;
+    } else if (k == "--save-dir") {
+      if (i + 1 >= argv.size()) return bad_arg("--save-dir needs a directory");
+      a.save_dir = argv[++i];
+    } else if (k == "--truth") {
+      if (i + 1 >= argv.size()) return bad_arg("--truth needs f64 or f128");
+      const std::string p = argv[++i];
+      if (p == "f64") {
+        a.truth = Precision::f64;
+      } else if (p == "f128") {
+        a.truth = Precision::f128;
+      } else {
+        return bad_arg("--truth: '" + p + "' is not f64 or f128");
+      }
+    } else {
+      return bad_arg("unknown argument '" + k + "'");
+    }
+  }
+  if (a.gpu && a.cpu) return bad_arg("--gpu and --cpu exclude each other");
+  if (!a.gpu && !a.cpu) {
+    std::fprintf(stderr,
+                 "nsa fuzz: the configuration fuzzer runs the CUDA kernels and needs a GPU: pass "
+                 "--gpu on a machine with a CUDA device (or --cpu to fuzz the f64 reference "
+                 "against f128 truth without one)\n");
+    return kNeedsGpu;
+  }
+  if (!a.seed) return bad_arg("--seed is required (it makes every case reproducible)");
+  if (!a.single_case && !a.iterations && !a.minutes)
+    return bad_arg("give --iterations N, --minutes M or --case K");
+  if (a.single_case && (a.iterations || a.minutes))
+    return bad_arg("--case runs one case: drop --iterations/--minutes");
+  return std::nullopt;
+}
+
+// The candidate's tensors restricted to `rows` (all heads), as check_candidate expects.
+Outputs select_rows(const ValidConfig& vc, const Outputs& all, const std::vector<int64_t>& rows) {
+  Outputs s;
+  s.rows = rows;
+  s.heads = all.heads;
+  s.groups = all.groups;
+  s.d_v = all.d_v;
+  s.top_n = all.top_n;
+  s.nc_max = all.nc_max;
+  s.ns_max = all.ns_max;
+  const int64_t nh = static_cast<int64_t>(all.heads.size());
+  const int64_t ng = static_cast<int64_t>(all.groups.size());
+  auto take = [&](const std::vector<double>& x, int64_t width, std::vector<double>& out) {
+    if (x.empty()) return;
+    for (int64_t r : rows)
+      out.insert(out.end(), x.begin() + r * width, x.begin() + (r + 1) * width);
+  };
+  for (int b = 0; b < 3; ++b) {
+    take(all.o_branch[b], nh * vc.cfg.d_v, s.o_branch[b]);
+    take(all.lse[b], nh, s.lse[b]);
+  }
+  take(all.o, nh * vc.cfg.d_v, s.o);
+  take(all.p_cmp, nh * all.nc_max, s.p_cmp);
+  take(all.scores, ng * all.ns_max, s.scores);
+  take(all.score_gap, ng, s.score_gap);
+  if (!all.indices.empty())
+    for (int64_t r : rows)
+      s.indices.insert(s.indices.end(), all.indices.begin() + r * ng * all.top_n,
+                       all.indices.begin() + (r + 1) * ng * all.top_n);
+  return s;
+}
+
+std::string repro(const Args& a, const FuzzCase& fc) {
+  return std::string("nsa fuzz ") + (a.gpu ? "--gpu" : "--cpu") + " --seed " +
+         std::to_string(fc.run_seed) + " --case " + std::to_string(fc.index) +
+         (a.max_rows != 48 ? " --max-rows " + std::to_string(a.max_rows) : "");
+}
+
+void save_case(const Args& a, const FuzzCase& fc, const std::string& report) {
+  namespace fs = std::filesystem;
+  fs::create_directories(a.save_dir);
+  const std::string stem = (fs::path(a.save_dir) / ("seed" + std::to_string(fc.run_seed) + "_case" +
+                                                    std::to_string(fc.index)))
+                               .string();
+  std::ofstream(stem + ".config.json") << config_to_json(fc.cfg) << "\n";
+  std::ofstream info(stem + ".txt");
+  info << "repro: " << repro(a, fc) << "\ninput_seed: " << fc.input_seed
+       << "\nregime: " << to_string(fc.regime)
+       << "\nadversarial_indices: " << (fc.adversarial_indices ? "true" : "false")
+       << "\n(inputs: nsa::ref::generate_inputs(validate(config), input_seed, regime)"
+       << (fc.adversarial_indices ? "; indices: generate_indices(vc, input_seed, true)" : "")
+       << ")\n\n"
+       << report << "\n";
+  std::printf("  saved %s.config.json and %s.txt\n", stem.c_str(), stem.c_str());
+  if (fc.adversarial_indices) {
+    std::printf("  (no golden file: golden cases hold generated, not adversarial, index lists)\n");
+    return;
+  }
+  try {
+    nsa::golden::GoldenFile file;
+    file.suite = "config";
+    file.cases.push_back(nsa::golden::make_case(
+        {"fuzz_seed" + std::to_string(fc.run_seed) + "_case" + std::to_string(fc.index), fc.cfg,
+         fc.input_seed, fc.regime},
+        Precision::f128));
+    nsa::golden::write_golden(stem + ".h5", file);
+    std::printf("  saved %s.h5 (golden file of the case)\n", stem.c_str());
+  } catch (const std::exception& e) {
+    std::printf("  golden file not written: %s\n", e.what());
+  }
+}
+
+struct Totals {
+  int64_t cases = 0, rows = 0, failures = 0, draws = 0;
+};
+
+// Runs one case; returns false on a failure (already reported).
+bool run_case(const Args& a, const FuzzCase& fc, Totals& tot) {
+  const Inputs in = nsa::fuzz::case_inputs(fc);
+  const auto rows = nsa::fuzz::check_rows(fc, a.max_rows);
+  const Precision truth = a.truth.value_or(a.gpu ? Precision::f64 : Precision::f128);
+  std::string report;
+  bool pass = true;
+  try {
+    Outputs cand;
+    if (a.gpu) {
+      cand = select_rows(fc.vc, nsa::fuzz::gpu_forward(fc.vc, in), rows);
+    } else {
+      RowSelection sel;
+      sel.rows = rows;
+      cand = forward(fc.vc, in, Precision::f64, sel);
+    }
+    const Verdict v = check_candidate(fc.vc, in, cand, truth);
+    pass = v.pass();
+    report = v.table();
+  } catch (const std::exception& e) {
+    pass = false;
+    report = std::string("exception: ") + e.what();
+  }
+  ++tot.cases;
+  tot.rows += static_cast<int64_t>(rows.size());
+  tot.draws += fc.attempts;
+  if (pass) {
+    if (a.verbose)
+      std::printf("ok   %s (%zu rows)\n", nsa::fuzz::case_summary(fc).c_str(), rows.size());
+    return true;
+  }
+  ++tot.failures;
+  std::printf("FAIL %s\n%s\n  repro: %s\n", nsa::fuzz::case_summary(fc).c_str(), report.c_str(),
+              repro(a, fc).c_str());
+  if (!a.save_dir.empty()) save_case(a, fc, nsa::fuzz::case_summary(fc) + "\n" + report);
+  std::fflush(stdout);
+  return false;
+}
+
+int run(const std::vector<std::string>& argv) {
+  Args a;
+  if (const auto done = parse(argv, a)) return *done;
+  if (a.gpu) {
+    if (const auto why = nsa::fuzz::gpu_unavailable_reason(); !why.empty()) {
+      std::fprintf(stderr, "nsa fuzz --gpu: needs a CUDA GPU: %s\n", why.c_str());
+      return kNeedsGpu;
+    }
+    std::printf("nsa fuzz: GPU mode on %s, seed %llu\n", nsa::fuzz::gpu_device_name().c_str(),
+                static_cast<unsigned long long>(*a.seed));
+  } else {
+    std::printf("nsa fuzz: CPU mode (f64 reference vs f128 truth), seed %llu\n",
+                static_cast<unsigned long long>(*a.seed));
+  }
+  const auto limits = a.gpu ? nsa::fuzz::gpu_limits() : nsa::fuzz::cpu_limits();
+  const auto accept = [&](const ValidConfig& vc) {
+    return !a.gpu || nsa::fuzz::gpu_unsupported(vc).empty();
+  };
+  const auto start = std::chrono::steady_clock::now();
+  auto minutes = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;
+  };
+  Totals tot;
+  if (a.single_case) {
+    run_case(a, nsa::fuzz::draw_case(*a.seed, *a.single_case, limits, accept), tot);
+  } else {
+    for (int64_t k = 0;; ++k) {
+      if (a.iterations && k >= *a.iterations) break;
+      if (a.minutes && minutes() >= *a.minutes) break;
+      run_case(a, nsa::fuzz::draw_case(*a.seed, k, limits, accept), tot);
+      if (!a.verbose && (k + 1) % 25 == 0) {
+        std::printf("... %lld cases, %lld failures, %.1f min\n", static_cast<long long>(k + 1),
+                    static_cast<long long>(tot.failures), minutes());
+        std::fflush(stdout);
+      }
+    }
+  }
+  std::printf(
+      "nsa fuzz summary: mode %s, seed %llu, %lld cases (%lld draws), %lld rows checked, "
+      "%lld failures, %.1f s\n",
+      a.gpu ? "gpu" : "cpu", static_cast<unsigned long long>(*a.seed),
+      static_cast<long long>(tot.cases), static_cast<long long>(tot.draws),
+      static_cast<long long>(tot.rows), static_cast<long long>(tot.failures), minutes() * 60.0);
+  return tot.failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+NSA_REGISTER_COMMAND("fuzz", "configuration fuzzer: kernels (--gpu) or reference (--cpu) vs truth",
+                     run);
