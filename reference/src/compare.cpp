@@ -121,6 +121,20 @@ TensorVerdict check_indices(const ValidConfig& vc, const Outputs& truth, const O
     return v;
   }
   const auto& c = vc.cfg;
+  if (c.given_indices) {
+    // Given lists are inputs echoed back (any slot order, -1 anywhere, and under skip_invalid /
+    // multiset any values): the candidate must echo them exactly, not form a selection.
+    for (std::size_t i = 0; i < cand.indices.size(); ++i) {
+      if (cand.indices[i] == truth.indices[i]) continue;
+      v.pass = false;
+      v.worst = static_cast<int64_t>(i);
+      v.expected = truth.indices[i];
+      v.actual = cand.indices[i];
+      v.note = "given index list not echoed";
+      break;
+    }
+    return v;
+  }
   const int64_t n = c.top_n, ng = static_cast<int64_t>(truth.groups.size());
   const bool have_scores = truth.ns_max > 0 && !truth.scores.empty();
   // delta: the score error model of the baseline, as for any other tensor (scores are fp32).
