@@ -121,7 +121,11 @@ Outputs run_forward(const ValidConfig& vc, const Inputs& in, const RowSelection&
   for (int64_t ri = 0; ri < nr; ++ri) seq_rows[plan.row_seq[ri]].push_back(ri);
 
   const Real scale = Real(vc.scale);
-  for (const auto& [s, rows_of_seq] : seq_rows) {
+  // Named members, not a structured binding: clang 14 (the libFuzzer build) cannot capture
+  // structured bindings in the lambdas below.
+  for (const auto& seq_entry : seq_rows) {
+    const int64_t s = seq_entry.first;
+    const std::vector<int64_t>& rows_of_seq = seq_entry.second;
     const Sequence& seq = vc.seqs[static_cast<std::size_t>(s)];
     std::vector<HeadData<Real>> heads(static_cast<std::size_t>(ng));
     parallel_for(ng, sel.threads, [&](int64_t gi) {
