@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kThreads)
       int count = 0;
       for (int base = 0; base < pow2; base += 32) {
         const int e = base + lane;
-        const int64_t cur = starts[e];
+        const int64_t cur = e < pow2 ? starts[e] : INT64_MAX;  // beyond pow2: never written
         const bool keep = cur != INT64_MAX && (e == 0 || starts[e - 1] != cur);
         const unsigned m = __ballot_sync(0xffffffffu, keep);
         const int pos = count + __popc(m & ((1u << lane) - 1u));
@@ -485,9 +485,11 @@ void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
           "attn_mma_kernel (shared memory)", ctx);
     configured = true;
   }
+  // Only the selection pass needs the block-start list at the end of shared memory.
+  const size_t bytes = mode == kSlc ? smem : smem - sizeof(int64_t) * kMaxSelEntries;
   const int64_t tiles = (rows + R - 1) / R;
   attn_mma_kernel<T, DK, DV>
-      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kThreads, smem,
+      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kThreads, bytes,
          stream>>>(c, mode, R, row0, rows, q, k, v, idx, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_mma_kernel<cmp>"
                : mode == kSlc ? "attn_mma_kernel<slc>"

@@ -36,31 +36,33 @@ __global__ void compress_kernel(DevCfg c, PhiDev<T> phi, const T* __restrict__ x
     if (c.phi == 1) {
       const T* w = phi.w1 + g * c.l * dim * dim;
       for (int64_t e = threadIdx.x; e < dim; e += blockDim.x) {
-        float acc = 0.0f;
+        // Long dot products (l * D terms) accumulate in double: phi is a small share of the
+        // work and this keeps its error under the fp32 baseline's.
+        double acc = 0.0;
         for (int64_t j = 0; j < c.l; ++j)
           for (int64_t cc = 0; cc < dim; ++cc)
-            acc += (to_f(xb[j * xs + cc]) + to_f(pos[j * dim + cc])) *
+            acc += static_cast<double>(to_f(xb[j * xs + cc]) + to_f(pos[j * dim + cc])) *
                    to_f(w[(j * dim + cc) * dim + e]);
-        ob[e] = from_f<T>(acc);
+        ob[e] = from_f<T>(static_cast<float>(acc));
       }
       continue;
     }
     const int64_t m = c.phi_hidden;
     const T* w1 = phi.w1 + g * c.l * dim * m;
     for (int64_t u = threadIdx.x; u < m; u += blockDim.x) {
-      float acc = to_f(phi.b1[g * m + u]);
+      double acc = to_f(phi.b1[g * m + u]);
       for (int64_t j = 0; j < c.l; ++j)
         for (int64_t cc = 0; cc < dim; ++cc)
-          acc +=
-              (to_f(xb[j * xs + cc]) + to_f(pos[j * dim + cc])) * to_f(w1[(j * dim + cc) * m + u]);
-      hidden[u] = activate(acc, c.act);
+          acc += static_cast<double>(to_f(xb[j * xs + cc]) + to_f(pos[j * dim + cc])) *
+                 to_f(w1[(j * dim + cc) * m + u]);
+      hidden[u] = activate(static_cast<float>(acc), c.act);
     }
     __syncthreads();
     const T* w2 = phi.w2 + g * m * dim;
     for (int64_t e = threadIdx.x; e < dim; e += blockDim.x) {
-      float acc = to_f(phi.b2[g * dim + e]);
-      for (int64_t u = 0; u < m; ++u) acc += hidden[u] * to_f(w2[u * dim + e]);
-      ob[e] = from_f<T>(acc);
+      double acc = to_f(phi.b2[g * dim + e]);
+      for (int64_t u = 0; u < m; ++u) acc += static_cast<double>(hidden[u]) * to_f(w2[u * dim + e]);
+      ob[e] = from_f<T>(static_cast<float>(acc));
     }
     __syncthreads();
   }

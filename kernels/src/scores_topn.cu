@@ -164,6 +164,88 @@ __global__ void topn_kernel(DevCfg c, const float* __restrict__ scores,
   }
 }
 
+// Fast top-n for rows with at most 1024 candidates: one warp per (row, group), candidate j held
+// by lane j % 32 in register slot j / 32; `take` rounds of a warp-wide arg-max under the tie
+// rule, then the selected set is written in ascending order by ballots.
+__global__ void topn_warp_kernel(DevCfg c, const float* __restrict__ scores,
+                                 int32_t* __restrict__ indices) {
+  constexpr int kSlots = 32;
+  const int lane = threadIdx.x & 31;
+  const bool lower_first = c.tie == 0;
+  const bool always = c.forced == 0;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (int64_t item = blockIdx.x * static_cast<int64_t>(blockDim.x / 32) + threadIdx.x / 32;
+       item < c.total_q * c.h_kv; item += warps) {
+    const RowPos rp = row_pos(c, item / c.h_kv);
+    const int64_t n_cand = rp.t / c.lp + 1, cur = rp.t / c.lp;
+    const float* s = scores + item * c.ns_max;
+    const int64_t want = c.n < n_cand ? c.n : n_cand;
+    float val[kSlots];
+    unsigned avail = 0, chosen = 0;
+    int64_t count = 0;
+#pragma unroll
+    for (int k = 0; k < kSlots; ++k) {
+      const int64_t j = lane + 32 * k;
+      val[k] = j < n_cand ? s[j] : -INFINITY;
+      const bool forced = j < c.n_init || j > cur - c.n_local;
+      if (j < n_cand) {
+        if (always && forced)
+          chosen |= 1u << k;
+        else
+          avail |= 1u << k;
+      }
+    }
+    if (always) {
+      const int64_t a = c.n_init < n_cand ? c.n_init : n_cand;
+      const int64_t b0 = cur - c.n_local + 1, b = b0 > a ? b0 : a;
+      count = a + (cur >= b ? cur - b + 1 : 0);
+    }
+    for (; count < want; ++count) {
+      // Lane-local best among available candidates.
+      float bs = -INFINITY;
+      int bj = -1;
+#pragma unroll
+      for (int k = 0; k < kSlots; ++k) {
+        if (!(avail >> k & 1u)) continue;
+        const int j = lane + 32 * k;
+        const bool better =
+            bj < 0 || val[k] > bs || (val[k] == bs && (lower_first ? j < bj : j > bj));
+        if (better) {
+          bs = val[k];
+          bj = j;
+        }
+      }
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) {
+        const float os = __shfl_xor_sync(0xffffffffu, bs, off);
+        const int oj = __shfl_xor_sync(0xffffffffu, bj, off);
+        const bool take_other =
+            oj >= 0 && (bj < 0 || os > bs || (os == bs && (lower_first ? oj < bj : oj > bj)));
+        if (take_other) {
+          bs = os;
+          bj = oj;
+        }
+      }
+      if (bj < 0) break;  // cannot happen for finite scores; never loop forever
+      if ((bj & 31) == lane) {
+        const unsigned bit = 1u << (bj >> 5);
+        avail &= ~bit;
+        chosen |= bit;
+      }
+    }
+    int32_t* out = indices + item * c.n;
+    int64_t written = 0;
+#pragma unroll
+    for (int k = 0; k < kSlots; ++k) {
+      const bool mine = chosen >> k & 1u;
+      const unsigned m = __ballot_sync(0xffffffffu, mine);
+      if (mine) out[written + __popc(m & ((1u << lane) - 1u))] = lane + 32 * k;
+      written += __popc(m);
+    }
+    for (int64_t e = written + lane; e < c.n; e += 32) out[e] = -1;
+  }
+}
+
 unsigned grid_for(int64_t items) {
   return static_cast<unsigned>(items < (1 << 22) ? items : (1 << 22));
 }
@@ -198,6 +280,11 @@ void launch_topn(const DevCfg& c, const float* scores, int32_t* indices, cudaStr
                  const std::string& ctx) {
   const int64_t items = c.total_q * c.h_kv;
   if (items == 0) return;
+  if (c.ns_max <= 1024) {
+    topn_warp_kernel<<<grid_for((items + 3) / 4), 128, 0, stream>>>(c, scores, indices);
+    check_launch("topn_warp_kernel", ctx);
+    return;
+  }
   const size_t smem = static_cast<size_t>(c.n) * sizeof(int64_t);
   if (smem > 48 * 1024)
     check(cudaFuncSetAttribute(topn_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

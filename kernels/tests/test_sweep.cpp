@@ -66,3 +66,10 @@ TEST_CASE("block sizes", "[gpu][sweep]") {
   c.top_n = 6;
   NSA_REQUIRE_CASE(run_case(c, 555));
 }
+
+TEST_CASE("more than 1024 candidate blocks (block-wide top-n)", "[gpu][sweep]") {
+  Config c = base_config(16500, Dtype::bf16, 1, 2);
+  c.cmp_block = c.cmp_stride = c.slc_block = 16;  // 1032 selection blocks
+  c.top_n = 20;
+  NSA_REQUIRE_CASE(run_case(c, 666));
+}
