@@ -24,7 +24,7 @@ std::string check_against_oracle(const ValidConfig& vc, const Inputs& in) {
 TEST_CASE("oracle: reference == dense oracle on sampled configs of every knob value") {
   std::map<std::string, int> seen;
   auto note = [&](const std::string& what) { ++seen[what]; };
-  const int kConfigs = 400;
+  const int kConfigs = 1500;
   for (uint64_t seed = 1; seed <= kConfigs; ++seed) {
     const Config cfg = test::random_config(seed);
     const ValidConfig vc = validate(cfg);
@@ -91,6 +91,31 @@ TEST_CASE("oracle: reference == dense oracle on sampled configs of every knob va
                            "given multiset adversarial"}) {
     INFO(want);
     CHECK(seen[want] >= 3);
+  }
+}
+
+TEST_CASE("oracle: reference == dense oracle on longer sequences (many candidate blocks)") {
+  // The sampler above keeps T_k <= 28; here T_k reaches a few hundred so that n is well below
+  // the number of candidates and the ranking (not the forced blocks) decides the selection.
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    Config c = test::random_config(seed + 10000);
+    test::Chooser ch(seed);
+    c.layout = Layout::padded;
+    c.cu_seqlens_k.clear();
+    c.cu_seqlens_q.clear();
+    c.batch = 1;
+    c.t_k = ch.in(60, 260);
+    c.t_q = ch.coin() ? -1 : ch.in(1, 60);
+    c.cmp_stride = ch.in(1, 2) * 2;
+    c.cmp_block = c.cmp_stride * ch.in(1, 3);
+    c.slc_block = c.cmp_stride * ch.in(2, 4);
+    if (c.score_mapping == ScoreMapping::identity) c.cmp_block = c.slc_block = c.cmp_stride;
+    c.top_n = c.n_init + c.n_local + ch.in(1, 5);
+    c.window = ch.in(8, 40);
+    const auto vc = validate(c);
+    const auto in = test::random_inputs(vc, seed);
+    INFO("seed " << seed << ": " << describe(c));
+    CHECK(check_against_oracle(vc, in) == "");
   }
 }
 
