@@ -1,0 +1,119 @@
+// `nsa verify`: the main job. Generates a suite in memory (f128 truth + dtype-faithful baseline)
+// and checks every registered implementation that is available here against it.
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+#include "args.hpp"
+#include "command.hpp"
+#include "implementations.hpp"
+#include "nsa/golden/check.hpp"
+#include "nsa/golden/suites.hpp"
+
+namespace nsa::cli {
+namespace {
+
+struct Tally {
+  int passed = 0, failed = 0, unsupported = 0;
+  double worst = 0;
+  double seconds = 0;
+  std::string status;  // "not available" etc.
+};
+
+int run_verify(const std::vector<std::string>& argv) {
+  try {
+    const Args args(argv, {"--suite", "--threads"}, {"--verbose"});
+    if (!args.positional().empty())
+      throw UsageError("unexpected argument '" + args.positional()[0] + "'");
+    const std::string suite = args.get("--suite", "smoke");
+    const int threads = static_cast<int>(args.get_int("--threads", 0, 0, 1024));
+    const bool verbose = args.has("--verbose");
+    std::vector<nsa::golden::CaseSpec> specs;
+    try {
+      specs = nsa::golden::suite_cases(suite);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--suite: ") + e.what());
+    }
+
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<nsa::golden::GoldenCase> cases;
+    for (const auto& s : specs)
+      cases.push_back(nsa::golden::make_case(s, nsa::ref::Precision::f128, threads));
+    const double gen_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("suite %s: %zu cases, truth f128 + baseline generated in %.2f s\n\n", suite.c_str(),
+                cases.size(), gen_s);
+
+    std::vector<std::pair<std::string, Tally>> tallies;
+    for (const auto& impl : implementations()) {
+      Tally t;
+      if (!impl.available()) {
+        t.status = "not available here (skipped)";
+        tallies.emplace_back(impl.name, t);
+        std::printf("%-14s not available here: skipped\n", impl.name);
+        continue;
+      }
+      for (const auto& gc : cases) {
+        const std::string why = impl.unsupported(gc.vc);
+        if (!why.empty()) {
+          ++t.unsupported;
+          std::printf("%-14s %-40s unsupported: %s\n", impl.name, gc.name.c_str(), why.c_str());
+          continue;
+        }
+        const auto r0 = std::chrono::steady_clock::now();
+        try {
+          const auto out = impl.run(gc.vc, gc.inputs);
+          t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
+          const auto v = nsa::golden::check_case(gc, out);
+          const double ratio = nsa::golden::worst_ratio(v);
+          t.worst = std::max(t.worst, ratio);
+          (v.pass() ? t.passed : t.failed)++;
+          std::printf("%-14s %-40s %s  max err/bound %.3g\n", impl.name, gc.name.c_str(),
+                      v.pass() ? "pass" : "FAIL", ratio);
+          if (!v.pass() || verbose) std::printf("%s", v.table().c_str());
+          if (!v.pass())
+            std::printf("  repro: nsa golden generate --suite %s --out g.h5, case %s, seed %llu\n",
+                        suite.c_str(), gc.name.c_str(), static_cast<unsigned long long>(gc.seed));
+        } catch (const std::exception& e) {
+          ++t.failed;
+          std::printf("%-14s %-40s FAIL  error: %s\n", impl.name, gc.name.c_str(), e.what());
+        }
+      }
+      tallies.emplace_back(impl.name, t);
+    }
+
+    bool ok = true;
+    std::printf("\nsummary (suite %s, %zu cases, truth f128, tolerance alpha 2 beta 2)\n",
+                suite.c_str(), cases.size());
+    std::printf("  %-14s %6s %6s %11s %16s %9s\n", "implementation", "pass", "fail", "unsupported",
+                "worst err/bound", "run s");
+    for (const auto& [name, t] : tallies) {
+      if (!t.status.empty()) {
+        std::printf("  %-14s %s\n", name.c_str(), t.status.c_str());
+        continue;
+      }
+      ok = ok && t.failed == 0;
+      std::printf("  %-14s %6d %6d %11d %16.3g %9.2f\n", name.c_str(), t.passed, t.failed,
+                  t.unsupported, t.worst, t.seconds);
+    }
+    std::printf(
+        "note: ref-baseline passes by construction (its error is the baseline error itself and the "
+        "bound is alpha * that + beta ulp with alpha = 2 >= 1); ref-f64 must be far inside "
+        "(err/bound "
+        "<< 1).\n");
+    std::printf("%s\n", ok ? "verify: PASS" : "verify: FAIL");
+    return ok ? 0 : 1;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr,
+                 "nsa verify: %s\n\nusage: nsa verify [--suite smoke|canonical|fla|nsa_triton|"
+                 "paper] [--threads N] [--verbose]\n",
+                 e.what());
+    return 2;
+  }
+}
+
+}  // namespace
+}  // namespace nsa::cli
+
+NSA_REGISTER_COMMAND("verify", "check every available implementation against the f128 truth",
+                     nsa::cli::run_verify);

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""A second, independent NSA forward in plain numpy, and a checker of golden files.
+
+Written from docs/semantics.md and golden/SCHEMA.md only: it reads every case of the given golden
+files, computes every branch in float64 from the stored inputs, and judges its own outputs against
+the stored truth with the tolerance rule. It is also the worked example for authors of other
+implementations: replace `forward_case` by a call into your own code.
+
+    python3 nsa_numpy.py golden/data/*.h5        exit 0 = every case passed, 1 = a failure,
+                                                  77 = h5py or numpy missing (test skipped)
+"""
+import math
+import sys
+
+try:
+    import h5py
+    import numpy as np
+except ImportError as e:  # pragma: no cover - the ctest treats 77 as "skipped"
+    print(f"skipping: {e}")
+    sys.exit(77)
+
+SUPPORTED_SCHEMA = 1
+# (mantissa bits, minimum normal exponent) of each dtype, for ulp().
+FORMATS = {"fp32": (23, -126), "fp16": (10, -14), "bf16": (7, -126), "fp64": (52, -1022)}
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+def read_float(ds):
+    """A float dataset as float64; bf16 is decoded from its raw bits (h5py would map it to fp16)."""
+    if ds.attrs.get("dtype") == "bf16":
+        bits = np.empty(ds.shape, np.uint16)
+        if bits.size:
+            ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, bits, mtype=ds.id.get_type())
+        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return ds[()].astype(np.float64)
+
+
+def attr(group, name):
+    v = group.attrs[name]
+    return v.decode() if isinstance(v, bytes) else v
+
+
+class Case:
+    def __init__(self, g):
+        self.name = g.name.split("/")[-1]
+        for key in ("h_q", "h_kv", "d_k", "d_v", "cmp_block", "cmp_stride", "slc_block", "top_n",
+                    "n_init", "n_local", "window", "phi_hidden", "total_q", "total_k"):
+            setattr(self, key, int(g.attrs[key]))
+        for key in ("phi", "phi_act", "dtype", "cmp_visibility", "score_mapping", "group_reduce",
+                    "forced_mode", "tie_break", "slc_causal", "index_policy", "window_keys"):
+            setattr(self, key, attr(g, key))
+        self.scale = float(g.attrs["scale"])
+        self.enabled = {b: bool(g.attrs["enable_" + b]) for b in ("cmp", "slc", "win")}
+        self.given = bool(g.attrs["given_indices"])
+        self.group = self.h_q // self.h_kv
+        inp = g["inputs"]
+        self.q = read_float(inp["q"])
+        self.k = {b: read_float(inp["k_" + b]) for b in ("cmp", "slc", "win")}
+        self.v = {b: read_float(inp["v_" + b]) for b in ("cmp", "slc", "win")}
+        self.gate = {b: read_float(inp["g_" + b]) for b in ("cmp", "slc", "win")}
+        self.phi_k = {n[6:]: read_float(inp[n]) for n in inp if n.startswith("phi_k_")}
+        self.phi_v = {n[6:]: read_float(inp[n]) for n in inp if n.startswith("phi_v_")}
+        self.cu_q = inp["cu_seqlens_q"][()].astype(np.int64)
+        self.cu_k = inp["cu_seqlens_k"][()].astype(np.int64)
+        self.given_indices = inp["indices"][()] if self.given else None
+        self.expected = {n: g["expected"][n] for n in g["expected"]}
+
+
+# ---- the NSA forward ----------------------------------------------------------------------------
+
+def attend(q, keys, values, scale):
+    """Softmax attention of the query rows q [G, D] over keys/values [S, .]; empty set -> 0, -inf."""
+    if keys.shape[0] == 0:
+        return np.zeros((q.shape[0], values.shape[1])), np.full(q.shape[0], -np.inf), None
+    z = scale * (q @ keys.T)
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    p = e / s
+    return p @ values, (m + np.log(s))[:, 0], p
+
+
+def phi(x_block, params, kind, act, g):
+    """Compress one block X [l, D] of KV head g."""
+    if kind == "mean":
+        return x_block.mean(axis=0)
+    vec = (x_block + params["pos"][g]).reshape(-1)  # token-major
+    if kind == "linear":
+        return vec @ params["w1"][g]
+    hidden = vec @ params["w1"][g] + params["b1"][g]
+    hidden = np.maximum(hidden, 0) if act == "relu" else hidden / (1 + np.exp(-hidden))
+    return hidden @ params["w2"][g] + params["b2"][g]
+
+
+def visible(c, t):
+    """Number of compressed blocks query position t sees."""
+    last = t + 1 if c.cmp_visibility == "inclusive" else t  # block's last token must be < last
+    return 0 if last < c.cmp_block else (last - c.cmp_block) // c.cmp_stride + 1
+
+
+def map_scores(c, p, n_vis, n_cand):
+    """Selection-block scores of one head from its compression weights p[0:n_vis]."""
+    def pc(i):
+        return p[i] if 0 <= i < n_vis else 0.0
+    ratio, span = c.slc_block // c.cmp_stride, c.cmp_block // c.cmp_stride
+    out = np.zeros(n_cand)
+    for j in range(n_cand):
+        if c.score_mapping == "identity":
+            out[j] = pc(j)
+        elif c.score_mapping == "overlap":
+            out[j] = sum(pc(j * ratio + b - m) for b in range(ratio) for m in range(span))
+        else:  # paper_eq9
+            out[j] = sum(pc(ratio * j - m - n) for m in range(ratio) for n in range(span))
+    return out
+
+
+def forced_set(c, t, n_cand):
+    cur = t // c.slc_block
+    return {j for j in range(n_cand) if j < c.n_init or cur - c.n_local < j <= cur}
+
+
+def top_n(c, scores, forced):
+    """Selected blocks, ascending."""
+    n_cand = len(scores)
+    order_key = (lambda j: (-scores[j], j)) if c.tie_break == "lower_index_first" else \
+        (lambda j: (-scores[j], -j))
+    take = min(c.top_n, n_cand)
+    if c.forced_mode == "always":
+        chosen = sorted(forced)[:take]
+        free = sorted((j for j in range(n_cand) if j not in forced), key=order_key)
+        chosen += free[: take - len(chosen)]
+    else:
+        chosen = sorted(range(n_cand), key=order_key)[:take]
+    return sorted(chosen)
+
+
+def given_blocks(c, row_list, t):
+    """Blocks of a given index list under index_policy (a list; repeats kept for multiset)."""
+    cur = t // c.slc_block
+    valid = [int(j) for j in row_list if 0 <= j <= cur]
+    if c.index_policy == "multiset":
+        return valid
+    return sorted(set(valid))
+
+
+def forward_case(c):
+    out = {}
+    nq, hq, hkv, G = c.total_q, c.h_q, c.h_kv, c.group
+    nc_max = c.expected["p_cmp"].shape[2] if "p_cmp" in c.expected else 0
+    ns_max = c.expected["scores"].shape[2] if "scores" in c.expected else 0
+    for b in ("cmp", "slc", "win"):
+        out["o_" + b] = np.zeros((nq, hq, c.d_v))
+        out["lse_" + b] = np.full((nq, hq), -np.inf)
+    out["p_cmp"] = np.zeros((nq, hq, nc_max))
+    out["scores"] = np.full((nq, hkv, ns_max), -np.inf)
+    out["indices"] = np.full((nq, hkv, c.top_n), -1, np.int32)
+    need_cmp = c.enabled["cmp"] or (c.enabled["slc"] and not c.given)
+    for s in range(len(c.cu_k) - 1):
+        k0, k1, q0, q1 = c.cu_k[s], c.cu_k[s + 1], c.cu_q[s], c.cu_q[s + 1]
+        t_k, t_q = k1 - k0, q1 - q0
+        n_c = 0 if t_k < c.cmp_block else (t_k - c.cmp_block) // c.cmp_stride + 1
+        for g in range(hkv):
+            heads = slice(g * G, (g + 1) * G)
+            K = {b: c.k[b][k0:k1, g] for b in c.k}
+            V = {b: c.v[b][k0:k1, g] for b in c.v}
+            starts = [i * c.cmp_stride for i in range(n_c)]
+            kc = np.array([phi(K["cmp"][a:a + c.cmp_block], c.phi_k, c.phi, c.phi_act, g)
+                           for a in starts]).reshape(n_c, c.d_k)
+            vc = np.array([phi(V["cmp"][a:a + c.cmp_block], c.phi_v, c.phi, c.phi_act, g)
+                           for a in starts]).reshape(n_c, c.d_v)
+            for i in range(t_q):
+                row, t = q0 + i, t_k - t_q + i
+                q = c.q[row, heads]
+                if need_cmp:
+                    nv = visible(c, t)
+                    o, lse, p = attend(q, kc[:nv], vc[:nv], c.scale)
+                    if c.enabled["cmp"]:
+                        out["o_cmp"][row, heads], out["lse_cmp"][row, heads] = o, lse
+                    if p is not None:
+                        out["p_cmp"][row, heads, :nv] = p
+                if c.enabled["slc"]:
+                    n_cand = t // c.slc_block + 1
+                    if c.given:
+                        blocks = given_blocks(c, c.given_indices[row, g], t)
+                    else:
+                        nv = visible(c, t)
+                        forced = forced_set(c, t, n_cand)
+                        per_head = []
+                        for h in range(G):
+                            ps = map_scores(c, out["p_cmp"][row, g * G + h], nv, n_cand)
+                            if c.forced_mode == "score_one":
+                                ps[list(forced)] = 1.0
+                            per_head.append(ps)
+                        P = np.sum(per_head, axis=0)
+                        if c.group_reduce == "mean":
+                            P = P / G
+                        blocks = top_n(c, P, forced)
+                        out["scores"][row, g, :n_cand] = P
+                        out["indices"][row, g, :len(blocks)] = blocks
+                    end = t + 1 if c.slc_causal == "token" else t_k
+                    keys = [u for j in blocks
+                            for u in range(j * c.slc_block, min((j + 1) * c.slc_block, end))]
+                    o, lse, _ = attend(q, K["slc"][keys], V["slc"][keys], c.scale)
+                    out["o_slc"][row, heads], out["lse_slc"][row, heads] = o, lse
+                if c.enabled["win"]:
+                    span = c.window if c.window_keys == "w" else c.window + 1
+                    lo = max(0, t - span + 1)
+                    o, lse, _ = attend(q, K["win"][lo:t + 1], V["win"][lo:t + 1], c.scale)
+                    out["o_win"][row, heads], out["lse_win"][row, heads] = o, lse
+    out["o"] = sum(c.gate[b][..., None] * out["o_" + b] for b in ("cmp", "slc", "win")
+                   if c.enabled[b])
+    return out
+
+
+# ---- the tolerance rule -------------------------------------------------------------------------
+
+def ulp(x, dtype):
+    mant, emin = FORMATS[dtype]
+    e = emin
+    if x > 0 and math.isfinite(x):
+        e = max(math.frexp(x)[1] - 1, emin)
+    return math.ldexp(1.0, e - mant)
+
+
+def check_tensor(name, mine, ds, alpha, beta, skip=None):
+    """Returns (ok, message) for one tensor; `skip` masks elements judged elsewhere."""
+    truth = ds[()]
+    bound = alpha * float(ds.attrs["baseline_max_abs_err"]) + \
+        beta * ulp(float(np.max(np.abs(truth[np.isfinite(truth)]), initial=0.0)),
+                   attr(ds, "ulp_dtype"))
+    if mine.shape != truth.shape:
+        return False, f"{name}: shape {mine.shape}, expected {truth.shape}"
+    keep = np.ones(truth.shape, bool) if skip is None else ~skip
+    if np.isnan(mine[keep]).any():
+        return False, f"{name}: NaN"
+    inf_t = np.isinf(truth) & keep
+    if (mine[inf_t] != truth[inf_t]).any():
+        return False, f"{name}: infinities differ from the truth"
+    fin = np.isfinite(truth) & keep
+    if np.isinf(mine[fin]).any():
+        return False, f"{name}: Inf where the truth is finite"
+    err = float(np.max(np.abs(mine[fin] - truth[fin]), initial=0.0))
+    return err <= bound, f"{name}: max err {err:.3g} bound {bound:.3g}"
+
+
+def check_indices(c, mine, alpha, beta):
+    """Tie-aware index check; returns (ok, message, mask of (row, kv head) pairs that differ)."""
+    truth = c.expected["indices"][()]
+    scores_ds = c.expected["scores"]
+    scores = scores_ds[()]
+    fin = np.isfinite(scores)
+    delta = alpha * float(scores_ds.attrs["baseline_max_abs_err"]) + \
+        beta * ulp(float(np.max(np.abs(scores[fin]), initial=0.0)), "fp32")
+    differ = np.zeros(truth.shape[:2], bool)
+    for row, g in zip(*np.nonzero((mine != truth).any(axis=2))):
+        differ[row, g] = True
+        a = set(truth[row, g][truth[row, g] >= 0].tolist())
+        b = set(mine[row, g][mine[row, g] >= 0].tolist())
+        for x in a - b:
+            for y in b - a:
+                if scores[row, g, x] - scores[row, g, y] > delta:
+                    return False, f"indices: row {row} kv head {g}: block {y} chosen over " \
+                        f"{x} (truth score gap {scores[row, g, x] - scores[row, g, y]:.3g} > " \
+                        f"delta {delta:.3g})", differ
+    return True, f"indices: {int(differ.sum())} (row, kv head) lists differ within ties", differ
+
+
+def check_case(c, mine, alpha, beta):
+    failures, notes = [], []
+    differ = None
+    if "indices" in c.expected:
+        ok, msg, differ = check_indices(c, mine["indices"], alpha, beta)
+        (notes if ok else failures).append(msg)
+    for name, ds in c.expected.items():
+        if name in ("indices", "score_gap"):
+            continue
+        skip = None
+        if differ is not None and differ.any() and name in ("o_slc", "lse_slc", "o"):
+            # Rows whose selection differs within ties are judged by the index rule alone.
+            skip = np.repeat(differ, c.group, axis=1)
+            if name != "lse_slc":
+                skip = np.repeat(skip[..., None], c.d_v, axis=2)
+        if name == "scores" and differ is not None:
+            skip = None
+        ok, msg = check_tensor(name, mine[name], ds, alpha, beta, skip)
+        (notes if ok else failures).append(msg)
+    return failures, notes
+
+
+def main(paths):
+    if not paths:
+        print(__doc__)
+        return 2
+    total, failed = 0, 0
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            version = int(f.attrs["schema_version"])
+            if version != SUPPORTED_SCHEMA:
+                print(f"{path}: schema_version {version}, this checker reads {SUPPORTED_SCHEMA}")
+                return 1
+            alpha = float(f.attrs["tolerance_alpha"])
+            beta = float(f.attrs["tolerance_beta"])
+            for name in f["cases"]:
+                c = Case(f["cases"][name])
+                failures, notes = check_case(c, forward_case(c), alpha, beta)
+                total += 1
+                status = "FAIL" if failures else "pass"
+                print(f"{path}: {name}: {status}")
+                for m in failures:
+                    print(f"    FAIL {m}")
+                failed += bool(failures)
+    print(f"\nnumpy NSA forward: {total - failed}/{total} cases within tolerance")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

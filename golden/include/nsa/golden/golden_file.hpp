@@ -1,0 +1,75 @@
+// Golden files: the in-memory form of one case (config, seed, inputs, truth, baseline errors)
+// and the HDF5 reader and writer of golden/SCHEMA.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "nsa/ref/forward.hpp"
+#include "nsa/ref/generate.hpp"
+
+namespace nsa::golden {
+
+// Version of golden/SCHEMA.md that this code writes and the only one it reads.
+inline constexpr int kSchemaVersion = 1;
+
+// Any problem with a golden or candidate file: what() names the file, the case, the dataset or
+// attribute, and what was expected.
+class GoldenError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct GoldenCase {
+  std::string name;
+  nsa::ref::ValidConfig vc;
+  uint64_t seed = 0;
+  nsa::ref::Regime regime = nsa::ref::Regime::typical;
+  nsa::ref::Precision precision = nsa::ref::Precision::f128;  // of the truth
+  int generator_version = nsa::ref::kGeneratorVersion;
+  nsa::ref::Inputs inputs;
+  nsa::ref::Outputs truth;  // every row and head
+  // max |X_b - X*| of the dtype-faithful baseline per expected tensor ("o_cmp", "lse_win",
+  // "o", "scores", "p_cmp").
+  std::map<std::string, double> baseline_err;
+  // The baseline's outputs when the case was generated in this process (not stored in files;
+  // empty after read_golden, and then recomputed where needed).
+  nsa::ref::Outputs baseline;
+};
+
+struct GoldenFile {
+  std::string suite;  // suite name, or "config" for a file made from --config
+  std::vector<GoldenCase> cases;
+};
+
+// Writes (replacing) a golden file.
+void write_golden(const std::string& path, const GoldenFile& file);
+// Reads and checks a golden file completely: schema version, every attribute, every dataset's
+// presence, shape and dtype. Throws GoldenError.
+GoldenFile read_golden(const std::string& path);
+
+// The names of the expected tensors a case holds, in file order (disabled branches have none).
+std::vector<std::string> expected_tensor_names(const nsa::ref::ValidConfig& vc);
+
+// Output tensors of a candidate file for one case; absent tensors are empty.
+struct CandidateCase {
+  nsa::ref::Outputs outputs;  // only the tensors the candidate holds; rows/heads unset
+  std::vector<std::string> present;
+};
+// Reads the candidate outputs of every case of `golden` present in the candidate file
+// (missing cases are absent from the map). Shapes are checked against the golden case.
+std::map<std::string, CandidateCase> read_candidate(const std::string& path,
+                                                    const GoldenFile& golden);
+// Writes a candidate file holding `outputs` for each named case (for tests and other tools).
+void write_candidate(const std::string& path,
+                     const std::vector<std::pair<std::string, nsa::ref::Outputs>>& cases,
+                     const GoldenFile& golden);
+
+// Compares two HDF5 files by content: every group, dataset (shape, type, raw bytes) and
+// attribute. Returns one line per difference (empty: identical content).
+std::vector<std::string> diff_files(const std::string& a, const std::string& b);
+
+}  // namespace nsa::golden

@@ -1,0 +1,41 @@
+// Built-in case families of golden files (golden/SCHEMA.md, "Suites") and the generation of one
+// golden case: seeded inputs, truth in high precision, and the dtype-faithful baseline's errors.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nsa/golden/golden_file.hpp"
+
+namespace nsa::golden {
+
+struct CaseSpec {
+  std::string name;
+  nsa::ref::Config cfg;
+  uint64_t seed = 1;
+  nsa::ref::Regime regime = nsa::ref::Regime::typical;
+};
+
+struct SuiteInfo {
+  const char* name;
+  const char* summary;
+  bool committed;  // stored under golden/data/ and checked by the regeneration test
+};
+const std::vector<SuiteInfo>& suites();
+// The cases of a suite; throws std::invalid_argument naming the known suites.
+std::vector<CaseSpec> suite_cases(const std::string& name);
+
+// max |b - t| over elements where both are finite: the baseline error of the tolerance rule.
+double max_abs_err(const std::vector<double>& base, const std::vector<double>& truth);
+
+// Runs the reference for one case: truth in `precision` and the baseline. `threads` 0 = all.
+GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int threads = 0);
+
+// A whole suite; `progress(done, total, case_name)` is called after each case.
+GoldenFile make_suite(
+    const std::string& suite, const std::vector<CaseSpec>& specs, nsa::ref::Precision precision,
+    const std::function<void(std::size_t, std::size_t, const std::string&)>& progress = {});
+
+}  // namespace nsa::golden

@@ -1,0 +1,55 @@
+// Generation of golden cases from specs.
+#include <cmath>
+
+#include "nsa/golden/suites.hpp"
+
+namespace nsa::golden {
+
+double max_abs_err(const std::vector<double>& base, const std::vector<double>& truth) {
+  double m = 0;
+  for (std::size_t i = 0; i < truth.size() && i < base.size(); ++i)
+    if (std::isfinite(truth[i]) && std::isfinite(base[i]))
+      m = std::max(m, std::abs(base[i] - truth[i]));
+  return m;
+}
+
+GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int threads) {
+  using nsa::ref::Branch;
+  GoldenCase gc;
+  gc.name = spec.name;
+  gc.vc = nsa::ref::validate(spec.cfg);
+  gc.seed = spec.seed;
+  gc.regime = spec.regime;
+  gc.precision = precision;
+  gc.inputs = nsa::ref::generate_inputs(gc.vc, spec.seed, spec.regime);
+  nsa::ref::RowSelection sel;
+  sel.threads = threads;
+  gc.truth = nsa::ref::forward(gc.vc, gc.inputs, precision, sel);
+  gc.baseline = nsa::ref::forward(gc.vc, gc.inputs, nsa::ref::Precision::baseline, sel);
+  const auto& base = gc.baseline;
+  for (Branch b : nsa::ref::kAllBranches) {
+    const std::string s(nsa::ref::to_string(b));
+    const int i = static_cast<int>(b);
+    gc.baseline_err["o_" + s] = max_abs_err(base.o_branch[i], gc.truth.o_branch[i]);
+    gc.baseline_err["lse_" + s] = max_abs_err(base.lse[i], gc.truth.lse[i]);
+  }
+  gc.baseline_err["o"] = max_abs_err(base.o, gc.truth.o);
+  gc.baseline_err["p_cmp"] = max_abs_err(base.p_cmp, gc.truth.p_cmp);
+  gc.baseline_err["scores"] = max_abs_err(base.scores, gc.truth.scores);
+  gc.baseline_err["score_gap"] = max_abs_err(base.score_gap, gc.truth.score_gap);
+  return gc;
+}
+
+GoldenFile make_suite(
+    const std::string& suite, const std::vector<CaseSpec>& specs, nsa::ref::Precision precision,
+    const std::function<void(std::size_t, std::size_t, const std::string&)>& progress) {
+  GoldenFile f;
+  f.suite = suite;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    f.cases.push_back(make_case(specs[i], precision));
+    if (progress) progress(i + 1, specs.size(), specs[i].name);
+  }
+  return f;
+}
+
+}  // namespace nsa::golden
