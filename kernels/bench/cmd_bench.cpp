@@ -125,9 +125,9 @@ int run_bench(const std::vector<std::string>& args) {
   for (int64_t g : groups) cases.push_back({65536, h_q, h_q / g, 128, 128});
 
   std::printf("device: %s\n", nsa::cuda::device_name().c_str());
-  std::printf("%-6s %3s %4s %4s %8s | %8s %8s %8s %8s %8s %8s | %9s %8s\n", "T", "G", "d_k", "d_v",
-              "total_ms", "compress", "cmp", "topn", "slc", "win", "combine", "TFLOP/s",
-              "useful_TF");
+  std::printf("%-6s %3s %4s %4s %8s | %8s %8s %8s %8s %8s %8s %8s | %9s %8s\n", "T", "G", "d_k",
+              "d_v", "total_ms", "compress", "cmp", "scores", "topn", "slc", "win", "combine",
+              "TFLOP/s", "useful_TF");
   for (const auto& bc : cases) {
     Config c;
     c.t_k = bc.t;
@@ -168,7 +168,7 @@ int run_bench(const std::vector<std::string>& args) {
       }
       out.o = alloc(nq * c.d_v, eb);
       nsa::cuda::Plan plan(vc);
-      std::vector<float> tot, cmpz, cmp, topn, slc, win, comb;
+      std::vector<float> tot, cmpz, cmp, scores, topn, slc, win, comb;
       nsa::cuda::BranchTimes bt;
       for (int i = 0; i < warmup; ++i) plan.run(in, out, &bt);
       int n_reps = reps;
@@ -178,6 +178,7 @@ int run_bench(const std::vector<std::string>& args) {
         tot.push_back(bt.total);
         cmpz.push_back(bt.compress);
         cmp.push_back(bt.cmp_attn);
+        scores.push_back(bt.scores);
         topn.push_back(bt.topn);
         slc.push_back(bt.slc);
         win.push_back(bt.win);
@@ -185,10 +186,11 @@ int run_bench(const std::vector<std::string>& args) {
       }
       const double ms = median(tot);
       std::printf(
-          "%-6lld %3lld %4lld %4lld %8.2f | %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f | %9.1f %8.2f\n",
+          "%-6lld %3lld %4lld %4lld %8.2f | %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f | %9.1f "
+          "%8.2f\n",
           static_cast<long long>(bc.t), static_cast<long long>(vc.group),
           static_cast<long long>(bc.d_k), static_cast<long long>(bc.d_v), ms, median(cmpz),
-          median(cmp), median(topn), median(slc), median(win), median(comb),
+          median(cmp), median(scores), median(topn), median(slc), median(win), median(comb),
           flops.total() / (ms * 1e-3) / 1e12, flops.total() / 1e12);
       std::fflush(stdout);
     } catch (const std::exception& e) {

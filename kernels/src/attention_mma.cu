@@ -107,8 +107,8 @@ struct Smem {
   static constexpr size_t v_region = v_bytes * 2 > sizeof(float) * kBM* kBN
                                          ? v_bytes * 2
                                          : sizeof(float) * kBM* kBN;
-  static constexpr size_t total =
-      q_bytes + 2 * k_bytes + v_region + sizeof(RowInfo) + sizeof(int64_t) * kMaxSelEntries + 16;
+  static constexpr size_t total = q_bytes + 2 * k_bytes + v_region + sizeof(RowInfo) +
+                                  2 * sizeof(int64_t) * kMaxSelEntries + 16;
 };
 
 template <class T, int DK, int DV>
@@ -126,6 +126,7 @@ __global__ void __launch_bounds__(kThreads)
   RowInfo& ri = *reinterpret_cast<RowInfo*>(smem + S::q_bytes + 2 * S::k_bytes + S::v_region);
   int64_t* starts =
       reinterpret_cast<int64_t*>(reinterpret_cast<unsigned char*>(&ri) + sizeof(RowInfo));
+  int64_t* ent = starts + kMaxSelEntries;  // selection: entries before sorting
   __shared__ int64_t s_union_lo, s_union_hi;
   __shared__ int s_nb;
 
@@ -198,6 +199,7 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       starts[e] = val;
+      if (e < entries) ent[e] = val;
     }
     __syncthreads();
     // Bitonic sort of the block starts (ascending), then compaction of distinct values.
@@ -251,11 +253,8 @@ __global__ void __launch_bounds__(kThreads)
     int cnt = 0;
     if (ri.row[r] >= 0) {
       const int64_t blk = starts[i / tiles_per_block];
-      const int32_t* list = idx + (ri.row[r] * c.h_kv + g) * c.n;
-      for (int64_t s = 0; s < c.n; ++s) {
-        const int64_t j = list[s];
-        if (j >= 0 && j < ri.n_cand[r] && ri.base[r] + j * c.lp == blk) ++cnt;
-      }
+      const int64_t* list = ent + r * c.n;  // this row's entries as absolute block starts
+      for (int64_t s = 0; s < c.n; ++s) cnt += list[s] == blk;
       if (c.policy != 2 && cnt > 1) cnt = 1;
     }
     ri.cnt[st][r] = cnt;
@@ -325,7 +324,24 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncthreads();
     const int64_t start = tile_start(i), blk_end = tile_block_end(i);
-    if (warp_live) {
+    // Masks and weights of this lane's two rows.
+    int64_t lo_a = 0, hi_a = 0, lo_b = 0, hi_b = 0;
+    float w_a = 0.f, w_b = 0.f;
+    if (v_a && ri.row[r_a] >= 0) {
+      lo_a = mode == kSlc ? max(start, ri.lo[r_a]) : ri.lo[r_a];
+      hi_a = mode == kSlc ? min(blk_end, ri.hi[r_a]) : ri.hi[r_a];
+      w_a = mode == kSlc ? static_cast<float>(ri.cnt[st][r_a]) : 1.f;
+    }
+    if (v_b && ri.row[r_b] >= 0) {
+      lo_b = mode == kSlc ? max(start, ri.lo[r_b]) : ri.lo[r_b];
+      hi_b = mode == kSlc ? min(blk_end, ri.hi[r_b]) : ri.hi[r_b];
+      w_b = mode == kSlc ? static_cast<float>(ri.cnt[st][r_b]) : 1.f;
+    }
+    // Selection: a warp none of whose rows selected this block skips it (the tile was loaded
+    // for the other warps' rows); its softmax state is unchanged.
+    const bool warp_needed =
+        warp_live && (mode != kSlc || __any_sync(0xffffffffu, w_a > 0.f || w_b > 0.f));
+    if (warp_needed) {
       const T* kt = Ks + st * kBN * S::kQs;
       float s[8][4];
 #pragma unroll
@@ -342,19 +358,6 @@ __global__ void __launch_bounds__(kThreads)
           mma<T>(s[2 * np], a, b[0], b[1]);
           mma<T>(s[2 * np + 1], a, b[2], b[3]);
         }
-      }
-      // Masks and weights of this lane's two rows.
-      int64_t lo_a = 0, hi_a = 0, lo_b = 0, hi_b = 0;
-      float w_a = 0.f, w_b = 0.f;
-      if (v_a && ri.row[r_a] >= 0) {
-        lo_a = mode == kSlc ? max(start, ri.lo[r_a]) : ri.lo[r_a];
-        hi_a = mode == kSlc ? min(blk_end, ri.hi[r_a]) : ri.hi[r_a];
-        w_a = mode == kSlc ? static_cast<float>(ri.cnt[st][r_a]) : 1.f;
-      }
-      if (v_b && ri.row[r_b] >= 0) {
-        lo_b = mode == kSlc ? max(start, ri.lo[r_b]) : ri.lo[r_b];
-        hi_b = mode == kSlc ? min(blk_end, ri.hi[r_b]) : ri.hi[r_b];
-        w_b = mode == kSlc ? static_cast<float>(ri.cnt[st][r_b]) : 1.f;
       }
       float tmax_a = -INFINITY, tmax_b = -INFINITY;
 #pragma unroll
@@ -486,7 +489,7 @@ void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
     configured = true;
   }
   // Only the selection pass needs the block-start list at the end of shared memory.
-  const size_t bytes = mode == kSlc ? smem : smem - sizeof(int64_t) * kMaxSelEntries;
+  const size_t bytes = mode == kSlc ? smem : smem - 2 * sizeof(int64_t) * kMaxSelEntries;
   const int64_t tiles = (rows + R - 1) / R;
   attn_mma_kernel<T, DK, DV>
       <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kThreads, bytes,

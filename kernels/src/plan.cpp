@@ -250,9 +250,13 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
       detail::launch_map_scores(dc, r0, rows, pg.get<float>(), sc, st, ctx);
     }
     int32_t* ind = out.indices ? out.indices : indices.get<int32_t>();
+    timer.mark(st);  // scores done
     detail::launch_topn(dc, sc, ind, st, ctx);
     idx = ind;
-  } else if (want_cmp_scores && out.p_cmp) {
+  } else {
+    timer.mark(st);
+  }
+  if (!compute_topn && want_cmp_scores && out.p_cmp) {
     if (dc.nc_max > 0)
       detail::launch_group_probs<T>(dc, 0, vc.total_q, q, kc.get<T>(), lb[0], nullptr, out.p_cmp,
                                     st, ctx);
@@ -274,10 +278,11 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     timer.sync();
     times->compress = timer.span(0);
     times->cmp_attn = timer.span(1);
-    times->topn = timer.span(2);
-    times->slc = timer.span(3);
-    times->win = timer.span(4);
-    times->combine = timer.span(5);
+    times->scores = timer.span(2);
+    times->topn = timer.span(2) + timer.span(3);
+    times->slc = timer.span(4);
+    times->win = timer.span(5);
+    times->combine = timer.span(6);
     times->total = timer.whole();
   }
 }

@@ -55,8 +55,12 @@ __global__ void group_probs_kernel(DevCfg c, int64_t row0, int64_t rows, const T
   }
 }
 
+// One block per (row, group). The row's group probabilities are staged in shared memory once
+// (coalesced) when they fit; each mapped score then reads l'/d * l/d of them from there.
 __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
-                                  const float* __restrict__ pg, float* __restrict__ scores) {
+                                  const float* __restrict__ pg, float* __restrict__ scores,
+                                  int stage) {
+  extern __shared__ float ps[];
   const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
   for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
     const int64_t item = row0 * c.h_kv + local;
@@ -64,6 +68,12 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
     const int64_t vis = visible_cmp(c, rp.t);
     const int64_t n_cand = rp.t / c.lp + 1, cur = rp.t / c.lp;
     const float* p = pg + local * c.nc_max;
+    if (stage) {
+      __syncthreads();
+      for (int64_t i = threadIdx.x; i < vis; i += blockDim.x) ps[i] = p[i];
+      __syncthreads();
+      p = ps;
+    }
     auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
     for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x) {
       float acc = -INFINITY;
@@ -272,7 +282,10 @@ void launch_map_scores(const DevCfg& c, int64_t row0, int64_t rows, const float*
                        cudaStream_t stream, const std::string& ctx) {
   const int64_t items = rows * c.h_kv;
   if (items == 0) return;
-  map_scores_kernel<<<grid_for(items), 128, 0, stream>>>(c, row0, rows, pg, scores);
+  const bool stage = c.nc_max <= 12 * 1024;  // 48 KB of shared memory
+  const size_t smem = stage ? static_cast<size_t>(c.nc_max) * sizeof(float) : 0;
+  map_scores_kernel<<<grid_for(items), 256, smem, stream>>>(c, row0, rows, pg, scores,
+                                                            stage ? 1 : 0);
   check_launch("map_scores_kernel", ctx);
 }
 

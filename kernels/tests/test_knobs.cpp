@@ -1,5 +1,6 @@
 // Every convention knob, the three profiles, compression functions, disabled branches, shared
 // K/V, varlen batches with empty sequences and query suffixes, stress regimes.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "gpu_case.hpp"
@@ -130,4 +131,65 @@ TEST_CASE("scores and p_cmp kept", "[gpu][knobs]") {
       else
         REQUIRE(s == 0.0);
     }
+}
+
+// The comparator accepts any choice among exactly tied truth scores, so the tie rule itself is
+// checked here against an independent host top-n applied to the kernel's own (kept) scores.
+namespace {
+
+std::vector<int32_t> host_topn(const ValidConfig& vc, int64_t t, const double* score) {
+  const auto& c = vc.cfg;
+  const int64_t n_cand = t / c.slc_block + 1, cur = t / c.slc_block;
+  std::vector<int64_t> chosen, free;
+  for (int64_t j = 0; j < n_cand; ++j) {
+    const bool forced = j < c.n_init || j > cur - c.n_local;
+    (c.forced_mode == ForcedMode::always && forced ? chosen : free).push_back(j);
+  }
+  const bool lower = c.tie_break == TieBreak::lower_index_first;
+  std::sort(free.begin(), free.end(), [&](int64_t a, int64_t b) {
+    if (score[a] != score[b]) return score[a] > score[b];
+    return lower ? a < b : a > b;
+  });
+  const int64_t want = std::min(c.top_n, n_cand);
+  for (std::size_t i = 0; static_cast<int64_t>(chosen.size()) < want; ++i)
+    chosen.push_back(free[i]);
+  std::sort(chosen.begin(), chosen.end());
+  std::vector<int32_t> out(static_cast<std::size_t>(c.top_n), -1);
+  for (std::size_t i = 0; i < chosen.size(); ++i) out[i] = static_cast<int32_t>(chosen[i]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("top-n follows the tie rule on the kernel's own scores", "[gpu][knobs]") {
+  const auto tie = GENERATE(TieBreak::lower_index_first, TieBreak::higher_index_first);
+  const auto forced = GENERATE(ForcedMode::always, ForcedMode::score_one);
+  const auto t_k = GENERATE(int64_t{700}, int64_t{3000});  // warp and block-wide top-n paths
+  Config c = base_config(t_k, Dtype::bf16, 2, 4);
+  c.profile = "custom";
+  c.tie_break = tie;
+  c.forced_mode = forced;
+  c.top_n = 7;
+  if (t_k == 3000) c.cmp_block = c.cmp_stride = c.slc_block = 2;  // 1500 candidates
+  const auto vc = validate(c);
+  Inputs in = generate_inputs(vc, 171, Regime::ties);
+  // Identical compression keys: every visible compressed block gets the same weight, so the
+  // mapped scores of interior blocks tie exactly and the tie rule decides the selection.
+  for (std::size_t i = 0; i < in.k[0].size(); ++i)
+    in.k[0][i] = 0.5 * static_cast<double>(static_cast<int64_t>(i % c.d_k % 3) - 1);
+  nsa::cuda::Options opt;
+  opt.keep_scores = true;
+  const auto out = nsa::cuda::forward(vc, in, opt);
+  int64_t tied_rows = 0;
+  for (int64_t row = 0; row < vc.total_q; ++row)
+    for (int64_t g = 0; g < c.h_kv; ++g) {
+      const double* s = out.scores.data() + (row * c.h_kv + g) * out.ns_max;
+      const auto want = host_topn(vc, vc.seqs[0].pos(row), s);
+      const int32_t* got = out.indices.data() + (row * c.h_kv + g) * c.top_n;
+      INFO("row " << row << " kv head " << g << " tie " << to_string(tie));
+      REQUIRE(std::equal(want.begin(), want.end(), got));
+      const int64_t n_cand = vc.seqs[0].pos(row) / c.slc_block + 1;
+      for (int64_t j = 1; j < n_cand; ++j) tied_rows += s[j] == s[j - 1];
+    }
+  REQUIRE(tied_rows > 0);  // the regime really produced ties
 }

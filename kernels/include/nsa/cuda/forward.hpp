@@ -74,8 +74,10 @@ struct DeviceOutputs {
 };
 
 // Per-branch device timings of one forward_device call (ms, CUDA events), filled when asked.
+// topn covers the importance scores (probs pass + mapping, also in `scores`) and the top-n.
 struct BranchTimes {
   float compress = 0, cmp_attn = 0, topn = 0, slc = 0, win = 0, combine = 0, total = 0;
+  float scores = 0;
 };
 
 // Device-side plan: config tables uploaded once, scratch buffers owned. Reusable across calls
