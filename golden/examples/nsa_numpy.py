@@ -8,6 +8,9 @@ implementations: replace `forward_case` by a call into your own code.
 
     python3 nsa_numpy.py golden/data/*.h5        exit 0 = every case passed, 1 = a failure,
                                                   77 = h5py or numpy missing (test skipped)
+    python3 nsa_numpy.py --candidate OUT.h5 GOLDEN.h5
+        also writes its outputs (o* in the case dtype, lse in fp32, indices) as a candidate file
+        for `nsa golden check GOLDEN.h5 OUT.h5`: how another implementation reports results.
 """
 import math
 import sys
@@ -288,10 +291,54 @@ def check_case(c, mine, alpha, beta):
     return failures, notes
 
 
-def main(paths):
-    if not paths:
+# ---- writing a candidate file for `nsa golden check` -------------------------------------------
+
+def bf16_type():
+    """The schema's bfloat16 HDF5 type: binary32 layout cut to 16 bits."""
+    t = h5py.h5t.IEEE_F32LE.copy()
+    t.set_fields(15, 7, 8, 0, 7)
+    t.set_precision(16)
+    t.set_size(2)
+    t.set_ebias(127)
+    return t
+
+
+def write_output(group, name, x, dtype):
+    """Stores an output tensor in the implementation's own dtype, as a kernel would return it."""
+    if dtype == "bf16":
+        f32 = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+        bits = ((f32 + 0x7FFF + ((f32 >> 16) & 1)) >> 16).astype(np.uint16)  # nearest-even
+        t = bf16_type()
+        ds = h5py.h5d.create(group.id, name.encode(), t, h5py.h5s.create_simple(bits.shape))
+        if bits.size:
+            ds.write(h5py.h5s.ALL, h5py.h5s.ALL, bits, mtype=t)
+    else:
+        group.create_dataset(name, data=x.astype(np.float16 if dtype == "fp16" else np.float32))
+
+
+def write_candidate(out, results):
+    """results: [(case, outputs)] -> /cases/<name>/outputs/<tensor> (golden/SCHEMA.md)."""
+    with h5py.File(out, "w") as f:
+        for c, mine in results:
+            g = f.create_group(f"cases/{c.name}/outputs")
+            for name in c.expected:
+                if name.startswith("o"):
+                    write_output(g, name, mine[name], c.dtype)
+                elif name.startswith("lse_"):
+                    g.create_dataset(name, data=mine[name].astype(np.float32))
+                elif name == "indices":
+                    g.create_dataset(name, data=mine[name].astype(np.int32))
+
+
+def main(argv):
+    candidate = None
+    if len(argv) >= 2 and argv[0] == "--candidate":
+        candidate, argv = argv[1], argv[2:]
+    paths = argv
+    if not paths or (candidate and len(paths) != 1):
         print(__doc__)
         return 2
+    results = []
     total, failed = 0, 0
     for path in paths:
         with h5py.File(path, "r") as f:
@@ -303,13 +350,19 @@ def main(paths):
             beta = float(f.attrs["tolerance_beta"])
             for name in f["cases"]:
                 c = Case(f["cases"][name])
-                failures, notes = check_case(c, forward_case(c), alpha, beta)
+                mine = forward_case(c)
+                failures, notes = check_case(c, mine, alpha, beta)
+                results.append((c, mine))
                 total += 1
                 status = "FAIL" if failures else "pass"
                 print(f"{path}: {name}: {status}")
                 for m in failures:
                     print(f"    FAIL {m}")
                 failed += bool(failures)
+            if candidate:
+                write_candidate(candidate, results)
+                print(f"wrote the numpy outputs to {candidate} (check: nsa golden check "
+                      f"{path} {candidate})")
     print(f"\nnumpy NSA forward: {total - failed}/{total} cases within tolerance")
     return 1 if failed else 0
 
