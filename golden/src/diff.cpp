@@ -66,6 +66,7 @@ std::string raw_bytes(hid_t ds, const std::string& ctx) {
   h5::Handle t(h5::check(H5Dget_type(ds), ctx), H5Tclose);
   std::size_t n = 1;
   for (auto d : h5::shape_of(ds)) n *= static_cast<std::size_t>(d);
+  h5::check_storage(ds, n, H5Tget_size(t), ctx);
   std::string bytes(n * H5Tget_size(t), '\0');
   if (n > 0) h5::check(H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()), ctx);
   return bytes;

@@ -405,6 +405,10 @@ std::vector<std::string> expected_tensor_names(const ValidConfig& vc) {
   return names;
 }
 
+namespace {
+GoldenFile read_golden_checked(const std::string& path);
+}  // namespace
+
 void write_golden(const std::string& path, const GoldenFile& file) {
   const auto f = h5::create_file(path);
   h5::write_attr(f, "schema_version", int64_t{kSchemaVersion});
@@ -426,6 +430,20 @@ void write_golden(const std::string& path, const GoldenFile& file) {
 }
 
 GoldenFile read_golden(const std::string& path) {
+  try {
+    return read_golden_checked(path);
+  } catch (const GoldenError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw GoldenError(path + ": out of memory while reading (sizes of a damaged file?)");
+  } catch (const std::exception& e) {
+    throw GoldenError(path + ": " + e.what());
+  }
+}
+
+namespace {
+
+GoldenFile read_golden_checked(const std::string& path) {
   const auto f = h5::open_file(path);
   const auto version = h5::read_attr_int(f, "schema_version", path);
   if (version != kSchemaVersion)
@@ -444,6 +462,8 @@ GoldenFile read_golden(const std::string& path) {
   for (const auto& n : names) out.cases.push_back(reader.read_case(cases, n));
   return out;
 }
+
+}  // namespace
 
 std::map<std::string, CandidateCase> read_candidate(const std::string& path,
                                                     const GoldenFile& golden) {

@@ -298,10 +298,23 @@ std::string type_name(hid_t dset) {
   return "non-numeric type (class " + std::to_string(static_cast<int>(cls)) + ")";
 }
 
+void check_storage(hid_t dset, std::size_t elements, std::size_t elem_size,
+                   const std::string& context) {
+  // Deflate cannot expand data more than about 1032:1, so a dataset declaring far more than its
+  // stored bytes can hold is damaged (or crafted): refuse it before allocating for it.
+  const double stored = static_cast<double>(H5Dget_storage_size(dset));
+  const double declared = static_cast<double>(elements) * static_cast<double>(elem_size);
+  if (declared > 2048.0 * stored + 65536.0)
+    throw GoldenError(context + ": declares " + std::to_string(elements) +
+                      " elements but stores only " +
+                      std::to_string(static_cast<long long>(stored)) + " bytes (damaged file?)");
+}
+
 std::vector<double> read_floats(hid_t dset, const std::string& context) {
   const auto dims = shape_of(dset);
   std::size_t n = 1;
   for (auto d : dims) n *= static_cast<std::size_t>(d);
+  check_storage(dset, n, 2, context);
   std::vector<double> out(n);
   if (n == 0) return out;
   const auto name = type_name(dset);
@@ -327,6 +340,7 @@ std::vector<int32_t> read_int32(hid_t dset, const std::string& context) {
   const auto dims = shape_of(dset);
   std::size_t n = 1;
   for (auto d : dims) n *= static_cast<std::size_t>(d);
+  check_storage(dset, n, sizeof(int32_t), context);
   std::vector<int32_t> out(n);
   if (n > 0)
     check(H5Dread(dset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),

@@ -92,6 +92,10 @@ std::string shape_string(const std::vector<int64_t>& dims);
 // description of anything else ("int32", "other float (size 2, mantissa 5)", ...).
 std::string type_name(hid_t dset);
 
+// Throws GoldenError when a dataset declares more elements than its stored bytes can hold.
+void check_storage(hid_t dset, std::size_t elements, std::size_t elem_size,
+                   const std::string& context);
+
 // Reads a float dataset of any of our float types into doubles (two-byte types are decoded from
 // their raw bits, so no HDF5 conversion is involved).
 std::vector<double> read_floats(hid_t dset, const std::string& context);

@@ -380,3 +380,26 @@ TEST_CASE("suites: every case of every suite validates, names are unique and ord
   }
   CHECK_THROWS_AS(suite_cases("nope"), std::invalid_argument);
 }
+
+TEST_CASE("golden io: a dataset declaring more than it stores is refused before allocating",
+          "[golden]") {
+  const auto path = temp_path("sparse.h5");
+  {
+    const auto f = h5::create_file(path);
+    const hsize_t dims = hsize_t{1} << 30, chunk = 4096;
+    const hid_t space = H5Screate_simple(1, &dims, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    const hid_t ds =
+        H5Dcreate2(f, "huge", H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);  // unwritten
+    REQUIRE(ds >= 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+  }
+  const auto f = h5::open_file(path);
+  const auto ds = h5::open_dataset(f, "huge", "test");
+  const auto e = error_of([&] { h5::read_floats(ds, "dataset huge"); });
+  CHECK(contains(e, "dataset huge: declares 1073741824 elements but stores only 0 bytes"));
+  std::filesystem::remove(path);
+}
