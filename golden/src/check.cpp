@@ -12,8 +12,6 @@ nsa::ref::Verdict check_case(const GoldenCase& gc, nsa::ref::Outputs candidate,
   candidate.groups = gc.truth.groups;
   candidate.d_v = gc.truth.d_v;
   candidate.top_n = gc.truth.top_n;
-  // With given indices the index list is an input, echoed by the reference: nothing to judge.
-  if (gc.vc.cfg.given_indices) candidate.indices.clear();
   const nsa::ref::Outputs base =
       gc.baseline.o.empty() ? nsa::ref::forward(gc.vc, gc.inputs, nsa::ref::Precision::baseline)
                             : gc.baseline;
