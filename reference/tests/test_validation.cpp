@@ -266,3 +266,55 @@ TEST_CASE("validation: a validated config validates again to the same config") {
   CHECK(a.total_q == 4);
   CHECK(a.total_k == 9);
 }
+
+TEST_CASE("validation: profile knob values match the table of docs/semantics.md section 9") {
+  struct Row {
+    const char* profile;
+    CmpVisibility vis;
+    ScoreMapping mapping;
+    GroupReduce reduce;
+    ForcedMode forced;
+    TieBreak tie;
+    SlcCausal causal;
+    IndexPolicy policy;
+    WindowKeys window;
+  };
+  using CV = CmpVisibility;
+  using SM = ScoreMapping;
+  using GR = GroupReduce;
+  using FM = ForcedMode;
+  using TB = TieBreak;
+  using SC = SlcCausal;
+  using IP = IndexPolicy;
+  using WK = WindowKeys;
+  for (const auto& r :
+       std::vector<Row>{{"canonical", CV::inclusive, SM::overlap, GR::sum, FM::always,
+                         TB::lower_index_first, SC::token, IP::strict, WK::w},
+                        {"fla", CV::inclusive, SM::identity, GR::mean, FM::score_one,
+                         TB::lower_index_first, SC::token, IP::multiset, WK::w},
+                        {"nsa_triton", CV::inclusive, SM::overlap, GR::sum, FM::always,
+                         TB::lower_index_first, SC::token, IP::skip_invalid, WK::w_plus_one}}) {
+    Config c = profile_config(r.profile);
+    INFO(r.profile);
+    CHECK(c.cmp_visibility == r.vis);
+    CHECK(c.score_mapping == r.mapping);
+    CHECK(c.group_reduce == r.reduce);
+    CHECK(c.forced_mode == r.forced);
+    CHECK(c.tie_break == r.tie);
+    CHECK(c.slc_causal == r.causal);
+    CHECK(c.index_policy == r.policy);
+    CHECK(c.window_keys == r.window);
+    CHECK(c.n_init == 1);
+    CHECK(c.n_local == 2);
+  }
+  // fla fixes mean phi and l = d = l' = 64; nsa_triton turns an mlp phi into mean.
+  const Config fla = profile_config("fla");
+  CHECK(fla.phi == Phi::mean);
+  CHECK((fla.cmp_block == 64 && fla.cmp_stride == 64 && fla.slc_block == 64));
+  Config t;
+  t.phi = Phi::mlp;
+  t.phi_hidden = 8;
+  apply_profile(t, "nsa_triton");
+  CHECK(t.phi == Phi::mean);
+  CHECK(t.phi_hidden == 0);
+}
