@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command for the GPU machine: runs the prebuilt GPU test suite (ctest -L gpu), the
-# sanitizer subset, `nsa golden check` where golden suites are committed, and `nsa bench`;
+# sanitizer subset, `nsa verify` over the golden suites' configs (cuda included), `nsa bench`;
 # writes logs under $OUT (or build/gpu-out) and prints a short table last.
 # Build first on a CUDA development machine:
 #   cmake -S . -B build/gpu-kernels -DCMAKE_BUILD_TYPE=Release -DNSA_CUDA_ARCH=90
@@ -40,15 +40,16 @@ fi
 
 nsa=$build/golden/nsa
 if has golden; then
-  suites=$(ls "$root"/golden/suites/*.h5 2>/dev/null)
-  if [ -x "$nsa" ] && [ -n "$suites" ]; then
-    ok=0 bad=0
-    for f in $suites; do
-      if "$nsa" golden check --impl cuda "$f" >>"$out/golden.log" 2>&1; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+  # `nsa verify` runs every available implementation (the reference and, here, "cuda") on the
+  # configs of a golden suite and checks them against the f128 truth.
+  if [ -x "$nsa" ]; then
+    for suite in ${NSA_VERIFY_SUITES:-smoke canonical fla nsa_triton}; do
+      timeout "${NSA_VERIFY_TIMEOUT:-300}" "$nsa" verify --suite "$suite" >"$out/verify-$suite.log" 2>&1
+      rc=$?
+      summary+=("nsa verify --suite $suite: rc=$rc $(tail -n1 "$out/verify-$suite.log")")
     done
-    summary+=("golden check (cuda): $ok files passed, $bad failed")
   else
-    summary+=("golden check: skipped (no nsa binary or no committed golden/suites/*.h5)")
+    summary+=("nsa verify: no nsa binary at $nsa")
   fi
 fi
 
