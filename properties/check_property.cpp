@@ -15,7 +15,8 @@ void check_property(const std::string& name, const rc::Gen<Case>& gen) {
   rc::prop(name, [name, fn, gen] {
     const Case c = *gen;
     if (std::getenv("NSA_PROPS_STATS"))
-      RC_TAG(c.cfg.profile, nsa::ref::validate(c.cfg).total_q / 32 * 32, c.cfg.h_q);
+      RC_TAG(nsa::ref::validate(c.cfg).max_t_k / 16 * 16,
+             nsa::ref::validate(c.cfg).total_q / 32 * 32);
     const std::string failure = run_case(name, fn, c);
     if (!failure.empty()) RC_FAIL(failure);
   });

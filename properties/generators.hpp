@@ -26,7 +26,7 @@ void showValue(const Case& c, std::ostream& os);
 
 // Limits of the general generator; keep them small so that a case costs milliseconds on a CPU.
 struct GenOptions {
-  int64_t max_tokens = 80;           // keys per sequence (fewer for large head counts)
+  int64_t max_tokens = 128;          // keys per sequence (fewer for large head counts)
   int64_t max_group = 64;            // G = h_q / h_kv is drawn from {1, 2, 3, 4, 8, .., max_group}
   bool allow_given_indices = false;  // the selection branch may read a given index list
   bool allow_profiles = true;        // canonical/fla/nsa_triton besides custom

@@ -6,7 +6,7 @@
 namespace nsa::props {
 
 inline constexpr const char* kDefaultSeed = "20261129";
-inline constexpr const char* kDefaultMaxSuccess = "25";
+inline constexpr const char* kDefaultMaxSuccess = "1000";
 
 // Sets RC_PARAMS to the user's value plus any default it does not mention.
 void set_default_rc_params();

@@ -45,6 +45,13 @@ void prop_sum_and_mean_reduce_select_same_blocks(const Case& c) {
   const auto pm = prepare(cm);
   const auto& vc = ps.vc;
   const auto s = run(vc, ps.in), m = run(pm.vc, pm.in);
+  // The stored values: the group mean is the group sum divided by G (the same sum, one division).
+  for (std::size_t i = 0; i < s.scores.size(); ++i) {
+    const double want =
+        std::isfinite(s.scores[i]) ? s.scores[i] / static_cast<double>(vc.group) : s.scores[i];
+    NSA_PROP_CHECK(m.scores[i] == want,
+                   "mean score " << i << " = " << m.scores[i] << ", sum score / G = " << want);
+  }
   // Dividing by G is monotone but may merge scores closer than a few ulps into a tie: compare
   // exactly where the sum's selection gap is clear, tie-aware elsewhere.
   const double delta = 1e-12 * max_abs(s.scores);

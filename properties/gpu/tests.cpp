@@ -1,0 +1,46 @@
+// GPU TEST_CASEs: configs the kernels support, built directly (fp64 becomes a kernel dtype; no
+// filtering), across dtypes, shapes, G, n, phi and profiles.
+#include <catch2/catch.hpp>
+
+#include "../harness.hpp"
+
+namespace nsa::props {
+namespace {
+
+// The kernels take fp32/fp16/bf16; fp64 cases are moved onto one of them by the seed.
+rc::Gen<Case> kernel_cases(GenOptions opt, bool adversarial) {
+  return rc::gen::map(gen_case(opt), [adversarial](Case c) {
+    if (c.cfg.dtype == nsa::ref::Dtype::f64) {
+      static const nsa::ref::Dtype kernel_dtypes[] = {nsa::ref::Dtype::f32, nsa::ref::Dtype::f16,
+                                                      nsa::ref::Dtype::bf16};
+      c.cfg.dtype = kernel_dtypes[c.seed % 3];
+    }
+    if (adversarial) {
+      make_custom(c.cfg);
+      c.cfg.enable_slc = true;
+      c.cfg.given_indices = true;
+      c.cfg.index_policy =
+          c.seed % 4 == 0 ? nsa::ref::IndexPolicy::skip_invalid : nsa::ref::IndexPolicy::multiset;
+    }
+    return c;
+  });
+}
+
+GenOptions gpu_options() {
+  GenOptions o;
+  o.max_tokens = 160;
+  o.allow_given_indices = true;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("kernel_matches_reference", "[properties][gpu]") {
+  check_property("kernel_matches_reference", kernel_cases(gpu_options(), false));
+}
+
+TEST_CASE("kernel_adversarial_indices", "[properties][gpu]") {
+  check_property("kernel_adversarial_indices", kernel_cases(gpu_options(), true));
+}
+
+}  // namespace nsa::props
