@@ -7,9 +7,25 @@
 namespace nsa::props {
 namespace {
 
+enum class Queries { some, none };
+
+// Moves a case onto a batch with (Queries::some) or without (Queries::none) any query row, so
+// that a problem with no queries is its own property and a failure on it does not hide others.
+void set_queries(nsa::ref::Config& c, Queries want) {
+  const auto v = nsa::ref::validate(c);
+  if ((v.total_q > 0) == (want == Queries::some)) return;
+  c.layout = nsa::ref::Layout::padded;
+  c.cu_seqlens_k.clear();
+  c.cu_seqlens_q.clear();
+  c.batch = 1;
+  c.t_k = want == Queries::some ? std::max<int64_t>(v.max_t_k, 1) : v.max_t_k;
+  c.t_q = want == Queries::some ? c.t_k : 0;
+}
+
 // The kernels take fp32/fp16/bf16; fp64 cases are moved onto one of them by the seed.
-rc::Gen<Case> kernel_cases(GenOptions opt, bool adversarial) {
-  return rc::gen::map(gen_case(opt), [adversarial](Case c) {
+rc::Gen<Case> kernel_cases(GenOptions opt, bool adversarial, Queries queries = Queries::some) {
+  return rc::gen::map(gen_case(opt), [adversarial, queries](Case c) {
+    set_queries(c.cfg, queries);
     if (c.cfg.dtype == nsa::ref::Dtype::f64) {
       static const nsa::ref::Dtype kernel_dtypes[] = {nsa::ref::Dtype::f32, nsa::ref::Dtype::f16,
                                                       nsa::ref::Dtype::bf16};
@@ -41,6 +57,14 @@ TEST_CASE("kernel_matches_reference", "[properties][gpu]") {
 
 TEST_CASE("kernel_adversarial_indices", "[properties][gpu]") {
   check_property("kernel_adversarial_indices", kernel_cases(gpu_options(), true));
+}
+
+}  // namespace nsa::props
+
+namespace nsa::props {
+
+TEST_CASE("kernel_no_query_rows", "[properties][gpu]") {
+  check_property("kernel_matches_reference", kernel_cases(gpu_options(), false, Queries::none));
 }
 
 }  // namespace nsa::props
