@@ -18,38 +18,70 @@ void showValue(const Case& c, std::ostream& os) {
 
 void make_custom(Config& cfg) { cfg.profile = "custom"; }
 
-rc::Gen<int64_t> gen_length(int64_t l, int64_t d, int64_t l_sel, int64_t cap) {
-  return rc::gen::exec([=]() -> int64_t {
-    const int kind = *rc::gen::weightedElement<int>({{4, 0}, {4, 1}, {2, 2}, {3, 3}, {1, 4}});
-    const int64_t delta = *rc::gen::element<int64_t>(0, -1, 1);
-    int64_t len = 0;
-    switch (kind) {
-      case 0:  // selection-block boundary
-        len = *rc::gen::inRange<int64_t>(1, std::max<int64_t>(2, cap / l_sel + 1)) * l_sel + delta;
-        break;
-      case 1:  // compression-block boundary: the last token of block k
-        len =
-            l + *rc::gen::inRange<int64_t>(0, std::max<int64_t>(1, (cap - l) / d + 1)) * d + delta;
-        break;
-      case 2:  // shorter than a compression block
-        len = *rc::gen::inRange<int64_t>(0, l);
-        break;
-      case 3:
-        len = *rc::gen::inRange<int64_t>(0, cap + 1);
-        break;
-      default:
-        len = 0;
-    }
-    return std::clamp<int64_t>(len, 0, cap);
-  });
+namespace {
+
+// RapidCheck's element/weightedElement do not shrink; these draw an index with inRange, which
+// shrinks toward 0, so a choice shrinks toward the first (simplest) value of its list.
+template <class E>
+E pick(std::initializer_list<E> values) {
+  const auto i = *rc::gen::inRange<std::size_t>(0, values.size());
+  return *(values.begin() + i);
+}
+
+template <class E>
+E weighted(std::initializer_list<std::pair<int, E>> choices) {
+  int total = 0;
+  for (const auto& c : choices) total += c.first;
+  int r = *rc::gen::inRange<int>(0, total);
+  for (const auto& c : choices) {
+    if (r < c.first) return c.second;
+    r -= c.first;
+  }
+  return choices.begin()->second;
+}
+
+}  // namespace
+
+double draw_fraction() {
+  constexpr int64_t kSteps = int64_t{1} << 20;
+  return static_cast<double>(*rc::gen::inRange<int64_t>(0, kSteps)) / static_cast<double>(kSteps);
+}
+
+int64_t scale_to(double f, int64_t lo, int64_t hi) {
+  if (hi <= lo) return lo;
+  return std::min(hi, lo + static_cast<int64_t>(f * static_cast<double>(hi - lo + 1)));
+}
+
+LengthDraw draw_length() {
+  LengthDraw d;
+  d.kind = weighted<int>({{4, 0}, {4, 1}, {2, 2}, {3, 3}, {1, 4}});
+  d.delta = pick<int64_t>({0, -1, 1});
+  d.f = draw_fraction();
+  return d;
+}
+
+int64_t length_of(const LengthDraw& d, int64_t l, int64_t stride, int64_t l_sel, int64_t cap) {
+  int64_t len = 0;
+  switch (d.kind) {
+    case 0:  // selection-block boundary: k*l' - 1, k*l', k*l' + 1
+      len = scale_to(d.f, 1, std::max<int64_t>(1, cap / l_sel)) * l_sel + d.delta;
+      break;
+    case 1:  // compression-block boundary: the last token of block k, and one either side
+      len = l + scale_to(d.f, 0, std::max<int64_t>(0, (cap - l) / stride)) * stride + d.delta;
+      break;
+    case 2:  // shorter than a compression block
+      len = scale_to(d.f, 0, l - 1);
+      break;
+    case 3:
+      len = scale_to(d.f, 0, cap);
+      break;
+    default:
+      len = 0;
+  }
+  return std::clamp<int64_t>(len, 0, cap);
 }
 
 namespace {
-
-template <class E>
-E pick(std::initializer_list<E> values) {
-  return *rc::gen::elementOf(std::vector<E>(values));
-}
 
 // Block sizes: d first, then l and l' as multiples of d. fla fixes l = d = l'.
 void draw_blocks(Config& cfg, bool identity_only) {
@@ -82,41 +114,53 @@ void draw_knobs(Config& cfg) {
   cfg.n_local = *rc::gen::inRange<int64_t>(0, 4);
 }
 
-void draw_phi(Config& cfg, bool allow_mlp) {
+void draw_phi(Config& cfg) {
   using namespace nsa::ref;
-  cfg.phi = allow_mlp ? pick({Phi::mean, Phi::linear, Phi::mlp}) : pick({Phi::mean, Phi::linear});
-  cfg.phi_hidden = 0;
-  if (cfg.phi == Phi::mlp) {
-    cfg.phi_hidden = *rc::gen::inRange<int64_t>(1, 9);
-    cfg.phi_act = pick({Activation::relu, Activation::silu});
-  }
+  cfg.phi = pick({Phi::mean, Phi::linear, Phi::mlp});
+  const int64_t hidden = *rc::gen::inRange<int64_t>(1, 9);
+  cfg.phi_act = pick({Activation::relu, Activation::silu});
+  cfg.phi_hidden = cfg.phi == Phi::mlp ? hidden : 0;
 }
 
+// Draws four sequences' worth of lengths whatever the layout, so that shrinking the layout or
+// the batch keeps the other draws.
 void draw_layout(Config& cfg, int64_t cap) {
   using namespace nsa::ref;
-  const auto len = gen_length(cfg.cmp_block, cfg.cmp_stride, cfg.slc_block, cap);
-  if (*rc::gen::weightedElement<int>({{3, 0}, {2, 1}}) == 0) {
+  const bool padded = weighted<int>({{3, 0}, {2, 1}}) == 0;
+  const int64_t batch = *rc::gen::inRange<int64_t>(1, 3);
+  const int64_t seqs = *rc::gen::inRange<int64_t>(1, 5);
+  const int q_kind = weighted<int>({{3, 0}, {1, 1}, {1, 2}});
+  std::vector<LengthDraw> lens;
+  std::vector<double> q_frac;
+  for (int i = 0; i < 4; ++i) {
+    lens.push_back(draw_length());
+    q_frac.push_back(draw_fraction());
+  }
+  auto len = [&](int i) {
+    return length_of(lens[static_cast<std::size_t>(i)], cfg.cmp_block, cfg.cmp_stride,
+                     cfg.slc_block, cap);
+  };
+  auto queries = [&](int i, int64_t tk) {
+    return q_kind == 0   ? tk
+           : q_kind == 1 ? std::min<int64_t>(1, tk)
+                         : scale_to(q_frac[static_cast<std::size_t>(i)], 0, tk);
+  };
+  if (padded) {
     cfg.layout = Layout::padded;
-    cfg.batch = *rc::gen::inRange<int64_t>(1, 3);
-    cfg.t_k = *len;
-    const int q_kind = *rc::gen::weightedElement<int>({{3, 0}, {1, 1}, {1, 2}});
-    cfg.t_q = q_kind == 0   ? cfg.t_k
-              : q_kind == 1 ? std::min<int64_t>(1, cfg.t_k)
-                            : *rc::gen::inRange<int64_t>(0, cfg.t_k + 1);
+    cfg.batch = batch;
+    cfg.t_k = len(0);
+    cfg.t_q = queries(0, cfg.t_k);
     return;
   }
   cfg.layout = Layout::varlen;
   cfg.t_k = 0;
   cfg.t_q = -1;
-  const int64_t b = *rc::gen::inRange<int64_t>(1, 5);
   cfg.cu_seqlens_k = {0};
   cfg.cu_seqlens_q = {0};
-  const bool all_queries = *rc::gen::weightedElement<int>({{2, 1}, {1, 0}}) == 1;
-  for (int64_t i = 0; i < b; ++i) {
-    const int64_t tk = *len;
-    const int64_t tq = all_queries ? tk : *rc::gen::inRange<int64_t>(0, tk + 1);
+  for (int i = 0; i < seqs; ++i) {
+    const int64_t tk = len(i);
     cfg.cu_seqlens_k.push_back(cfg.cu_seqlens_k.back() + tk);
-    cfg.cu_seqlens_q.push_back(cfg.cu_seqlens_q.back() + tq);
+    cfg.cu_seqlens_q.push_back(cfg.cu_seqlens_q.back() + queries(i, tk));
   }
 }
 
@@ -138,7 +182,7 @@ rc::Gen<Case> gen_case(GenOptions opt) {
         draw_blocks(cfg, false);
         Config same_blocks;
         draw_blocks(same_blocks, true);
-        draw_phi(cfg, true);
+        draw_phi(cfg);
         draw_knobs(cfg);
         cfg.profile = "custom";
         if (profile != "custom") {
@@ -156,16 +200,17 @@ rc::Gen<Case> gen_case(GenOptions opt) {
 
         cfg.h_kv = *rc::gen::inRange<int64_t>(1, 4);
         // G weighted toward the common 1..8, up to 64 (clipped to max_group) now and then.
-        const int64_t group =
-            std::min(opt.max_group,
-                     *rc::gen::weightedElement<int64_t>(
-                         {{4, 1}, {3, 2}, {2, 3}, {3, 4}, {2, 8}, {1, 16}, {1, 32}, {1, 64}}));
+        const int64_t group = std::min(
+            opt.max_group,
+            weighted<int64_t>({{4, 1}, {3, 2}, {2, 3}, {3, 4}, {2, 8}, {1, 16}, {1, 32}, {1, 64}}));
         if (group * cfg.h_kv > 16) cfg.h_kv = 1;
         cfg.h_q = group * cfg.h_kv;
         cfg.d_k = pick<int64_t>({4, 1, 2, 3, 8, 16});
-        cfg.d_v = *rc::gen::weightedElement<int64_t>({{3, cfg.d_k}, {1, 1}, {1, 5}, {1, 16}});
-        if (opt.allow_scale && *rc::gen::weightedElement<int>({{5, 0}, {1, 1}}) == 1)
-          cfg.scale = pick<double>({0.5, 2.0, 0.125});
+        const int64_t d_v = weighted<int64_t>({{3, 0}, {1, 1}, {1, 5}, {1, 16}});
+        cfg.d_v = d_v == 0 ? cfg.d_k : d_v;
+        const bool explicit_scale = weighted<int>({{5, 0}, {1, 1}}) == 1;
+        const double scale = pick<double>({0.5, 2.0, 0.125});
+        if (opt.allow_scale && explicit_scale) cfg.scale = scale;
 
         // Many heads: shorter sequences, so a case stays cheap.
         const int64_t cap = cfg.h_q > 32  ? std::max<int64_t>(8, opt.max_tokens / 4)
@@ -177,21 +222,23 @@ rc::Gen<Case> gen_case(GenOptions opt) {
           max_len = std::max(max_len, cfg.cu_seqlens_k[i] - cfg.cu_seqlens_k[i - 1]);
         const int64_t n_blocks = (max_len + cfg.slc_block - 1) / cfg.slc_block;
         cfg.top_n = std::max<int64_t>(
-            1, cfg.n_init + cfg.n_local + *rc::gen::inRange<int64_t>(0, n_blocks + 3));
-        cfg.window = *rc::gen::weightedElement<int>({{3, 0}, {1, 1}}) == 0
-                         ? *rc::gen::inRange<int64_t>(1, std::max<int64_t>(2, max_len + 2))
-                         : max_len + *rc::gen::inRange<int64_t>(1, 64);
+            1, cfg.n_init + cfg.n_local + scale_to(draw_fraction(), 0, n_blocks + 2));
+        const bool wide_window = weighted<int>({{3, 0}, {1, 1}}) == 1;
+        const double window_f = draw_fraction();
+        cfg.window = wide_window ? max_len + 1 + scale_to(window_f, 0, 63)
+                                 : scale_to(window_f, 1, std::max<int64_t>(1, max_len + 1));
 
         cfg.dtype = pick({Dtype::f32, Dtype::f16, Dtype::bf16, Dtype::f64});
-        cfg.shared_kv = *rc::gen::arbitrary<bool>();
-        if (*rc::gen::weightedElement<int>({{3, 0}, {1, 1}}) == 1) {
-          const int mask = *rc::gen::inRange(1, 8);
+        cfg.shared_kv = pick<bool>({false, true});
+        const bool subset = weighted<int>({{3, 0}, {1, 1}}) == 1;
+        const int mask = 7 - *rc::gen::inRange(0, 7);  // shrinks toward all branches
+        if (subset) {
           cfg.enable_cmp = mask & 1;
           cfg.enable_slc = mask & 2;
           cfg.enable_win = mask & 4;
         }
-        cfg.given_indices =
-            opt.allow_given_indices && *rc::gen::weightedElement<int>({{3, 0}, {1, 1}});
+        const bool given = weighted<int>({{3, 0}, {1, 1}}) == 1;
+        cfg.given_indices = opt.allow_given_indices && given;
 
         c.seed = *rc::gen::inRange<uint64_t>(0, uint64_t{1} << 32);
         c.regime = pick({Regime::typical, Regime::ties, Regime::peaked, Regime::extreme});

@@ -41,9 +41,21 @@ struct GenOptions {
 // nsa::ref::apply_profile.
 rc::Gen<Case> gen_case(GenOptions opt = {});
 
-// A sequence length for blocks (l, d, l') no longer than cap, weighted toward block boundaries
+// Draws that do not depend on earlier choices: a shrinking step changes one draw and leaves
+// the others' values in place (a generator whose range depended on, say, l would draw another
+// value once l shrinks, and most shrinks would then lose the failure).
+struct LengthDraw {
+  int kind = 0;       // selection boundary, compression boundary, < l, uniform, empty
+  int64_t delta = 0;  // -1, 0, +1 around a boundary
+  double f = 0;       // position in the range, in [0, 1)
+};
+double draw_fraction();
+LengthDraw draw_length();
+// The length a draw means for blocks (l, d, l') and a cap: weighted toward block boundaries
 // (k*l' - 1, k*l', k*l' + 1, l - 1 + k*d, ...) and lengths shorter than l.
-rc::Gen<int64_t> gen_length(int64_t l, int64_t d, int64_t l_sel, int64_t cap);
+int64_t length_of(const LengthDraw& d, int64_t l, int64_t stride, int64_t l_sel, int64_t cap);
+// lo + floor(f * (hi - lo + 1)), clipped to [lo, hi].
+int64_t scale_to(double f, int64_t lo, int64_t hi);
 
 // Turns the case into profile "custom" (keeping its knobs) so that a property may change knobs.
 void make_custom(nsa::ref::Config& cfg);
