@@ -7,11 +7,11 @@
 
 namespace nsa::props {
 
-// The bound (docs/properties.md, property 12): per output element,
-//   |x_f64 - x_f128| <= 1e-13 * max|v| * (4 + Z + K)   for o, o_branch
-//   |lse_f64 - lse_f128| <= 1e-13 * (4 + Z + K)
-// with Z = scale * d_k * max|q| * max|k| (the largest possible |score|, the error scale of exp)
-// and K = the largest key count of a row (window + selected + compressed).
+// The bound of docs/numerics.md section 2, per element:
+//   |X_f64 - X_f128| <= 4 * (N + (d_k + l*D) * (1 + Z) + 8) * u * M
+// u = 2^-53; N = max(T_k, n*l'); D = max(d_k, d_v); Z = s * d_k * max|q| * max|k| (times 4 for
+// a learned phi); M = max(1, max|v|) for branch outputs, max(1, |lse|) for lse, 1 for p_cmp;
+// three times the branch bound for the gated output.
 void prop_f64_agrees_with_f128(const Case& c) {
   const auto p = prepare(c);
   const auto& vc = p.vc;
@@ -29,16 +29,16 @@ void prop_f64_agrees_with_f128(const Case& c) {
     k_max = std::max(k_max, max_abs(p.in.k[b]));
     v_max = std::max(v_max, max_abs(p.in.v[b]));
   }
-  // Compressed keys of a learned phi can be larger than raw keys: bound them by the raw keys
-  // times the phi weights' row sums (mean: 1).
-  double phi_gain = 1;
-  if (cfg.phi != nsa::ref::Phi::mean)
-    phi_gain = static_cast<double>(cfg.cmp_block * std::max(cfg.d_k, cfg.d_v));
-  const double Z = vc.scale * static_cast<double>(cfg.d_k) * max_abs(p.in.q) * k_max * phi_gain;
-  const double K = static_cast<double>(std::min(vc.max_t_k, cfg.window + 1) +
-                                       cfg.top_n * cfg.slc_block + vc.max_cmp_blocks());
-  const double o_tol = 1e-13 * v_max * phi_gain * (4 + Z + K);
-  const double lse_tol = 1e-13 * (4 + Z + K);
+  const double u = std::ldexp(1.0, -53);
+  const double N = static_cast<double>(std::max(vc.max_t_k, cfg.top_n * cfg.slc_block));
+  const double D = static_cast<double>(std::max(cfg.d_k, cfg.d_v));
+  const double Z = vc.scale * static_cast<double>(cfg.d_k) * max_abs(p.in.q) * k_max *
+                   (cfg.phi == nsa::ref::Phi::mean ? 1.0 : 4.0);
+  const double unit =
+      4 *
+      (N + (static_cast<double>(cfg.d_k) + static_cast<double>(cfg.cmp_block) * D) * (1 + Z) + 8) *
+      u;
+  const double o_tol = unit * std::max(1.0, v_max);
   const double delta = 1e-12 * max_abs(q.scores);
   std::vector<char> idx_same(q.indices.size() / std::max<int64_t>(1, cfg.top_n), 1);
   for (std::size_t k = 0; k < idx_same.size(); ++k) {
@@ -67,11 +67,23 @@ void prop_f64_agrees_with_f128(const Case& c) {
                                  << " (bound " << o_tol << ")");
       if (i % static_cast<std::size_t>(cfg.d_v) == 0) {
         const double a = d.lse[bi][rh], b = q.lse[bi][rh];
+        const double lse_tol = unit * std::max(1.0, std::fabs(b));
         NSA_PROP_CHECK(a == b || std::fabs(a - b) <= lse_tol,
                        "lse branch " << bi << " " << where(vc, d, rh, cfg.h_q, 1) << ": f64 " << a
                                      << ", f128 " << b << " (bound " << lse_tol << ")");
       }
     }
+  for (std::size_t i = 0; i < d.o.size(); ++i) {
+    const int64_t rh = static_cast<int64_t>(i) / cfg.d_v;
+    if (!idx_same[(rh / cfg.h_q) * cfg.h_kv + (rh % cfg.h_q) / vc.group]) continue;
+    NSA_PROP_CHECK(std::fabs(d.o[i] - q.o[i]) <= 3 * o_tol,
+                   "o " << where(vc, d, static_cast<int64_t>(i), cfg.h_q, cfg.d_v) << ": f64 "
+                        << d.o[i] << ", f128 " << q.o[i] << " (bound " << 3 * o_tol << ")");
+  }
+  for (std::size_t i = 0; i < d.p_cmp.size(); ++i)
+    NSA_PROP_CHECK(std::fabs(d.p_cmp[i] - q.p_cmp[i]) <= unit,
+                   "p_cmp " << i << ": f64 " << d.p_cmp[i] << ", f128 " << q.p_cmp[i] << " (bound "
+                            << unit << ")");
 }
 
 }  // namespace nsa::props
