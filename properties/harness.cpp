@@ -57,6 +57,10 @@ std::string run_case(const std::string& name, const PropertyFn& fn, const Case& 
     what = std::string("unexpected exception: ") + e.what();
   }
   const std::string file = save_config(name, c);
+  // The last failing case of a run is RapidCheck's final (shrunk) counterexample: its command,
+  // unwrapped, in <failure dir>/<name>.repro.
+  std::ofstream(std::filesystem::path(NSA_PROPS_FAILURE_DIR) / (name + ".repro"))
+      << repro_command(name, file, c) << "\n";
   std::ostringstream msg;
   msg << "property '" << name << "' failed: " << what << "\n  config: " << nsa::ref::describe(c.cfg)
       << "\n  seed=" << c.seed << " regime=" << nsa::ref::to_string(c.regime)

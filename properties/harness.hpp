@@ -59,7 +59,8 @@ const Property* find_property(const std::string& name);
 
 // Runs fn on the case. On failure: writes the config to <failure dir>/<name>-<hash>.json and
 // returns a message with the failure, the config (describe), the seed, the regime and the
-// command that reproduces exactly this case. Returns "" on success.
+// command that reproduces exactly this case, which it also writes to <failure dir>/<name>.repro
+// (so after a run that file holds the final shrunk case's command). Returns "" on success.
 std::string run_case(const std::string& name, const PropertyFn& fn, const Case& c);
 
 // The RapidCheck property of one property: draws cases from gen, runs run_case, fails with its
