@@ -49,7 +49,7 @@ std::vector<int64_t> lengths_of(const std::vector<int64_t>& cu, const char* fiel
 void validate_layout(ValidConfig& v) {
   Config& c = v.cfg;
   if (c.layout == Layout::padded) {
-    require_range("batch", c.batch, 1, kMaxTokens);
+    require_range("batch", c.batch, 1, kMaxBatch);
     require_range("t_k", c.t_k, 0, kMaxTokens);
     require(c.t_q >= -1, "t_q", c.t_q, "must be -1 (= t_k) or in [0, t_k]");
     if (c.t_q < 0) c.t_q = c.t_k;

@@ -112,6 +112,9 @@ class ConfigError : public std::invalid_argument {
 inline constexpr int64_t kMaxHeads = 4096;
 inline constexpr int64_t kMaxHeadDim = 1024;
 inline constexpr int64_t kMaxTokens = int64_t{1} << 31;  // per sequence and in total
+// Padded batches: validate() materializes per-sequence offsets, so a short config must not ask
+// for billions of them (found by fuzz/targets/fuzz_config.cpp: {"t_k": 0, "batch": 2^31}).
+inline constexpr int64_t kMaxBatch = int64_t{1} << 20;
 inline constexpr int64_t kMaxBlock = int64_t{1} << 16;
 inline constexpr int64_t kMaxPhiHidden = 1 << 16;
 
