@@ -19,12 +19,17 @@ namespace {
 
 using namespace nsa::ref;
 
+// Removed at exit (fork-mode fuzzing starts many processes; a crashed one leaves its file).
+struct TempFile {
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("nsa_fuzz_golden_" + std::to_string(static_cast<long>(getpid())) + ".h5"))
+                         .string();
+  ~TempFile() { std::remove(path.c_str()); }
+};
+
 const std::string& temp_path() {
-  static const std::string path =
-      (std::filesystem::temp_directory_path() /
-       ("nsa_fuzz_golden_" + std::to_string(static_cast<long>(getpid())) + ".h5"))
-          .string();
-  return path;
+  static const TempFile file;
+  return file.path;
 }
 
 void check_sizes(const nsa::golden::GoldenCase& gc) {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The GPU configuration fuzzer on the GPU machine (docs/fuzzing.md): `nsa fuzz --gpu` for
+# NSA_FUZZ_MINUTES (default 10) minutes, then a shorter stretch under compute-sanitizer memcheck
+# (NSA_FUZZ_SAN_ITERATIONS cases, default 12: memcheck slows kernels ~100x). Logs and failing
+# cases (config JSON, seeds, verdict, golden file) go under $OUT (default build/gpu-kernels/
+# gpu-out/fuzz); a summary is printed last. Exit status 1 when anything failed.
+#   ci/gpu-fuzz.sh [build-dir]        build-dir default build/gpu-kernels (nsa at golden/nsa)
+# Seeds: NSA_FUZZ_SEED (default: today's date as YYYYMMDD, printed, so a run can be repeated).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-${NSA_GPU_BUILD:-$root/build/gpu-kernels}}
+out=${OUT:-$build/gpu-out}/fuzz
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$root/.gpulibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+nsa=$build/golden/nsa
+if [ ! -x "$nsa" ]; then
+  echo "ci/gpu-fuzz.sh: $nsa not found: build with CUDA first (ci/gpu-suite.sh says how)" >&2
+  exit 2
+fi
+seed=${NSA_FUZZ_SEED:-$(date -u +%Y%m%d)}
+minutes=${NSA_FUZZ_MINUTES:-10}
+san_iters=${NSA_FUZZ_SAN_ITERATIONS:-12}
+summary=()
+status=0
+
+"$nsa" fuzz --gpu --seed "$seed" --minutes "$minutes" --save-dir "$out/cases" >"$out/fuzz.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || status=1
+summary+=("nsa fuzz --gpu --seed $seed --minutes $minutes: rc=$rc; $(grep 'nsa fuzz summary' "$out/fuzz.log" | tail -n1)")
+grep -E "^  repro:" "$out/fuzz.log" | head -n 20 | sed 's/^  /  failure /' >"$out/repros.txt"
+while IFS= read -r l; do summary+=("$l"); done <"$out/repros.txt"
+
+cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+san_seed=$((seed + 1))
+"$cs" --tool memcheck --error-exitcode 3 "$nsa" fuzz --gpu --seed "$san_seed" \
+  --iterations "$san_iters" --max-rows 8 --save-dir "$out/cases-memcheck" >"$out/memcheck.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || status=1
+summary+=("memcheck nsa fuzz --gpu --seed $san_seed --iterations $san_iters: rc=$rc; $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -n1); $(grep 'nsa fuzz summary' "$out/memcheck.log" | tail -n1)")
+
+echo "gpu-fuzz summary (logs in $out):"
+printf '  %s\n' "${summary[@]}"
+exit $status
