@@ -21,5 +21,6 @@ void prop_index_invariants(const Case& c);                        // 10
 void prop_linear_phi_identity_is_mean(const Case& c);             // 11
 void prop_f64_agrees_with_f128(const Case& c);                    // 12
 void prop_cmp_softmax_rows_and_lse(const Case& c);                // 13
+void prop_scores_follow_the_mapping(const Case& c);               // 14
 
 }  // namespace nsa::props

@@ -1,6 +1,7 @@
 // Properties 8, 9 and 10: the selection step (score mapping, group reduction, top-n output).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "common.hpp"
 #include "properties.hpp"
@@ -112,6 +113,64 @@ void prop_index_invariants(const Case& c) {
         NSA_PROP_CHECK(want[s] == idx[s], at() << "slot " << s << " holds " << idx[s]
                                                << ", the top-n rule on the scores gives "
                                                << want[s]);
+    }
+  }
+}
+
+}  // namespace nsa::props
+
+namespace nsa::props {
+
+void prop_scores_follow_the_mapping(const Case& c) {
+  const auto& cfg = c.cfg;
+  NSA_PROP_REQUIRE(computes_top_n(cfg), "needs the selection branch with computed indices");
+  const auto p = prepare(c);
+  const auto& vc = p.vc;
+  const auto out = run(vc, p.in);
+  const int64_t per_slc = cfg.slc_block / cfg.cmp_stride, per_cmp = cfg.cmp_block / cfg.cmp_stride;
+  const int64_t G = vc.group;
+  for (int64_t r = 0; r < vc.total_q; ++r) {
+    const auto pos = row_pos(vc, r);
+    const int64_t n_cand = pos.t / cfg.slc_block + 1;
+    const auto forced = spec_forced_blocks(cfg, pos.t);
+    for (int64_t g = 0; g < cfg.h_kv; ++g) {
+      for (int64_t j = 0; j < n_cand; ++j) {
+        const bool is_forced = std::find(forced.begin(), forced.end(), j) != forced.end();
+        long double total = 0;
+        for (int64_t h = g * G; h < (g + 1) * G; ++h) {
+          const double* pc = out.p_cmp.data() + (r * cfg.h_q + h) * out.nc_max;
+          auto at = [&](int64_t i) { return i >= 0 && i < out.nc_max ? pc[i] : 0.0; };
+          long double s = 0;
+          // The formulas of the semantics (section 2), term by term.
+          switch (cfg.score_mapping) {
+            case nsa::ref::ScoreMapping::overlap:
+              for (int64_t b = 0; b < per_slc; ++b)
+                for (int64_t m = 0; m < per_cmp; ++m) s += at(j * per_slc + b - m);
+              break;
+            case nsa::ref::ScoreMapping::paper_eq9:
+              for (int64_t m = 0; m < per_slc; ++m)
+                for (int64_t n = 0; n < per_cmp; ++n) s += at(per_slc * j - m - n);
+              break;
+            case nsa::ref::ScoreMapping::identity:
+              s = at(j);
+              break;
+          }
+          if (cfg.forced_mode == nsa::ref::ForcedMode::score_one && is_forced) s = 1;
+          total += s;
+        }
+        if (cfg.group_reduce == nsa::ref::GroupReduce::mean) total /= static_cast<long double>(G);
+        const double got = out.scores[(r * cfg.h_kv + g) * out.ns_max + j];
+        const double tol = 1e-14 * static_cast<double>(G * per_slc * per_cmp + 4);
+        NSA_PROP_CHECK(std::fabs(got - static_cast<double>(total)) <= tol,
+                       "score row " << r << " (t " << pos.t << ") group " << g << " block " << j
+                                    << ": " << got << ", the mapping of p_cmp gives "
+                                    << static_cast<double>(total));
+      }
+      for (int64_t j = n_cand; j < out.ns_max; ++j)
+        NSA_PROP_CHECK(out.scores[(r * cfg.h_kv + g) * out.ns_max + j] ==
+                           -std::numeric_limits<double>::infinity(),
+                       "score row " << r << " group " << g << " block " << j
+                                    << " is not a candidate but not -inf");
     }
   }
 }

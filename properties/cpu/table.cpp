@@ -32,6 +32,8 @@ std::vector<Property> cpu_properties() {
       {"f64_agrees_with_f128", "12: double vs 113-bit within the bound", prop_f64_agrees_with_f128},
       {"cmp_softmax_rows_and_lse", "13: p_cmp rows sum to 1, lse consistent",
        prop_cmp_softmax_rows_and_lse},
+      {"scores_follow_the_mapping", "14: ranked scores = the spec's mapping of p_cmp, reduced",
+       prop_scores_follow_the_mapping},
   };
 }
 

@@ -143,4 +143,8 @@ TEST_CASE("cmp_softmax_rows_and_lse", "[properties]") {
   check_property("cmp_softmax_rows_and_lse", gen({}, [](Config& c) { c.enable_cmp = true; }));
 }
 
+TEST_CASE("scores_follow_the_mapping", "[properties]") {
+  check_property("scores_follow_the_mapping", gen({}, with_top_n));
+}
+
 }  // namespace nsa::props
