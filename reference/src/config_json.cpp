@@ -169,6 +169,13 @@ std::string known_keys() {
   return s;
 }
 
+// A key as an error message names it: JSON-escaped, so that control characters (a "\u0000" key
+// would cut the message short at the NUL) show as written.
+std::string key_name(const std::string& key) {
+  const std::string quoted = json(key).dump(-1, ' ', false, json::error_handler_t::replace);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
 // Thrown from the parser callback; converted to ConfigError outside the parser.
 struct Rejected {
   std::string field, value, rule;
@@ -183,7 +190,8 @@ json parse_document(std::string_view text) {
                      "a config is an object of scalars and integer arrays (depth <= 2)"};
     if (event == json::parse_event_t::key && depth == 1) {
       const auto key = parsed.get<std::string>();
-      if (!seen.insert(key).second) throw Rejected{key, "given twice", "each key may appear once"};
+      if (!seen.insert(key).second)
+        throw Rejected{key_name(key), "given twice", "each key may appear once"};
     }
     return true;
   };
@@ -211,7 +219,7 @@ Config config_from_json(std::string_view text) {
     if (key == "profile") continue;
     const auto it = setters().find(key);
     if (it == setters().end())
-      throw ConfigError(key, "unknown key", "expected one of " + known_keys());
+      throw ConfigError(key_name(key), "unknown key", "expected one of " + known_keys());
     it->second(cfg, value, key);
   }
   return cfg;
