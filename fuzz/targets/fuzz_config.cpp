@@ -87,9 +87,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cfg = config_from_json(text);
   } catch (const ConfigError& e) {
     // The field may be "" (an empty key is a legal JSON key, rejected as unknown); the message
-    // must still name it.
+    // must still name it, completely (what() is a C string: a NUL in the field would cut it).
     NSA_FUZZ_EXPECT(
-        std::string_view(e.what()).find("field '" + e.field() + "'") != std::string_view::npos,
+        e.field().find('\0') == std::string::npos &&
+            std::string_view(e.what()).find("field '" + e.field() + "'") != std::string_view::npos,
         std::string("ConfigError message does not name its field: ") + e.what());
     return 0;
   } catch (const std::exception& e) {
