@@ -194,6 +194,12 @@ const nsa::ref::ValidConfig& Plan::config() const { return impl_->vc; }
 
 template <class T>
 void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times) {
+  // No query rows: every output is empty, and scratch buffers of size 0 are null pointers that
+  // the index path below would mistake for a missing index list.
+  if (vc.total_q == 0) {
+    if (times) *times = BranchTimes{};
+    return;
+  }
   const auto& c = vc.cfg;
   const cudaStream_t st = nullptr;
   const std::size_t ob_bytes = static_cast<std::size_t>(vc.total_q * c.h_q * c.d_v) * sizeof(T);

@@ -165,11 +165,14 @@ TEST_CASE("compare: a block swap outside ties fails") {
         const bool sel = std::find(idx, idx + n, j) != idx + n;
         const bool forced = j < vc.cfg.n_init || j > cur - vc.cfg.n_local;
         if (!sel && (best_un < 0 || sc[j] > sc[best_un])) best_un = static_cast<int>(j);
-        if (sel && !forced && (worst_sel < 0 || sc[j] < sc[worst_sel])) worst_sel = static_cast<int>(j);
+        if (sel && !forced && (worst_sel < 0 || sc[j] < sc[worst_sel]))
+          worst_sel = static_cast<int>(j);
       }
       if (best_un < 0 || worst_sel < 0) continue;
       std::replace(idx, idx + n, worst_sel, best_un);
-      std::sort(idx, idx + n, [](int32_t a, int32_t b) { return (a < 0) < (b < 0) || (a >= 0 && b >= 0 && a < b); });
+      std::sort(idx, idx + n, [](int32_t a, int32_t b) {
+        return (a < 0) < (b < 0) || (a >= 0 && b >= 0 && a < b);
+      });
       swapped = true;
     }
   REQUIRE(swapped);
