@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "real.hpp"
@@ -18,7 +19,8 @@ struct Segment {
 
 // Result for the G rows of Q: outputs O [G, d_v], lse [G], and the softmax weights P [G, keys]
 // laid out segment after segment.
-template <class Real> struct AttnResult {
+template <class Real>
+struct AttnResult {
   Mat<Real> o;
   Vec<Real> lse;
   Mat<Real> p;
@@ -64,7 +66,11 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
     r.lse(h) = m + log(acc);
   }
   // P·V uses the weights as the kernel stores them; normalisation happens once at the end.
-  Mat<Real> stored = z.unaryExpr([&](const Real& x) { return round.store(x); });
+  // The exact policy stores nothing differently, so it skips the rounded copy.
+  Mat<Real> rounded;
+  if constexpr (!std::is_same_v<Round, Exact>)
+    rounded = z.unaryExpr([&](const Real& x) { return round.store(x); });
+  const Mat<Real>& stored = std::is_same_v<Round, Exact> ? z : rounded;
   col = 0;
   for (const auto& s : segs) {
     r.o.noalias() += stored.middleCols(col, s.len) * v.middleRows(s.begin, s.len);

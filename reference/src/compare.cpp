@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "selection.hpp"
+
 namespace nsa::ref {
 namespace {
 
@@ -89,16 +91,6 @@ TensorVerdict check_tensor(const std::string& name, const std::vector<double>& t
   return v;
 }
 
-// Which candidate blocks are forced for query t (forced_mode always only).
-std::vector<char> forced_blocks(const ValidConfig& vc, int64_t t) {
-  const auto& c = vc.cfg;
-  const int64_t cand = t / c.slc_block + 1, cur = t / c.slc_block;
-  std::vector<char> f(static_cast<std::size_t>(cand), 0);
-  if (c.forced_mode != ForcedMode::always) return f;
-  for (int64_t j = 0; j < cand; ++j) f[j] = j < c.n_init || j > cur - c.n_local;
-  return f;
-}
-
 int64_t position_of_row(const ValidConfig& vc, int64_t row) {
   for (const auto& s : vc.seqs)
     if (row >= s.q_begin && row < s.q_begin + s.t_q) return s.pos(row - s.q_begin);
@@ -162,16 +154,18 @@ TensorVerdict check_indices(const ValidConfig& vc, const Outputs& truth, const O
   };
   for (std::size_t ri = 0; ri < truth.rows.size(); ++ri) {
     const int64_t t = position_of_row(vc, truth.rows[ri]);
-    const int64_t n_cand = t / c.slc_block + 1;
-    const auto forced = forced_blocks(vc, t);
+    const int64_t n_cand = detail::num_candidates(vc, t);
+    // Only forced_mode always pins blocks; score_one forced blocks compete like the others.
+    const bool pinned = c.forced_mode == ForcedMode::always;
+    const auto forced = detail::forced_mask(vc, t);
     for (int64_t gi = 0; gi < ng; ++gi) {
       const int64_t base_flat = (static_cast<int64_t>(ri) * ng + gi) * n;
       const int32_t* tr = truth.indices.data() + base_flat;
       const int32_t* cr = cand.indices.data() + base_flat;
       auto where = [&](int64_t slot) {
         return "row " + std::to_string(truth.rows[ri]) + " (t " + std::to_string(t) +
-               "), kv head " + std::to_string(truth.groups[gi]) + ", slot " +
-               std::to_string(slot) + ": ";
+               "), kv head " + std::to_string(truth.groups[gi]) + ", slot " + std::to_string(slot) +
+               ": ";
       };
       // Well-formed: ascending candidates, then -1 padding, as many as the truth selects.
       int64_t count = 0;
@@ -188,7 +182,8 @@ TensorVerdict check_indices(const ValidConfig& vc, const Outputs& truth, const O
           break;
         }
         if (x < 0 || x >= n_cand) {
-          fail(base_flat + s, where(s) + "not a candidate block (0.." + std::to_string(n_cand - 1) + ")");
+          fail(base_flat + s,
+               where(s) + "not a candidate block (0.." + std::to_string(n_cand - 1) + ")");
           ok = false;
         } else if (s > 0 && x <= cr[s - 1]) {
           fail(base_flat + s, where(s) + "not strictly ascending");
@@ -210,7 +205,8 @@ TensorVerdict check_indices(const ValidConfig& vc, const Outputs& truth, const O
       std::set_difference(tr, tr + want, cr, cr + want, std::back_inserter(only_t));
       std::set_difference(cr, cr + want, tr, tr + want, std::back_inserter(only_c));
       for (int32_t j : only_t)
-        if (forced[j]) fail(base_flat, where(0) + "forced block " + std::to_string(j) + " missing");
+        if (pinned && forced[j])
+          fail(base_flat, where(0) + "forced block " + std::to_string(j) + " missing");
       if (!have_scores) {
         fail(base_flat, where(0) + "indices differ and no truth scores to judge ties");
         continue;
@@ -284,7 +280,8 @@ Verdict compare(const ValidConfig& vc, const Outputs& truth, const Outputs& base
   const auto& c = vc.cfg;
   Verdict v;
   bool differs = false;
-  if (c.enable_slc) v.tensors.push_back(check_indices(vc, truth, baseline, candidate, tol, &differs));
+  if (c.enable_slc)
+    v.tensors.push_back(check_indices(vc, truth, baseline, candidate, tol, &differs));
   for (Branch b : kAllBranches) {
     if (!c.enabled(b)) continue;
     const std::string s(to_string(b));

@@ -18,7 +18,8 @@
 namespace nsa::ref::detail {
 
 // One KV head of one sequence, widened to Real: raw K/V per branch and compressed K/V.
-template <class Real> struct HeadData {
+template <class Real>
+struct HeadData {
   std::array<Mat<Real>, 3> k, v;
   Mat<Real> k_cmp, v_cmp;  // compressed blocks [N_c(t_k), D]
 };
@@ -54,22 +55,21 @@ inline Plan make_plan(const ValidConfig& vc, const RowSelection& sel) {
   }
   for (std::size_t i = 0; i < p.rows.size(); ++i)
     if (p.rows[i] < 0 || p.rows[i] >= vc.total_q)
-      throw std::invalid_argument("row selection: rows[" + std::to_string(i) + "] = " +
-                                  std::to_string(p.rows[i]) + " is outside [0, total_q = " +
-                                  std::to_string(vc.total_q) + ")");
+      throw std::invalid_argument("row selection: rows[" + std::to_string(i) +
+                                  "] = " + std::to_string(p.rows[i]) +
+                                  " is outside [0, total_q = " + std::to_string(vc.total_q) + ")");
   for (std::size_t i = 0; i < p.heads.size(); ++i) {
     if (p.heads[i] < 0 || p.heads[i] >= c.h_q)
-      throw std::invalid_argument("row selection: heads[" + std::to_string(i) + "] = " +
-                                  std::to_string(p.heads[i]) + " is outside [0, h_q = " +
-                                  std::to_string(c.h_q) + ")");
+      throw std::invalid_argument("row selection: heads[" + std::to_string(i) +
+                                  "] = " + std::to_string(p.heads[i]) +
+                                  " is outside [0, h_q = " + std::to_string(c.h_q) + ")");
     p.groups.push_back(p.heads[i] / vc.group);
   }
   std::sort(p.groups.begin(), p.groups.end());
   p.groups.erase(std::unique(p.groups.begin(), p.groups.end()), p.groups.end());
   for (int64_t r : p.rows) {
-    const auto it =
-        std::upper_bound(c.cu_seqlens_q.begin(), c.cu_seqlens_q.end() - 1, r,
-                         [](int64_t x, int64_t off) { return x < off; });
+    const auto it = std::upper_bound(c.cu_seqlens_q.begin(), c.cu_seqlens_q.end() - 1, r,
+                                     [](int64_t x, int64_t off) { return x < off; });
     p.row_seq.push_back(static_cast<int64_t>(it - c.cu_seqlens_q.begin()) - 1);
   }
   // Empty sequences share their offset with the next one; upper_bound already lands on the
@@ -112,7 +112,8 @@ Outputs run_forward(const ValidConfig& vc, const Inputs& in, const RowSelection&
   std::vector<std::vector<std::pair<int64_t, int64_t>>> group_heads(static_cast<std::size_t>(ng));
   for (int64_t hi = 0; hi < nh; ++hi) {
     const int64_t g = plan.heads[hi] / G;
-    const auto gi = std::lower_bound(plan.groups.begin(), plan.groups.end(), g) - plan.groups.begin();
+    const auto gi =
+        std::lower_bound(plan.groups.begin(), plan.groups.end(), g) - plan.groups.begin();
     group_heads[static_cast<std::size_t>(gi)].push_back({hi, plan.heads[hi]});
   }
 
@@ -159,8 +160,8 @@ Outputs run_forward(const ValidConfig& vc, const Inputs& in, const RowSelection&
         std::array<AttnResult<Real>, 3> res;
         const int ci = 0, si = 1, wi = 2;
 
+        const int64_t vis = want_cmp_scores ? visible_cmp_blocks(vc, t) : 0;
         if (want_cmp_scores) {
-          const int64_t vis = visible_cmp_blocks(vc, t);
           res[ci] = attend(q, hd.k_cmp, hd.v_cmp, {{0, vis}}, scale, round, true);
           if (sel.keep_scores)
             for (const auto& [hi, h] : group_heads[static_cast<std::size_t>(gi)])
@@ -172,7 +173,6 @@ Outputs run_forward(const ValidConfig& vc, const Inputs& in, const RowSelection&
           const int32_t* idx = nullptr;
           std::vector<int32_t> chosen;
           if (compute_topn) {
-            const int64_t vis = visible_cmp_blocks(vc, t);
             const int64_t n_cand = num_candidates(vc, t);
             const auto forced = forced_mask(vc, t);
             std::vector<Real> total(static_cast<std::size_t>(n_cand), Real(0));
