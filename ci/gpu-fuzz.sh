@@ -6,6 +6,8 @@
 # gpu-out/fuzz); a summary is printed last. Exit status 1 when anything failed.
 #   ci/gpu-fuzz.sh [build-dir]        build-dir default build/gpu-kernels (nsa at golden/nsa)
 # Seeds: NSA_FUZZ_SEED (default: today's date as YYYYMMDD, printed, so a run can be repeated).
+# NSA_FUZZ_FIRST_CASE (default 0) continues a seed's stream where an earlier sitting stopped (the
+# log's last line names the next case), so a long run can span several device calls.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${NSA_GPU_BUILD:-$root/build/gpu-kernels}}
@@ -19,14 +21,15 @@ if [ ! -x "$nsa" ]; then
 fi
 seed=${NSA_FUZZ_SEED:-$(date -u +%Y%m%d)}
 minutes=${NSA_FUZZ_MINUTES:-10}
+first=${NSA_FUZZ_FIRST_CASE:-0}
 san_iters=${NSA_FUZZ_SAN_ITERATIONS:-12}
 summary=()
 status=0
 
-"$nsa" fuzz --gpu --seed "$seed" --minutes "$minutes" --save-dir "$out/cases" >"$out/fuzz.log" 2>&1
+"$nsa" fuzz --gpu --seed "$seed" --minutes "$minutes" --first-case "$first" --save-dir "$out/cases" >"$out/fuzz.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || status=1
-summary+=("nsa fuzz --gpu --seed $seed --minutes $minutes: rc=$rc; $(grep 'nsa fuzz summary' "$out/fuzz.log" | tail -n1)")
+summary+=("nsa fuzz --gpu --seed $seed --minutes $minutes --first-case $first: rc=$rc; $(grep -E 'nsa fuzz (summary|: ran)' "$out/fuzz.log" | tail -n2 | tr '\n' ' ')")
 grep -E "^  repro:" "$out/fuzz.log" | head -n 20 | sed 's/^  /  failure /' >"$out/repros.txt"
 while IFS= read -r l; do summary+=("$l"); done <"$out/repros.txt"
 

@@ -27,7 +27,9 @@ constexpr int kNeedsGpu = 77;  // ctest's skip code: "needs a GPU" is not a fail
 struct Args {
   bool gpu = false, cpu = false, verbose = false;
   std::optional<uint64_t> seed;
-  std::optional<int64_t> iterations, single_case;
+  std::optional<int64_t> iterations;
+  std::vector<int64_t> cases;  // --case: exactly these cases
+  int64_t first_case = 0;      // --first-case: where an --iterations/--minutes run starts
   std::optional<double> minutes;
   std::string save_dir;
   int64_t max_rows = 48;
@@ -35,13 +37,17 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: nsa fuzz (--gpu | --cpu) --seed S (--iterations N | --minutes M | --case K)\n"
-    "                [--save-dir DIR] [--max-rows R] [--truth f64|f128] [--verbose]\n"
+    "usage: nsa fuzz (--gpu | --cpu) --seed S (--iterations N | --minutes M | --case K[,K...])\n"
+    "                [--first-case K] [--save-dir DIR] [--max-rows R] [--truth f64|f128]\n"
+    "                [--verbose]\n"
     "  --gpu        run the CUDA kernels on each case (needs a CUDA device)\n"
     "  --cpu        run the f64 reference instead (checks the fuzzer itself; no GPU)\n"
     "  --seed S     run seed; case K of seed S is always the same case\n"
     "  --iterations N / --minutes M   how many cases / how long (the first reached stops)\n"
-    "  --case K     run only case K of seed S (the repro of a failure)\n"
+    "  --case K     run only case K of seed S (the repro of a failure); a comma-separated\n"
+    "               list runs each listed case\n"
+    "  --first-case K   start an --iterations/--minutes run at case K (default 0), so one\n"
+    "               seed's stream can be fuzzed in several sittings without repeating cases\n"
     "  --save-dir   write each failing case's config JSON, seeds and verdict (and golden file)\n"
     "  --max-rows   query rows checked per case (edges first; default 48)\n"
     "  --truth      precision of the truth (default: f64 with --gpu, f128 with --cpu)\n";
@@ -99,9 +105,23 @@ std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
       if (!value(m) || !(m > 0)) return bad_arg("--minutes needs a number > 0");
       a.minutes = m;
     } else if (k == "--case") {
+      if (i + 1 >= argv.size()) return bad_arg("--case needs an integer >= 0 or a list K,K,...");
+      const std::string list = argv[++i];
+      std::size_t from = 0;
+      while (true) {
+        const std::size_t comma = list.find(',', from);
+        const std::string item = list.substr(from, comma - from);
+        int64_t n = 0;
+        if (!parse_number(item, n) || n < 0)
+          return bad_arg("--case: '" + item + "' (in '" + list + "') is not an integer >= 0");
+        a.cases.push_back(n);
+        if (comma == std::string::npos) break;
+        from = comma + 1;
+      }
+    } else if (k == "--first-case") {
       int64_t n = 0;
-      if (!value(n) || n < 0) return bad_arg("--case needs an integer >= 0");
-      a.single_case = n;
+      if (!value(n) || n < 0) return bad_arg("--first-case needs an integer >= 0");
+      a.first_case = n;
     } else if (k == "--max-rows") {
       int64_t n = 0;
       if (!value(n) || n < 1) return bad_arg("--max-rows needs an integer >= 1");
@@ -132,10 +152,12 @@ std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
     return kNeedsGpu;
   }
   if (!a.seed) return bad_arg("--seed is required (it makes every case reproducible)");
-  if (!a.single_case && !a.iterations && !a.minutes)
+  if (a.cases.empty() && !a.iterations && !a.minutes)
     return bad_arg("give --iterations N, --minutes M or --case K");
-  if (a.single_case && (a.iterations || a.minutes))
-    return bad_arg("--case runs one case: drop --iterations/--minutes");
+  if (!a.cases.empty() && (a.iterations || a.minutes))
+    return bad_arg("--case runs the listed cases: drop --iterations/--minutes");
+  if (!a.cases.empty() && a.first_case != 0)
+    return bad_arg("--first-case applies to --iterations/--minutes runs, not to --case");
   return std::nullopt;
 }
 
@@ -277,19 +299,24 @@ int run(const std::vector<std::string>& argv) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;
   };
   Totals tot;
-  if (a.single_case) {
-    run_case(a, nsa::fuzz::draw_case(*a.seed, *a.single_case, limits, accept), tot);
-  } else {
-    for (int64_t k = 0;; ++k) {
-      if (a.iterations && k >= *a.iterations) break;
-      if (a.minutes && minutes() >= *a.minutes) break;
+  int64_t next = a.first_case;  // one past the last case run by a stream run
+  if (!a.cases.empty()) {
+    for (const int64_t k : a.cases)
       run_case(a, nsa::fuzz::draw_case(*a.seed, k, limits, accept), tot);
-      if (!a.verbose && (k + 1) % 25 == 0) {
-        std::printf("... %lld cases, %lld failures, %.1f min\n", static_cast<long long>(k + 1),
+  } else {
+    for (int64_t done = 0;; ++done) {
+      if (a.iterations && done >= *a.iterations) break;
+      if (a.minutes && minutes() >= *a.minutes) break;
+      run_case(a, nsa::fuzz::draw_case(*a.seed, next++, limits, accept), tot);
+      if (!a.verbose && (done + 1) % 25 == 0) {
+        std::printf("... %lld cases, %lld failures, %.1f min\n", static_cast<long long>(done + 1),
                     static_cast<long long>(tot.failures), minutes());
         std::fflush(stdout);
       }
     }
+    std::printf("nsa fuzz: ran cases %lld..%lld of seed %llu (continue with --first-case %lld)\n",
+                static_cast<long long>(a.first_case), static_cast<long long>(next - 1),
+                static_cast<unsigned long long>(*a.seed), static_cast<long long>(next));
   }
   std::printf(
       "nsa fuzz summary: mode %s, seed %llu, %lld cases (%lld draws), %lld rows checked, "

@@ -1,16 +1,25 @@
 // Tensor-core attention (mma.sync m16n8k16, fp16/bf16 operands, fp32 accumulation) for all three
 // branches, plus the "probs" pass of the importance scores.
 //
-// A CTA (4 warps) owns a tile of 64 query vectors: R consecutive packed query rows x the G heads
-// of one KV group (R = 64 / G, the NSA group-centric layout: every fetched key tile serves all G
-// heads of the group). Keys stream through shared memory in tiles of 64 (cp.async, two stages);
-// each row of the tile carries its own key mask:
+// A CTA (BM / 16 warps) owns a tile of BM query vectors: R consecutive packed query rows x the G
+// heads of one KV group (R = BM / G, the NSA group-centric layout: every fetched key tile serves
+// all G heads of the group). BM = 128 for the compressed, window and probs passes, whose rows
+// share most key tiles (twice the reuse of each fetched tile); BM = 64 for selection, where the
+// rows' block lists differ and every extra row widens the union the CTA walks. Keys stream through
+// shared memory in tiles of 64 (cp.async, two stages); each row of the tile carries its own key
+// mask:
 //   window:      keys [t - span + 1, t]             (absolute packed key rows)
 //   compressed:  compressed rows [0, visible(t))
 //   selection:   the union of the R rows' selected blocks, each with the row's multiplicity
 //                (multiset: a block listed twice counts twice; otherwise once), clipped causally.
-// Online softmax in fp32 (exp2 domain); P is rounded to the operand dtype for P.V while the
-// denominator uses the unrounded weights, as the dtype-faithful baseline does.
+// Online softmax in fp32 with the running max in natural units (z = scale * q.k, p =
+// exp2((z - m) * log2 e), lse = m + log l), so lse carries no error proportional to |m| beyond
+// that of the scores themselves; P is rounded to the operand dtype for P.V while the denominator
+// uses the unrounded weights, as the dtype-faithful baseline does.
+// Scores S = Q K^T: each 16-wide slice of d_k is one MMA into zeroed registers, added to the
+// running sum in IEEE fp32 (DevCfg::qk_split). Accumulating inside the MMA instead lets the
+// tensor core align and truncate the products against the growing sum, an error biased toward
+// zero that reached ~10 fp32 ulps of lse in the H200 fuzz run of 2026-11-29.
 // Probs mode recomputes S over the compressed keys with the known lse and writes
 // pg[row, g, i] = sum over the group's heads of p_cmp (input of the score mapping).
 #include <algorithm>
@@ -23,10 +32,11 @@ namespace nsa::cuda::detail {
 
 namespace {
 
-constexpr int kBM = 64, kBN = 64, kThreads = 128;
+constexpr int kBN = 64;
+constexpr int kMaxGroup = 64;  // largest G a tile holds (G <= BM)
+constexpr int kPs = kBN + 8;   // probs row stride in floats: 8-byte stores free of bank conflicts
 constexpr int kMaxSelEntries = 1024;  // R * n bound of the selection union (shared memory)
 constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 enum Mode { kCmp = 0, kSlc = 1, kWin = 2, kProbs = 3 };
 
@@ -89,43 +99,46 @@ __device__ __forceinline__ void cp_wait() {
 }
 
 // Per-row data of the tile, in shared memory.
+template <int BM>
 struct RowInfo {
-  int64_t row[kBM];          // packed query row, -1 when beyond the range
-  int64_t t[kBM];            // position in its key sequence
-  int64_t base[kBM];         // first key row of its sequence (raw or compressed)
-  int64_t lo[kBM], hi[kBM];  // window / compressed: absolute key range; selection: [base, cap)
-  int64_t n_cand[kBM];
-  int cnt[2][kBM];  // selection: multiplicity of the current tile's block, per stage
+  int64_t row[BM];         // packed query row, -1 when beyond the range
+  int64_t t[BM];           // position in its key sequence
+  int64_t base[BM];        // first key row of its sequence (raw or compressed)
+  int64_t lo[BM], hi[BM];  // window / compressed: absolute key range; selection: [base, cap)
+  int64_t n_cand[BM];
+  int cnt[2][BM];  // selection: multiplicity of the current tile's block, per stage
 };
 
-template <class T, int DK, int DV>
+template <class T, int DK, int DV, int BM>
 struct Smem {
   static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
-  static constexpr size_t q_bytes = sizeof(T) * kBM * kQs;
+  static constexpr size_t q_bytes = sizeof(T) * BM * kQs;
   static constexpr size_t k_bytes = sizeof(T) * kBN * kQs;
   static constexpr size_t v_bytes = sizeof(T) * kBN * kVs;
-  static constexpr size_t v_region = v_bytes * 2 > sizeof(float) * kBM* kBN
+  static constexpr size_t v_region = v_bytes * 2 > sizeof(float) * BM* kPs
                                          ? v_bytes * 2
-                                         : sizeof(float) * kBM* kBN;
-  static constexpr size_t total = q_bytes + 2 * k_bytes + v_region + sizeof(RowInfo) +
+                                         : sizeof(float) * BM* kPs;
+  static constexpr size_t total = q_bytes + 2 * k_bytes + v_region + sizeof(RowInfo<BM>) +
                                   2 * sizeof(int64_t) * kMaxSelEntries + 16;
 };
 
-template <class T, int DK, int DV>
-__global__ void __launch_bounds__(kThreads)
+template <class T, int DK, int DV, int BM>
+__global__ void __launch_bounds__(BM * 2)
     attn_mma_kernel(DevCfg c, int mode, int R, int64_t row0, int64_t rows, const T* __restrict__ q,
                     const T* __restrict__ k, const T* __restrict__ v,
                     const int32_t* __restrict__ idx, T* __restrict__ o, float* __restrict__ lse,
                     float* __restrict__ pg) {
-  using S = Smem<T, DK, DV>;
+  using S = Smem<T, DK, DV, BM>;
+  constexpr int kThreads = BM * 2;
   extern __shared__ __align__(16) unsigned char smem[];
   T* Qs = reinterpret_cast<T*>(smem);
   T* Ks = reinterpret_cast<T*>(smem + S::q_bytes);
   T* Vs = reinterpret_cast<T*>(smem + S::q_bytes + 2 * S::k_bytes);
-  float* Ps = reinterpret_cast<float*>(Vs);  // probs mode: [kBM][kBN] (no V there)
-  RowInfo& ri = *reinterpret_cast<RowInfo*>(smem + S::q_bytes + 2 * S::k_bytes + S::v_region);
+  float* Ps = reinterpret_cast<float*>(Vs);  // probs mode: [BM][kPs] (no V there)
+  RowInfo<BM>& ri =
+      *reinterpret_cast<RowInfo<BM>*>(smem + S::q_bytes + 2 * S::k_bytes + S::v_region);
   int64_t* starts =
-      reinterpret_cast<int64_t*>(reinterpret_cast<unsigned char*>(&ri) + sizeof(RowInfo));
+      reinterpret_cast<int64_t*>(reinterpret_cast<unsigned char*>(&ri) + sizeof(RowInfo<BM>));
   int64_t* ent = starts + kMaxSelEntries;  // selection: entries before sorting
   __shared__ int64_t s_union_lo, s_union_hi;
   __shared__ int s_nb;
@@ -138,7 +151,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;
 
   // ---- per-row setup -----------------------------------------------------------------------
-  if (tid < kBM) {
+  if (tid < BM) {
     const int r = tid;
     int64_t row = first_row + r;
     if (r >= R || row >= row0 + rows) row = -1;
@@ -173,7 +186,7 @@ __global__ void __launch_bounds__(kThreads)
   if (mode != kSlc) {
     if (tid == 0) {
       int64_t ulo = INT64_MAX, uhi = INT64_MIN;
-      for (int r = 0; r < R && r < kBM; ++r)
+      for (int r = 0; r < R && r < BM; ++r)
         if (ri.row[r] >= 0 && ri.hi[r] > ri.lo[r]) {
           ulo = min(ulo, ri.lo[r]);
           uhi = max(uhi, ri.hi[r]);
@@ -248,7 +261,7 @@ __global__ void __launch_bounds__(kThreads)
   };
   // Selection: multiplicity of tile i's block for each row, into stage st.
   auto tile_counts = [&](int64_t i, int st) {
-    if (mode != kSlc || tid >= kBM) return;
+    if (mode != kSlc || tid >= BM) return;
     const int r = tid;
     int cnt = 0;
     if (ri.row[r] >= 0) {
@@ -285,10 +298,10 @@ __global__ void __launch_bounds__(kThreads)
   // ---- Q tile ------------------------------------------------------------------------------
   {
     constexpr int kc = DK / 8;
-    for (int e = tid; e < kBM * kc; e += kThreads) {
+    for (int e = tid; e < BM * kc; e += kThreads) {
       const int m = e / kc, cc = e % kc;
       const int r = static_cast<int>(m / G);
-      const bool ok = m < R * G && r < kBM && ri.row[r] >= 0;
+      const bool ok = m < R * G && r < BM && ri.row[r] >= 0;
       const int64_t h = g * G + m % G;
       cp16(Qs + m * S::kQs + cc * 8, ok ? q + (ri.row[r] * c.h_q + h) * DK + cc * 8 : q, ok);
     }
@@ -301,11 +314,14 @@ __global__ void __launch_bounds__(kThreads)
   const int r_a = static_cast<int>(m_a / G), r_b = static_cast<int>(m_b / G);
   const bool v_a = m_a < R * G, v_b = m_b < R * G;
   const bool warp_live = warp * 16 < R * G;
-  const float qk_scale = c.scale * kLog2e;
-  float lse_a = 0, lse_b = 0;  // probs mode: known lse in the exp2 domain
+  const float qk_scale = c.scale;
+  // The probs pass skips the split: its scores only rank blocks, and the comparator judges the
+  // ranking tie-aware (no index failure in 4139 + 553 fuzz cases run without the split).
+  const bool qk_split = c.qk_split != 0 && mode != kProbs;
+  float lse_a = 0, lse_b = 0;  // probs mode: the known lse (natural units)
   if (mode == kProbs) {
-    lse_a = v_a && ri.row[r_a] >= 0 ? lse[ri.row[r_a] * c.h_q + g * G + m_a % G] * kLog2e : 0.f;
-    lse_b = v_b && ri.row[r_b] >= 0 ? lse[ri.row[r_b] * c.h_q + g * G + m_b % G] * kLog2e : 0.f;
+    lse_a = v_a && ri.row[r_a] >= 0 ? lse[ri.row[r_a] * c.h_q + g * G + m_a % G] : 0.f;
+    lse_b = v_b && ri.row[r_b] >= 0 ? lse[ri.row[r_b] * c.h_q + g * G + m_b % G] : 0.f;
   }
 
   float acc[DV / 8][4];
@@ -355,8 +371,19 @@ __global__ void __launch_bounds__(kThreads)
           uint32_t b[4];
           ldsm_x4(b, kt + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * S::kQs + kk * 16 +
                          ((lane >> 3) & 1) * 8);
-          mma<T>(s[2 * np], a, b[0], b[1]);
-          mma<T>(s[2 * np + 1], a, b[2], b[3]);
+          if (qk_split && kk > 0) {
+            float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
+            mma<T>(t0, a, b[0], b[1]);
+            mma<T>(t1, a, b[2], b[3]);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              s[2 * np][e] += t0[e];
+              s[2 * np + 1][e] += t1[e];
+            }
+          } else {
+            mma<T>(s[2 * np], a, b[0], b[1]);
+            mma<T>(s[2 * np + 1], a, b[2], b[3]);
+          }
         }
       }
       float tmax_a = -INFINITY, tmax_b = -INFINITY;
@@ -375,13 +402,13 @@ __global__ void __launch_bounds__(kThreads)
       if (mode == kProbs) {
         // p = exp(z - lse) per head, reduced over the group's heads through shared memory.
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int col = j * 8 + (lane & 3) * 2 + e;
-            Ps[m_a * kBN + col] = exp2f(s[j][e] - lse_a);
-            Ps[m_b * kBN + col] = exp2f(s[j][2 + e] - lse_b);
-          }
+        for (int j = 0; j < 8; ++j) {
+          const int col = j * 8 + (lane & 3) * 2;
+          *reinterpret_cast<float2*>(Ps + m_a * kPs + col) =
+              make_float2(exp2f((s[j][0] - lse_a) * kLog2e), exp2f((s[j][1] - lse_a) * kLog2e));
+          *reinterpret_cast<float2*>(Ps + m_b * kPs + col) =
+              make_float2(exp2f((s[j][2] - lse_b) * kLog2e), exp2f((s[j][3] - lse_b) * kLog2e));
+        }
       } else {
         tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
         tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
@@ -390,7 +417,8 @@ __global__ void __launch_bounds__(kThreads)
         const float new_a = fmaxf(mx_a, tmax_a), new_b = fmaxf(mx_b, tmax_b);
         const float use_a = new_a == -INFINITY ? 0.f : new_a;
         const float use_b = new_b == -INFINITY ? 0.f : new_b;
-        const float corr_a = exp2f(mx_a - use_a), corr_b = exp2f(mx_b - use_b);
+        const float corr_a = exp2f((mx_a - use_a) * kLog2e);
+        const float corr_b = exp2f((mx_b - use_b) * kLog2e);
         mx_a = new_a;
         mx_b = new_b;
         float sum_a = 0.f, sum_b = 0.f;
@@ -398,8 +426,8 @@ __global__ void __launch_bounds__(kThreads)
         for (int j = 0; j < 8; ++j)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            s[j][e] = w_a * exp2f(s[j][e] - use_a);
-            s[j][2 + e] = w_b * exp2f(s[j][2 + e] - use_b);
+            s[j][e] = w_a * exp2f((s[j][e] - use_a) * kLog2e);
+            s[j][2 + e] = w_b * exp2f((s[j][2 + e] - use_b) * kLog2e);
             sum_a += s[j][e];
             sum_b += s[j][2 + e];
           }
@@ -437,9 +465,9 @@ __global__ void __launch_bounds__(kThreads)
       for (int e = tid; e < R * kBN; e += kThreads) {
         const int r = e / kBN, col = e % kBN;
         const int64_t u = start + col;
-        if (r >= kBM || ri.row[r] < 0 || u < ri.lo[r] || u >= ri.hi[r]) continue;
+        if (r >= BM || ri.row[r] < 0 || u < ri.lo[r] || u >= ri.hi[r]) continue;
         float total = 0.f;
-        for (int64_t h = 0; h < G; ++h) total += Ps[(r * G + h) * kBN + col];
+        for (int64_t h = 0; h < G; ++h) total += Ps[(r * G + h) * kPs + col];
         pg[((ri.row[r] - row0) * c.h_kv + g) * c.nc_max + (u - ri.base[r])] = total;
       }
     }
@@ -467,23 +495,23 @@ __global__ void __launch_bounds__(kThreads)
   }
   if ((lane & 3) == 0) {
     if (out_a)
-      lse[ri.row[r_a] * c.h_q + g * G + m_a % G] = l_a > 0.f ? mx_a * kLn2 + logf(l_a) : -INFINITY;
+      lse[ri.row[r_a] * c.h_q + g * G + m_a % G] = l_a > 0.f ? mx_a + logf(l_a) : -INFINITY;
     if (out_b)
-      lse[ri.row[r_b] * c.h_q + g * G + m_b % G] = l_b > 0.f ? mx_b * kLn2 + logf(l_b) : -INFINITY;
+      lse[ri.row[r_b] * c.h_q + g * G + m_b % G] = l_b > 0.f ? mx_b + logf(l_b) : -INFINITY;
   }
 }
 
-template <class T, int DK, int DV>
-void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
+template <class T, int DK, int DV, int BM>
+void launch_tile(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
                  const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
                  const std::string& ctx) {
   const int G = static_cast<int>(c.group);
-  int R = kBM / G;
+  int R = BM / G;
   if (mode == kSlc) R = static_cast<int>(std::min<int64_t>(R, kMaxSelEntries / c.n));
-  const size_t smem = Smem<T, DK, DV>::total;
+  const size_t smem = Smem<T, DK, DV, BM>::total;
   static bool configured = false;  // per instantiation
   if (!configured) {
-    check(cudaFuncSetAttribute(attn_mma_kernel<T, DK, DV>,
+    check(cudaFuncSetAttribute(attn_mma_kernel<T, DK, DV, BM>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "attn_mma_kernel (shared memory)", ctx);
     configured = true;
@@ -491,8 +519,8 @@ void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
   // Only the selection pass needs the block-start list at the end of shared memory.
   const size_t bytes = mode == kSlc ? smem : smem - 2 * sizeof(int64_t) * kMaxSelEntries;
   const int64_t tiles = (rows + R - 1) / R;
-  attn_mma_kernel<T, DK, DV>
-      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kThreads, bytes,
+  attn_mma_kernel<T, DK, DV, BM>
+      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), BM * 2, bytes,
          stream>>>(c, mode, R, row0, rows, q, k, v, idx, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_mma_kernel<cmp>"
                : mode == kSlc ? "attn_mma_kernel<slc>"
@@ -501,11 +529,21 @@ void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
                ctx);
 }
 
+template <class T, int DK, int DV>
+void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
+                 const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
+                 const std::string& ctx) {
+  if (mode != kSlc && c.dense_tile_rows == 128)
+    launch_tile<T, DK, DV, 128>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
+  else
+    launch_tile<T, DK, DV, 64>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
+}
+
 template <class T>
 bool dispatch(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
               const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
               const std::string& ctx) {
-  if (c.group > kBM || c.h_kv > 65535) return false;
+  if (c.group > kMaxGroup || c.h_kv > 65535) return false;
   if (mode == kSlc && (c.n > kMaxSelEntries || c.n < 1)) return false;
   if (rows <= 0) return true;
   const int64_t dk = c.d_k, dv = c.d_v;

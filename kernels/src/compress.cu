@@ -1,20 +1,23 @@
 // Compression phi: one thread block per (compressed block, KV head); threads over output dims.
 // mean: (1/l) sum_j x_j.  linear: vec(X + P)^T W.  mlp: W2^T act(W1^T vec(X + P) + b1) + b2.
-// Accumulation in fp32; the compressed row is stored in the input dtype (as the baseline does).
+// Arithmetic in fp64 and one rounding to the input dtype on store (the baseline stores the row in
+// the input dtype too): phi is a small share of the work, and an fp32 sum here was enough to put
+// fp32 outputs past the tolerance rule (H200 run of 2026-11-29, fuzz case 738: o_cmp 1.0007x the
+// bound with a 64-token mean).
 #include "device.cuh"
 
 namespace nsa::cuda::detail {
 
 namespace {
 
-__device__ float activate(float x, int act) {
-  return act == 0 ? fmaxf(x, 0.0f) : x / (1.0f + expf(-x));
+__device__ double activate(double x, int act) {
+  return act == 0 ? fmax(x, 0.0) : x / (1.0 + exp(-x));
 }
 
 template <class T>
 __global__ void compress_kernel(DevCfg c, PhiDev<T> phi, const T* __restrict__ x, int64_t dim,
                                 T* __restrict__ out) {
-  extern __shared__ float hidden[];  // mlp: [phi_hidden]
+  extern __shared__ double hidden[];  // mlp: [phi_hidden]
   const int64_t g = blockIdx.y;
   for (int64_t row = blockIdx.x; row < c.total_c; row += gridDim.x) {
     const int64_t s = seq_of(c.cu_c, c.num_seqs, row);
@@ -26,9 +29,9 @@ __global__ void compress_kernel(DevCfg c, PhiDev<T> phi, const T* __restrict__ x
     T* ob = out + (row * c.h_kv + g) * dim;
     if (c.phi == 0) {
       for (int64_t e = threadIdx.x; e < dim; e += blockDim.x) {
-        float acc = 0.0f;
+        double acc = 0.0;
         for (int64_t j = 0; j < c.l; ++j) acc += to_f(xb[j * xs + e]);
-        ob[e] = from_f<T>(acc / static_cast<float>(c.l));
+        ob[e] = from_f64<T>(acc / static_cast<double>(c.l));
       }
       continue;
     }
@@ -36,14 +39,12 @@ __global__ void compress_kernel(DevCfg c, PhiDev<T> phi, const T* __restrict__ x
     if (c.phi == 1) {
       const T* w = phi.w1 + g * c.l * dim * dim;
       for (int64_t e = threadIdx.x; e < dim; e += blockDim.x) {
-        // Long dot products (l * D terms) accumulate in double: phi is a small share of the
-        // work and this keeps its error under the fp32 baseline's.
         double acc = 0.0;
         for (int64_t j = 0; j < c.l; ++j)
           for (int64_t cc = 0; cc < dim; ++cc)
-            acc += static_cast<double>(to_f(xb[j * xs + cc]) + to_f(pos[j * dim + cc])) *
+            acc += (static_cast<double>(to_f(xb[j * xs + cc])) + to_f(pos[j * dim + cc])) *
                    to_f(w[(j * dim + cc) * dim + e]);
-        ob[e] = from_f<T>(static_cast<float>(acc));
+        ob[e] = from_f64<T>(acc);
       }
       continue;
     }
@@ -53,16 +54,16 @@ __global__ void compress_kernel(DevCfg c, PhiDev<T> phi, const T* __restrict__ x
       double acc = to_f(phi.b1[g * m + u]);
       for (int64_t j = 0; j < c.l; ++j)
         for (int64_t cc = 0; cc < dim; ++cc)
-          acc += static_cast<double>(to_f(xb[j * xs + cc]) + to_f(pos[j * dim + cc])) *
+          acc += (static_cast<double>(to_f(xb[j * xs + cc])) + to_f(pos[j * dim + cc])) *
                  to_f(w1[(j * dim + cc) * m + u]);
-      hidden[u] = activate(static_cast<float>(acc), c.act);
+      hidden[u] = activate(acc, c.act);
     }
     __syncthreads();
     const T* w2 = phi.w2 + g * m * dim;
     for (int64_t e = threadIdx.x; e < dim; e += blockDim.x) {
       double acc = to_f(phi.b2[g * dim + e]);
-      for (int64_t u = 0; u < m; ++u) acc += static_cast<double>(hidden[u]) * to_f(w2[u * dim + e]);
-      ob[e] = from_f<T>(static_cast<float>(acc));
+      for (int64_t u = 0; u < m; ++u) acc += hidden[u] * to_f(w2[u * dim + e]);
+      ob[e] = from_f64<T>(acc);
     }
     __syncthreads();
   }
@@ -75,7 +76,7 @@ void launch_compress(const DevCfg& c, const PhiDev<T>& phi, const T* x, int64_t 
                      cudaStream_t stream, const std::string& ctx) {
   if (c.total_c == 0 || c.h_kv == 0) return;
   const unsigned gx = static_cast<unsigned>(c.total_c < 65535 * 16 ? c.total_c : 65535 * 16);
-  const size_t smem = c.phi == 2 ? static_cast<size_t>(c.phi_hidden) * sizeof(float) : 0;
+  const size_t smem = c.phi == 2 ? static_cast<size_t>(c.phi_hidden) * sizeof(double) : 0;
   if (smem > 48 * 1024)
     check(cudaFuncSetAttribute(compress_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem)),

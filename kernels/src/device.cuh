@@ -35,6 +35,22 @@ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
+// One rounding from fp64 to the storage dtype (fp32 first would round twice).
+template <class T>
+__device__ __forceinline__ T from_f64(double x);
+template <>
+__device__ __forceinline__ float from_f64<float>(double x) {
+  return static_cast<float>(x);
+}
+template <>
+__device__ __forceinline__ __half from_f64<__half>(double x) {
+  return __double2half(x);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f64<__nv_bfloat16>(double x) {
+  return __double2bfloat16(x);
+}
+
 // Sequence holding packed row r of the prefix table cu (num+1 entries): the last s with
 // cu[s] <= r (empty sequences share their offset with the next one).
 __device__ __forceinline__ int64_t seq_of(const int64_t* cu, int64_t num, int64_t r) {
@@ -57,6 +73,12 @@ __device__ __forceinline__ int64_t visible_cmp(const DevCfg& c, int64_t t) {
 }
 
 __device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+__device__ __forceinline__ double warp_sum_f64(double x) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
   return x;

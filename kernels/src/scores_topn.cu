@@ -43,9 +43,11 @@ __global__ void group_probs_kernel(DevCfg c, int64_t row0, int64_t rows, const T
         float p = 0.0f;
         if (i < vis) {
           const T* kr = kb + i * c.h_kv * dk;
-          float z = 0.0f;
-          for (int64_t e = 0; e < dk; ++e) z += qs[h * dk + e] * to_f(kr[e]);
-          p = expf(z * c.scale - lse_cmp[row * c.h_q + g * G + h]);
+          // fp64 like the simple attention path whose lse it uses (attention_simple.cu).
+          double z = 0.0;
+          for (int64_t e = 0; e < dk; ++e)
+            z += static_cast<double>(qs[h * dk + e]) * static_cast<double>(to_f(kr[e]));
+          p = static_cast<float>(exp(z * c.scale_f64 - lse_cmp[row * c.h_q + g * G + h]));
         }
         total += p;
         if (p_cmp) p_cmp[(row * c.h_q + g * G + h) * c.nc_max + i] = p;
