@@ -1,13 +1,14 @@
 // Tensor-core attention (mma.sync m16n8k16, fp16/bf16 operands, fp32 accumulation) for all three
 // branches, plus the "probs" pass of the importance scores.
 //
-// A CTA (BM / 16 warps) owns a tile of BM query vectors: R consecutive packed query rows x the G
-// heads of one KV group (R = BM / G, the NSA group-centric layout: every fetched key tile serves
-// all G heads of the group). BM = 128 for the compressed, window and probs passes, whose rows
-// share most key tiles (twice the reuse of each fetched tile); BM = 64 for selection, where the
-// rows' block lists differ and every extra row widens the union the CTA walks. Keys stream through
-// shared memory in tiles of 64 (cp.async, two stages); each row of the tile carries its own key
-// mask:
+// A CTA (BM / 16 warps) owns a tile of BM = 64 query vectors: R consecutive packed query rows x
+// the G heads of one KV group (R = BM / G, the NSA group-centric layout: every fetched key tile
+// serves all G heads of the group). BM stays a template parameter for tuning: BM = 128 for the
+// compressed, window and probs passes (twice the reuse of each key tile, one CTA per SM at ~170
+// registers a thread) measured slower on the H200 than two 64-vector CTAs per SM (T = 65536,
+// H_q = 64, G = 16, d = 128, bf16: 151.4 against 146.1 ms in total), so every pass uses 64. Keys
+// stream through shared memory in tiles of 64 (cp.async, two stages); each row of the tile carries
+// its own key mask:
 //   window:      keys [t - span + 1, t]             (absolute packed key rows)
 //   compressed:  compressed rows [0, visible(t))
 //   selection:   the union of the R rows' selected blocks, each with the row's multiplicity
@@ -533,10 +534,7 @@ template <class T, int DK, int DV>
 void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
                  const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
                  const std::string& ctx) {
-  if (mode != kSlc && c.dense_tile_rows == 128)
-    launch_tile<T, DK, DV, 128>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
-  else
-    launch_tile<T, DK, DV, 64>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
+  launch_tile<T, DK, DV, 64>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
 }
 
 template <class T>

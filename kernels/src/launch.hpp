@@ -30,10 +30,9 @@ struct DevCfg {
   int64_t phi_hidden;
   int64_t nc_max, ns_max;
   int64_t num_seqs;
-  float scale;          // softmax scale rounded to fp32 (tensor-core path)
-  double scale_f64;     // the config's scale (fp64 paths)
-  int dense_tile_rows;  // 128 or 64: query vectors per CTA of the dense MMA passes
-  int qk_split;         // 1: S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
+  float scale;       // softmax scale rounded to fp32 (tensor-core path)
+  double scale_f64;  // the config's scale (fp64 paths)
+  int qk_split;      // 1: S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
   int phi, act, visibility, mapping, reduce, forced, tie, slc_causal, policy, window_keys;
   bool enable[3];
   const DevSeq* seqs;   // [num_seqs]

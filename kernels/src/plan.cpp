@@ -153,9 +153,6 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   // NSA_CUDA_QK_SPLIT=0 accumulates Q K^T inside the MMA (for accuracy/speed comparisons).
   const char* split = std::getenv("NSA_CUDA_QK_SPLIT");
   d.qk_split = split && std::string(split) == "0" ? 0 : 1;
-  // NSA_CUDA_TILE_ROWS=64 runs the compressed/window/probs MMA passes on 64-vector tiles.
-  const char* tile = std::getenv("NSA_CUDA_TILE_ROWS");
-  d.dense_tile_rows = tile && std::string(tile) == "64" ? 64 : 128;
   d.phi = static_cast<int>(c.phi);
   d.act = static_cast<int>(c.phi_act);
   d.visibility = static_cast<int>(c.cmp_visibility);
