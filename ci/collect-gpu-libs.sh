@@ -10,8 +10,9 @@ dest=$root/.gpulibs
 mkdir -p "$dest"
 bins=$(find "$build" -maxdepth 3 -type f -perm -u+x \( -name 'nsa' -o -name 'nsa_*tests' -o -name 'nsa_props_gpu' \) 2>/dev/null)
 if [ -z "$bins" ]; then echo "collect-gpu-libs: no binaries under $build" >&2; exit 1; fi
-# Keep the C runtime, the dynamic loader and the CUDA driver on the target machine's side.
-skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libgcc_s|libcuda\.so)'
+# Keep the C runtime, the dynamic loader, the CUDA driver and cuBLAS (part of the GPU machine's
+# CUDA image, ~600 MB) on the target machine's side.
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libgcc_s|libcuda\.so|libcublas)'
 count=0
 for b in $bins; do
   while read -r name _ path _; do

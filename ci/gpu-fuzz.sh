@@ -13,7 +13,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${NSA_GPU_BUILD:-$root/build/gpu-kernels}}
 out=${OUT:-$build/gpu-out}/fuzz
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$root/.gpulibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# .gpulibs: what ci/collect-gpu-libs.sh carried; then the CUDA image's own libraries (cuBLAS).
+export LD_LIBRARY_PATH="$root/.gpulibs:/usr/local/cuda/lib64:/usr/local/cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nsa=$build/golden/nsa
 if [ ! -x "$nsa" ]; then
   echo "ci/gpu-fuzz.sh: $nsa not found: build with CUDA first (ci/gpu-suite.sh says how)" >&2

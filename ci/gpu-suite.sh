@@ -12,7 +12,8 @@ build=${NSA_GPU_BUILD:-$root/build/gpu-kernels}
 out=${OUT:-$build/gpu-out}
 parts=${NSA_SUITE_PARTS:-tests,sanitize,golden,bench}
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$root/.gpulibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# .gpulibs: what ci/collect-gpu-libs.sh carried; then the CUDA image's own libraries (cuBLAS).
+export LD_LIBRARY_PATH="$root/.gpulibs:/usr/local/cuda/lib64:/usr/local/cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 summary=()
 has() { [[ ",$parts," == *",$1,"* ]]; }
 

@@ -14,6 +14,8 @@ namespace nsa::cuda::detail {
 
 // Throws nsa::cuda::CudaError naming `what` (kernel or call) and the context when err is set.
 void check(cudaError_t err, const char* what, const std::string& context);
+// Throws nsa::cuda::CudaError with this message (for errors of CUDA libraries such as cuBLAS).
+[[noreturn]] void throw_cuda_error(const std::string& message);
 // Checks the last launch error of kernel `what`.
 void check_launch(const char* what, const std::string& context);
 
@@ -53,9 +55,12 @@ struct PhiDev {
   const T* b2 = nullptr;
 };
 
+class PhiGemm;  // phi_gemm.hpp: cuBLAS handle and scratch of linear / mlp phi
+
+// phi over every compressed block: mean by a kernel, linear / mlp through `gemm` (prepared).
 template <class T>
 void launch_compress(const DevCfg& c, const PhiDev<T>& phi, const T* x, int64_t dim, T* out,
-                     cudaStream_t stream, const std::string& ctx);
+                     PhiGemm& gemm, cudaStream_t stream, const std::string& ctx);
 
 // Simple path, every dtype: branch 0 = compressed (k/v are the compressed rows), 1 = selection
 // (idx: [total_q, h_kv, n]), 2 = window.

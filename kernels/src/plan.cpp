@@ -10,6 +10,7 @@
 #include "device_buffer.hpp"
 #include "launch.hpp"
 #include "nsa/cuda/forward.hpp"
+#include "phi_gemm.hpp"
 
 namespace nsa::cuda {
 
@@ -24,6 +25,8 @@ void check(cudaError_t err, const char* what, const std::string& context) {
   throw CudaError(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(err) + " (" +
                   cudaGetErrorString(err) + ") [" + context + "]");
 }
+
+void throw_cuda_error(const std::string& message) { throw CudaError(message); }
 
 void check_launch(const char* what, const std::string& context) {
   check(cudaGetLastError(), what, context);
@@ -98,6 +101,7 @@ struct Plan::Impl {
   std::array<DeviceBuffer, 3> o_b;  // branch outputs when the caller keeps none
   std::array<DeviceBuffer, 3> lse;  // branch lse when the caller keeps none
   DeviceBuffer pg, scores, indices;
+  detail::PhiGemm phi_gemm;
   bool want_cmp_scores = false, compute_topn = false;
   // NSA_CUDA_SIMPLE=1 keeps every branch on the simple path (debugging, comparisons).
   bool force_simple = false;
@@ -177,6 +181,7 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   if (m.want_cmp_scores) {
     m.kc.allocate(sz(d.total_c * c.h_kv * c.d_k) * eb, "compressed K [" + m.ctx + "]");
     m.vcmp.allocate(sz(d.total_c * c.h_kv * c.d_v) * eb, "compressed V [" + m.ctx + "]");
+    m.phi_gemm.prepare(d, std::max(c.d_k, c.d_v), m.ctx);
   }
   if (m.compute_topn) {
     // The group-probability scratch covers a chunk of rows: at most 512 MiB.
@@ -241,8 +246,8 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     detail::PhiDev<T> pv{static_cast<const T*>(in.phi_v_pos), static_cast<const T*>(in.phi_v_w1),
                          static_cast<const T*>(in.phi_v_b1), static_cast<const T*>(in.phi_v_w2),
                          static_cast<const T*>(in.phi_v_b2)};
-    detail::launch_compress<T>(dc, pk, kin(0), c.d_k, kc.get<T>(), st, ctx);
-    detail::launch_compress<T>(dc, pv, vin(0), c.d_v, vcmp.get<T>(), st, ctx);
+    detail::launch_compress<T>(dc, pk, kin(0), c.d_k, kc.get<T>(), phi_gemm, st, ctx);
+    detail::launch_compress<T>(dc, pv, vin(0), c.d_v, vcmp.get<T>(), phi_gemm, st, ctx);
   }
   timer.mark(st);  // 1
   if (want_cmp_scores) attend(0, kc.get<T>(), vcmp.get<T>(), nullptr);
