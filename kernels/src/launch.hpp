@@ -34,7 +34,10 @@ struct DevCfg {
   int64_t num_seqs;
   float scale;       // softmax scale rounded to fp32 (tensor-core path)
   double scale_f64;  // the config's scale (fp64 paths)
-  int qk_split;      // 1: S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
+  int qk_split;
+  int slc_sub;    // 16 or 32: keys per sub-tile of the warp selection kernel
+  int slc_union;  // 1: selection on the CTA-wide union kernel even where the warp kernel fits // 1:
+                  // S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
   int phi, act, visibility, mapping, reduce, forced, tie, slc_causal, policy, window_keys;
   bool enable[3];
   const DevSeq* seqs;   // [num_seqs]
@@ -75,6 +78,12 @@ template <class T>
 bool launch_attend_mma(int branch, const DevCfg& c, const T* q, const T* k, const T* v,
                        const int32_t* idx, T* o, float* lse, cudaStream_t stream,
                        const std::string& ctx);
+
+// Tensor-core selection with one independent warp per 16 query vectors (fp16/bf16, G dividing
+// 16 or a multiple of 16, (16 / G) * n <= 256); returns false outside it.
+template <class T>
+bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
+                     float* lse, cudaStream_t stream, const std::string& ctx);
 
 // Tensor-core probs pass (fp16/bf16, supported head dims): pg for rows [row0, row0 + rows);
 // returns false when outside its configs.

@@ -1,0 +1,387 @@
+// Selection attention with one independent warp per 16 query vectors (the NSA paper's
+// group-centric loop at warp granularity). The warp's 16 MMA rows are the G heads of one query
+// row (a slice of 16 of them when G > 16) or, when G < 16, the heads of 16 / G consecutive rows.
+// The warp walks its own rows' selected blocks only: the sorted union of their index lists, each
+// block weighted per row by its multiplicity (multiset: a block listed twice counts twice;
+// otherwise once) and clipped causally. Keys stream through the warp's own shared memory in
+// sub-tiles of 32 (cp.async, two stages) with no block-wide barrier, so warps whose rows chose
+// different blocks never wait for each other. The CTA-wide union kernel (attention_mma.cu)
+// instead walks the union of 64 / G rows in lockstep; with independent selections (random
+// inputs) that union is ~3.4x the blocks any one row needs at G = 16, n = 16.
+// Numerics are those of attention_mma.cu: natural-unit running max, Q.K^T summed slice by slice
+// in fp32, P rounded to the operand dtype for P.V, the denominator from the unrounded weights.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "device.cuh"
+#include "mma.cuh"
+
+namespace nsa::cuda::detail {
+
+namespace {
+
+constexpr int kWarpEntries = 256;  // (rows per warp) x n: the warp's index entries
+constexpr int kMaxWarps = 8;       // warps per CTA (fewer when shared memory is short)
+constexpr size_t kSmemLimit = 227 * 1024;
+
+// SUB: keys per sub-tile (16 or 32): smaller sub-tiles leave room for more warps per SM.
+template <class T, int DK, int DV, int SUB>
+struct WarpSmem {
+  static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
+  static constexpr size_t q_bytes = sizeof(T) * 16 * kQs;
+  static constexpr size_t k_bytes = sizeof(T) * SUB * kQs;  // one stage
+  static constexpr size_t v_bytes = sizeof(T) * SUB * kVs;
+  static constexpr size_t list_bytes = sizeof(int64_t) * kWarpEntries;
+  // Q, two K stages, two V stages, the rows' entries and the sorted union of block starts.
+  static constexpr size_t per_warp = q_bytes + 2 * k_bytes + 2 * v_bytes + 2 * list_bytes;
+  static_assert(q_bytes % 16 == 0 && k_bytes % 16 == 0 && v_bytes % 16 == 0, "cp.async alignment");
+};
+
+// Where a packed query row stands: position t, first key row of its sequence, end of its
+// selectable keys (causal cap) and number of candidate blocks.
+struct RowGeom {
+  int64_t t, base, hi, n_cand;
+};
+
+__device__ RowGeom row_geom(const DevCfg& c, int64_t row) {
+  const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
+  const int64_t t = sq.t_k - sq.t_q + (row - sq.q_begin);
+  return {t, sq.k_begin, sq.k_begin + (c.slc_causal == 0 ? t + 1 : sq.t_k), t / c.lp + 1};
+}
+
+template <class T, int DK, int DV, int SUB>
+__global__ void __launch_bounds__(kMaxWarps * 32)
+    attn_slc_warp_kernel(DevCfg c, int64_t items, const T* __restrict__ q, const T* __restrict__ k,
+                         const T* __restrict__ v, const int32_t* __restrict__ idx,
+                         T* __restrict__ o, float* __restrict__ lse) {
+  using S = WarpSmem<T, DK, DV, SUB>;
+  constexpr int kN8 = SUB / 8;  // n8 tiles of S per sub-tile
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + warp;
+  if (item >= items) return;  // whole warps only; nothing below synchronizes across warps
+  unsigned char* base_ptr = smem + warp * S::per_warp;
+  T* Qs = reinterpret_cast<T*>(base_ptr);
+  T* Ks = reinterpret_cast<T*>(base_ptr + S::q_bytes);
+  T* Vs = reinterpret_cast<T*>(base_ptr + S::q_bytes + 2 * S::k_bytes);
+  int64_t* ent =
+      reinterpret_cast<int64_t*>(base_ptr + S::q_bytes + 2 * S::k_bytes + 2 * S::v_bytes);
+  int64_t* uni = ent + kWarpEntries;
+
+  const int64_t G = c.group, g = blockIdx.y, n = c.n;
+  // MMA row m (0..15) -> (packed query row, query head).
+  const bool wide = G >= 16;  // one row per warp, a 16-head slice of its group
+  const int64_t slices = wide ? G / 16 : 1, rows_here = wide ? 1 : 16 / G;
+  const int64_t first_row = wide ? item / slices : item * rows_here;
+  auto row_of = [&](int m) { return wide ? first_row : first_row + m / G; };
+  auto head_of = [&](int m) { return wide ? g * G + (item % slices) * 16 + m : g * G + m % G; };
+  auto local_of = [&](int m) { return wide ? 0 : m / static_cast<int>(G); };
+
+  // ---- the rows' entries as absolute block starts, and their sorted union -------------------
+  const int entries = static_cast<int>(rows_here * n);
+  int pow2 = 1;
+  while (pow2 < entries) pow2 <<= 1;
+  for (int e = lane; e < pow2; e += 32) {
+    int64_t val = INT64_MAX;
+    if (e < entries) {
+      const int64_t row = first_row + e / n;
+      if (row < c.total_q) {
+        const RowGeom rg = row_geom(c, row);
+        const int64_t j = idx[(row * c.h_kv + g) * n + e % n];
+        if (j >= 0 && j < rg.n_cand) val = rg.base + j * c.lp;
+      }
+      ent[e] = val;
+    }
+    uni[e] = val;
+  }
+  __syncwarp();
+  for (int size = 2; size <= pow2; size <<= 1)
+    for (int stride = size >> 1; stride > 0; stride >>= 1) {
+      for (int e = lane; e < pow2; e += 32) {
+        const int p = e ^ stride;
+        if (p > e) {
+          const bool up = (e & size) == 0;
+          const int64_t a = uni[e], b = uni[p];
+          if ((a > b) == up) {
+            uni[e] = b;
+            uni[p] = a;
+          }
+        }
+      }
+      __syncwarp();
+    }
+  int nb = 0;
+  for (int b0 = 0; b0 < pow2; b0 += 32) {
+    const int e = b0 + lane;
+    const int64_t cur = e < pow2 ? uni[e] : INT64_MAX;
+    const bool keep = cur != INT64_MAX && (e == 0 || uni[e - 1] != cur);
+    const unsigned m = __ballot_sync(0xffffffffu, keep);
+    __syncwarp();
+    if (keep) uni[nb + __popc(m & ((1u << lane) - 1u))] = cur;  // never overtakes the reads
+    nb += __popc(m);
+    __syncwarp();
+  }
+
+  // ---- this lane's two rows: vectors m_a and m_a + 8 ---------------------------------------
+  const int m_a = lane >> 2, m_b = m_a + 8;
+  const int64_t row_a = row_of(m_a), row_b = row_of(m_b);
+  const bool v_a = row_a < c.total_q, v_b = row_b < c.total_q;
+  const int64_t hi_a = v_a ? row_geom(c, row_a).hi : 0, hi_b = v_b ? row_geom(c, row_b).hi : 0;
+  const int64_t* list_a = ent + local_of(m_a) * n;
+  const int64_t* list_b = ent + local_of(m_b) * n;
+  auto weight = [&](const int64_t* list, bool valid, int64_t start) {
+    if (!valid) return 0.f;
+    int cnt = 0;
+    for (int64_t s = 0; s < n; ++s) cnt += list[s] == start;
+    if (c.policy != 2 && cnt > 1) cnt = 1;
+    return static_cast<float>(cnt);
+  };
+
+  // ---- Q of the 16 vectors, then the key sub-tiles -----------------------------------------
+  {
+    constexpr int kc = DK / 8;
+    for (int e = lane; e < 16 * kc; e += 32) {
+      const int m = e / kc, cc = e % kc;
+      const int64_t row = row_of(m);
+      const bool ok = row < c.total_q;
+      cp16(Qs + m * S::kQs + cc * 8, ok ? q + (row * c.h_q + head_of(m)) * DK + cc * 8 : q, ok);
+    }
+  }
+  const int64_t per_block = (c.lp + SUB - 1) / SUB, n_sub = nb * per_block;
+  const int64_t key_rows = c.total_k;
+  auto sub_start = [&](int64_t i) { return uni[i / per_block] + (i % per_block) * SUB; };
+  auto load_sub = [&](int64_t i, int st) {
+    const int64_t start = sub_start(i);
+    T* kd = Ks + st * SUB * S::kQs;
+    T* vd = Vs + st * SUB * S::kVs;
+    constexpr int kc = DK / 8, vc = DV / 8;
+    for (int e = lane; e < SUB * kc; e += 32) {
+      const int rr = e / kc, cc = e % kc;
+      const int64_t u = start + rr;
+      const bool ok = u < key_rows;
+      cp16(kd + rr * S::kQs + cc * 8, ok ? k + (u * c.h_kv + g) * DK + cc * 8 : k, ok);
+    }
+    for (int e = lane; e < SUB * vc; e += 32) {
+      const int rr = e / vc, cc = e % vc;
+      const int64_t u = start + rr;
+      const bool ok = u < key_rows;
+      cp16(vd + rr * S::kVs + cc * 8, ok ? v + (u * c.h_kv + g) * DV + cc * 8 : v, ok);
+    }
+  };
+  if (n_sub > 0) load_sub(0, 0);
+  cp_commit();
+
+  const float qk_scale = c.scale;
+  const bool qk_split = c.qk_split != 0;
+  float acc[DV / 8][4];
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  float mx_a = -INFINITY, mx_b = -INFINITY, l_a = 0.f, l_b = 0.f, w_a = 0.f, w_b = 0.f;
+
+  for (int64_t i = 0; i < n_sub; ++i) {
+    const int st = static_cast<int>(i & 1);
+    if (i + 1 < n_sub) {
+      load_sub(i + 1, st ^ 1);
+      cp_commit();
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    __syncwarp();
+    const int64_t blk = uni[i / per_block];
+    if (i % per_block == 0) {
+      w_a = weight(list_a, v_a, blk);
+      w_b = weight(list_b, v_b, blk);
+    }
+    const int64_t start = sub_start(i), blk_end = blk + c.lp;
+    const int64_t end_a = min(blk_end, hi_a), end_b = min(blk_end, hi_b);
+
+    const T* kt = Ks + st * SUB * S::kQs;
+    float s[kN8][4];
+#pragma unroll
+    for (int j = 0; j < kN8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DK / 16; ++kk) {
+      uint32_t a[4];
+      ldsm_x4(a, Qs + (lane & 15) * S::kQs + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+      for (int np = 0; np < SUB / 16; ++np) {
+        uint32_t b[4];
+        ldsm_x4(b, kt + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * S::kQs + kk * 16 +
+                       ((lane >> 3) & 1) * 8);
+        if (qk_split && kk > 0) {
+          float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
+          mma<T>(t0, a, b[0], b[1]);
+          mma<T>(t1, a, b[2], b[3]);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[2 * np][e] += t0[e];
+            s[2 * np + 1][e] += t1[e];
+          }
+        } else {
+          mma<T>(s[2 * np], a, b[0], b[1]);
+          mma<T>(s[2 * np + 1], a, b[2], b[3]);
+        }
+      }
+    }
+    float tmax_a = -INFINITY, tmax_b = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kN8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int64_t u = start + j * 8 + (lane & 3) * 2 + e;
+        const bool ok_a = w_a > 0.f && u < end_a;
+        const bool ok_b = w_b > 0.f && u < end_b;
+        s[j][e] = ok_a ? s[j][e] * qk_scale : -INFINITY;
+        s[j][2 + e] = ok_b ? s[j][2 + e] * qk_scale : -INFINITY;
+        tmax_a = fmaxf(tmax_a, s[j][e]);
+        tmax_b = fmaxf(tmax_b, s[j][2 + e]);
+      }
+    tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
+    tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
+    tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 1));
+    tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 2));
+    const float new_a = fmaxf(mx_a, tmax_a), new_b = fmaxf(mx_b, tmax_b);
+    const float use_a = new_a == -INFINITY ? 0.f : new_a;
+    const float use_b = new_b == -INFINITY ? 0.f : new_b;
+    const float corr_a = exp2f((mx_a - use_a) * kLog2e);
+    const float corr_b = exp2f((mx_b - use_b) * kLog2e);
+    mx_a = new_a;
+    mx_b = new_b;
+    float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+    for (int j = 0; j < kN8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        s[j][e] = w_a * exp2f((s[j][e] - use_a) * kLog2e);
+        s[j][2 + e] = w_b * exp2f((s[j][2 + e] - use_b) * kLog2e);
+        sum_a += s[j][e];
+        sum_b += s[j][2 + e];
+      }
+    l_a = l_a * corr_a + sum_a;
+    l_b = l_b * corr_b + sum_b;
+#pragma unroll
+    for (int j = 0; j < DV / 8; ++j) {
+      acc[j][0] *= corr_a;
+      acc[j][1] *= corr_a;
+      acc[j][2] *= corr_b;
+      acc[j][3] *= corr_b;
+    }
+    const T* vt = Vs + st * SUB * S::kVs;
+#pragma unroll
+    for (int kk = 0; kk < SUB / 16; ++kk) {
+      uint32_t a[4];
+      a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int np = 0; np < DV / 16; ++np) {
+        uint32_t b[4];
+        ldsm_x4_t(b, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::kVs + np * 16 +
+                         (lane >> 4) * 8);
+        mma<T>(acc[2 * np], a, b[0], b[1]);
+        mma<T>(acc[2 * np + 1], a, b[2], b[3]);
+      }
+    }
+    __syncwarp();  // stage st is refilled by the next iteration's prefetch
+  }
+
+  // ---- epilogue ----------------------------------------------------------------------------
+  l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+  l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+  l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+  l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+  const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f, inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
+  T* o_a = v_a ? o + (row_a * c.h_q + head_of(m_a)) * DV : nullptr;
+  T* o_b = v_b ? o + (row_b * c.h_q + head_of(m_b)) * DV : nullptr;
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) {
+    const int col = j * 8 + (lane & 3) * 2;
+    if (v_a)
+      *reinterpret_cast<uint32_t*>(o_a + col) = pack2<T>(acc[j][0] * inv_a, acc[j][1] * inv_a);
+    if (v_b)
+      *reinterpret_cast<uint32_t*>(o_b + col) = pack2<T>(acc[j][2] * inv_b, acc[j][3] * inv_b);
+  }
+  if ((lane & 3) == 0) {
+    if (v_a) lse[row_a * c.h_q + head_of(m_a)] = l_a > 0.f ? mx_a + logf(l_a) : -INFINITY;
+    if (v_b) lse[row_b * c.h_q + head_of(m_b)] = l_b > 0.f ? mx_b + logf(l_b) : -INFINITY;
+  }
+}
+
+template <class T, int DK, int DV, int SUB>
+void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
+                float* lse, cudaStream_t stream, const std::string& ctx) {
+  using S = WarpSmem<T, DK, DV, SUB>;
+  const int warps = static_cast<int>(std::min<size_t>(kMaxWarps, kSmemLimit / S::per_warp));
+  const size_t smem = warps * S::per_warp;
+  static bool configured = false;  // per instantiation
+  if (!configured) {
+    check(cudaFuncSetAttribute(attn_slc_warp_kernel<T, DK, DV, SUB>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+          "attn_slc_warp_kernel (shared memory)", ctx);
+    configured = true;
+  }
+  const int64_t G = c.group;
+  const int64_t items = G >= 16 ? c.total_q * (G / 16) : (c.total_q + 16 / G - 1) / (16 / G);
+  const int64_t ctas = (items + warps - 1) / warps;
+  attn_slc_warp_kernel<T, DK, DV, SUB>
+      <<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(c.h_kv)), warps * 32, smem,
+         stream>>>(c, items, q, k, v, idx, o, lse);
+  check_launch("attn_slc_warp_kernel", ctx);
+}
+
+template <class T, int DK, int DV>
+void launch_dims(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
+                 float* lse, cudaStream_t stream, const std::string& ctx) {
+  if (c.slc_sub == 32)
+    launch_sub<T, DK, DV, 32>(c, q, k, v, idx, o, lse, stream, ctx);
+  else
+    launch_sub<T, DK, DV, 16>(c, q, k, v, idx, o, lse, stream, ctx);
+}
+
+}  // namespace
+
+template <class T>
+bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
+                     float* lse, cudaStream_t stream, const std::string& ctx) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;  // fp32 keeps full precision on the simple path
+  } else {
+    const int64_t G = c.group;
+    const bool layout_ok = (G >= 16 && G % 16 == 0 && G <= 64) || (G < 16 && 16 % G == 0);
+    const int64_t rows_here = G >= 16 ? 1 : 16 / G;
+    if (!layout_ok || c.n < 1 || rows_here * c.n > kWarpEntries || c.h_kv > 65535 ||
+        c.slc_union != 0)
+      return false;
+    if (c.total_q == 0) return true;
+    const int64_t items = G >= 16 ? c.total_q * (G / 16) : (c.total_q + rows_here - 1) / rows_here;
+    if (items > INT32_MAX) return false;  // grid.x bound even at one warp per CTA
+    const int64_t dk = c.d_k, dv = c.d_v;
+#define NSA_CASE(DK_, DV_)                                          \
+  if (dk == DK_ && dv == DV_) {                                     \
+    launch_dims<T, DK_, DV_>(c, q, k, v, idx, o, lse, stream, ctx); \
+    return true;                                                    \
+  }
+    NSA_CASE(64, 64)
+    NSA_CASE(128, 64)
+    NSA_CASE(128, 128)
+    NSA_CASE(192, 64)
+    NSA_CASE(192, 128)
+    NSA_CASE(256, 64)
+    NSA_CASE(256, 128)
+#undef NSA_CASE
+    return false;
+  }
+}
+
+#define NSA_INST(T)                                                                             \
+  template bool launch_slc_warp<T>(const DevCfg&, const T*, const T*, const T*, const int32_t*, \
+                                   T*, float*, cudaStream_t, const std::string&);
+NSA_INST(float)
+NSA_INST(__half)
+NSA_INST(__nv_bfloat16)
+#undef NSA_INST
+
+}  // namespace nsa::cuda::detail
