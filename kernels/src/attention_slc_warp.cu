@@ -25,7 +25,9 @@ constexpr int kWarpEntries = 256;  // (rows per warp) x n: the warp's index entr
 constexpr int kMaxWarps = 8;       // warps per CTA (fewer when shared memory is short)
 constexpr size_t kSmemLimit = 227 * 1024;
 
-// SUB: keys per sub-tile (16 or 32): smaller sub-tiles leave room for more warps per SM.
+// SUB: keys per sub-tile. 16 leaves room for 8 warps per SM at d = 128 (26 KB each); 32 (4 warps)
+// measured slower on the H200: selection 38.0 against 54.2 ms (T = 65536, H_q = 64, G = 16,
+// d = 128, bf16; the CTA-wide union kernel: 61.6 ms).
 template <class T, int DK, int DV, int SUB>
 struct WarpSmem {
   static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
@@ -335,10 +337,7 @@ void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32
 template <class T, int DK, int DV>
 void launch_dims(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
                  float* lse, cudaStream_t stream, const std::string& ctx) {
-  if (c.slc_sub == 32)
-    launch_sub<T, DK, DV, 32>(c, q, k, v, idx, o, lse, stream, ctx);
-  else
-    launch_sub<T, DK, DV, 16>(c, q, k, v, idx, o, lse, stream, ctx);
+  launch_sub<T, DK, DV, 16>(c, q, k, v, idx, o, lse, stream, ctx);
 }
 
 }  // namespace
