@@ -35,7 +35,6 @@ struct DevCfg {
   float scale;       // softmax scale rounded to fp32 (tensor-core path)
   double scale_f64;  // the config's scale (fp64 paths)
   int qk_split;
-  int slc_sub;    // 16 or 32: keys per sub-tile of the warp selection kernel
   int slc_union;  // 1: selection on the CTA-wide union kernel even where the warp kernel fits // 1:
                   // S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
   int phi, act, visibility, mapping, reduce, forced, tie, slc_causal, policy, window_keys;

@@ -160,9 +160,6 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   // NSA_CUDA_SLC_UNION=1 keeps selection on the CTA-wide union kernel (comparisons).
   const char* slc_union = std::getenv("NSA_CUDA_SLC_UNION");
   d.slc_union = slc_union && std::string(slc_union) == "1" ? 1 : 0;
-  // NSA_CUDA_SLC_SUB=32: 32-key sub-tiles in the warp selection kernel (default 16).
-  const char* slc_sub = std::getenv("NSA_CUDA_SLC_SUB");
-  d.slc_sub = slc_sub && std::string(slc_sub) == "32" ? 32 : 16;
   d.phi = static_cast<int>(c.phi);
   d.act = static_cast<int>(c.phi_act);
   d.visibility = static_cast<int>(c.cmp_visibility);
