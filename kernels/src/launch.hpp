@@ -34,9 +34,8 @@ struct DevCfg {
   int64_t num_seqs;
   float scale;       // softmax scale rounded to fp32 (tensor-core path)
   double scale_f64;  // the config's scale (fp64 paths)
-  int qk_split;
-  int slc_union;  // 1: selection on the CTA-wide union kernel even where the warp kernel fits // 1:
-                  // S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
+  int qk_split;      // 1: S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
+  int slc_union;     // 1: selection on the CTA-wide union kernel even where the warp kernel fits
   int phi, act, visibility, mapping, reduce, forced, tie, slc_causal, policy, window_keys;
   bool enable[3];
   const DevSeq* seqs;   // [num_seqs]
