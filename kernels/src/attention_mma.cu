@@ -27,8 +27,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "block_union.cuh"
 #include "device.cuh"
-#include "mma.cuh"
+#include "mma_softmax.cuh"
 
 namespace nsa::cuda::detail {
 
@@ -158,35 +159,9 @@ __global__ void __launch_bounds__(BM * 2)
       if (e < entries) ent[e] = val;
     }
     __syncthreads();
-    // Bitonic sort of the block starts (ascending), then compaction of distinct values.
-    for (int size = 2; size <= pow2; size <<= 1)
-      for (int stride = size >> 1; stride > 0; stride >>= 1) {
-        for (int e = tid; e < pow2; e += kThreads) {
-          const int p = e ^ stride;
-          if (p > e) {
-            const bool up = (e & size) == 0;
-            const int64_t a = starts[e], b = starts[p];
-            if ((a > b) == up) {
-              starts[e] = b;
-              starts[p] = a;
-            }
-          }
-        }
-        __syncthreads();
-      }
+    bitonic_sort(starts, pow2, tid, kThreads, [] { __syncthreads(); });
     if (warp == 0) {
-      int count = 0;
-      for (int base = 0; base < pow2; base += 32) {
-        const int e = base + lane;
-        const int64_t cur = e < pow2 ? starts[e] : INT64_MAX;  // beyond pow2: never written
-        const bool keep = cur != INT64_MAX && (e == 0 || starts[e - 1] != cur);
-        const unsigned m = __ballot_sync(0xffffffffu, keep);
-        const int pos = count + __popc(m & ((1u << lane) - 1u));
-        __syncwarp();
-        if (keep) starts[pos] = cur;  // pos <= e: compaction in place never overtakes reads
-        count += __popc(m);
-        __syncwarp();
-      }
+      const int count = unique_sorted(starts, pow2);
       if (lane == 0) s_nb = count;
     }
     __syncthreads();
@@ -270,7 +245,7 @@ __global__ void __launch_bounds__(BM * 2)
   float acc[DV / 8][4];
 #pragma unroll
   for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  float mx_a = -INFINITY, mx_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+  SoftmaxRows sm;
 
   for (int64_t i = 0; i < n_tiles; ++i) {
     const int st = static_cast<int>(i & 1);
@@ -301,34 +276,8 @@ __global__ void __launch_bounds__(BM * 2)
     const bool warp_needed =
         warp_live && (mode != kSlc || __any_sync(0xffffffffu, w_a > 0.f || w_b > 0.f));
     if (warp_needed) {
-      const T* kt = Ks + st * kBN * S::kQs;
       float s[8][4];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < DK / 16; ++kk) {
-        uint32_t a[4];
-        ldsm_x4(a, Qs + (warp * 16 + (lane & 15)) * S::kQs + kk * 16 + (lane >> 4) * 8);
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-          uint32_t b[4];
-          ldsm_x4(b, kt + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * S::kQs + kk * 16 +
-                         ((lane >> 3) & 1) * 8);
-          if (qk_split && kk > 0) {
-            float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
-            mma<T>(t0, a, b[0], b[1]);
-            mma<T>(t1, a, b[2], b[3]);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              s[2 * np][e] += t0[e];
-              s[2 * np + 1][e] += t1[e];
-            }
-          } else {
-            mma<T>(s[2 * np], a, b[0], b[1]);
-            mma<T>(s[2 * np + 1], a, b[2], b[3]);
-          }
-        }
-      }
+      qk_tile<T, DK, 8>(s, Qs + warp * 16 * S::kQs, Ks + st * kBN * S::kQs, S::kQs, qk_split);
       float tmax_a = -INFINITY, tmax_b = -INFINITY;
 #pragma unroll
       for (int j = 0; j < 8; ++j)
@@ -353,53 +302,7 @@ __global__ void __launch_bounds__(BM * 2)
               make_float2(exp2f((s[j][2] - lse_b) * kLog2e), exp2f((s[j][3] - lse_b) * kLog2e));
         }
       } else {
-        tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
-        tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
-        tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 1));
-        tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 2));
-        const float new_a = fmaxf(mx_a, tmax_a), new_b = fmaxf(mx_b, tmax_b);
-        const float use_a = new_a == -INFINITY ? 0.f : new_a;
-        const float use_b = new_b == -INFINITY ? 0.f : new_b;
-        const float corr_a = exp2f((mx_a - use_a) * kLog2e);
-        const float corr_b = exp2f((mx_b - use_b) * kLog2e);
-        mx_a = new_a;
-        mx_b = new_b;
-        float sum_a = 0.f, sum_b = 0.f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            s[j][e] = w_a * exp2f((s[j][e] - use_a) * kLog2e);
-            s[j][2 + e] = w_b * exp2f((s[j][2 + e] - use_b) * kLog2e);
-            sum_a += s[j][e];
-            sum_b += s[j][2 + e];
-          }
-        l_a = l_a * corr_a + sum_a;
-        l_b = l_b * corr_b + sum_b;
-#pragma unroll
-        for (int j = 0; j < DV / 8; ++j) {
-          acc[j][0] *= corr_a;
-          acc[j][1] *= corr_a;
-          acc[j][2] *= corr_b;
-          acc[j][3] *= corr_b;
-        }
-        const T* vt = Vs + st * kBN * S::kVs;
-#pragma unroll
-        for (int kk = 0; kk < kBN / 16; ++kk) {
-          uint32_t a[4];
-          a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-          a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-          a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-          a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-          for (int np = 0; np < DV / 16; ++np) {
-            uint32_t b[4];
-            ldsm_x4_t(b, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::kVs + np * 16 +
-                             (lane >> 4) * 8);
-            mma<T>(acc[2 * np], a, b[0], b[1]);
-            mma<T>(acc[2 * np + 1], a, b[2], b[3]);
-          }
-        }
+        softmax_pv<T, DV, 8>(s, tmax_a, tmax_b, w_a, w_b, sm, acc, Vs + st * kBN * S::kVs, S::kVs);
       }
     }
     if (mode == kProbs) {
@@ -419,29 +322,12 @@ __global__ void __launch_bounds__(BM * 2)
   if (mode == kProbs) return;
 
   // ---- epilogue ----------------------------------------------------------------------------
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
   if (!warp_live) return;
   const bool out_a = v_a && ri.row[r_a] >= 0, out_b = v_b && ri.row[r_b] >= 0;
-  const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f, inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
-  T* o_a = out_a ? o + (ri.row[r_a] * c.h_q + g * G + m_a % G) * DV : nullptr;
-  T* o_b = out_b ? o + (ri.row[r_b] * c.h_q + g * G + m_b % G) * DV : nullptr;
-#pragma unroll
-  for (int j = 0; j < DV / 8; ++j) {
-    const int col = j * 8 + (lane & 3) * 2;
-    if (out_a)
-      *reinterpret_cast<uint32_t*>(o_a + col) = pack2<T>(acc[j][0] * inv_a, acc[j][1] * inv_a);
-    if (out_b)
-      *reinterpret_cast<uint32_t*>(o_b + col) = pack2<T>(acc[j][2] * inv_b, acc[j][3] * inv_b);
-  }
-  if ((lane & 3) == 0) {
-    if (out_a)
-      lse[ri.row[r_a] * c.h_q + g * G + m_a % G] = l_a > 0.f ? mx_a + logf(l_a) : -INFINITY;
-    if (out_b)
-      lse[ri.row[r_b] * c.h_q + g * G + m_b % G] = l_b > 0.f ? mx_b + logf(l_b) : -INFINITY;
-  }
+  const int64_t at_a = out_a ? ri.row[r_a] * c.h_q + g * G + m_a % G : 0;
+  const int64_t at_b = out_b ? ri.row[r_b] * c.h_q + g * G + m_b % G : 0;
+  write_rows<T, DV>(sm, acc, out_a ? o + at_a * DV : nullptr, out_b ? o + at_b * DV : nullptr,
+                    out_a ? lse + at_a : nullptr, out_b ? lse + at_b : nullptr);
 }
 
 template <class T, int DK, int DV, int BM>

@@ -14,8 +14,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "block_union.cuh"
 #include "device.cuh"
-#include "mma.cuh"
+#include "mma_softmax.cuh"
 
 namespace nsa::cuda::detail {
 
@@ -98,32 +99,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     uni[e] = val;
   }
   __syncwarp();
-  for (int size = 2; size <= pow2; size <<= 1)
-    for (int stride = size >> 1; stride > 0; stride >>= 1) {
-      for (int e = lane; e < pow2; e += 32) {
-        const int p = e ^ stride;
-        if (p > e) {
-          const bool up = (e & size) == 0;
-          const int64_t a = uni[e], b = uni[p];
-          if ((a > b) == up) {
-            uni[e] = b;
-            uni[p] = a;
-          }
-        }
-      }
-      __syncwarp();
-    }
-  int nb = 0;
-  for (int b0 = 0; b0 < pow2; b0 += 32) {
-    const int e = b0 + lane;
-    const int64_t cur = e < pow2 ? uni[e] : INT64_MAX;
-    const bool keep = cur != INT64_MAX && (e == 0 || uni[e - 1] != cur);
-    const unsigned m = __ballot_sync(0xffffffffu, keep);
-    __syncwarp();
-    if (keep) uni[nb + __popc(m & ((1u << lane) - 1u))] = cur;  // never overtakes the reads
-    nb += __popc(m);
-    __syncwarp();
-  }
+  bitonic_sort(uni, pow2, lane, 32, [] { __syncwarp(); });
+  const int nb = unique_sorted(uni, pow2);
 
   // ---- this lane's two rows: vectors m_a and m_a + 8 ---------------------------------------
   const int m_a = lane >> 2, m_b = m_a + 8;
@@ -179,7 +156,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   float acc[DV / 8][4];
 #pragma unroll
   for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  float mx_a = -INFINITY, mx_b = -INFINITY, l_a = 0.f, l_b = 0.f, w_a = 0.f, w_b = 0.f;
+  SoftmaxRows sm;
+  float w_a = 0.f, w_b = 0.f;
 
   for (int64_t i = 0; i < n_sub; ++i) {
     const int st = static_cast<int>(i & 1);
@@ -199,34 +177,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     const int64_t start = sub_start(i), blk_end = blk + c.lp;
     const int64_t end_a = min(blk_end, hi_a), end_b = min(blk_end, hi_b);
 
-    const T* kt = Ks + st * SUB * S::kQs;
     float s[kN8][4];
-#pragma unroll
-    for (int j = 0; j < kN8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < DK / 16; ++kk) {
-      uint32_t a[4];
-      ldsm_x4(a, Qs + (lane & 15) * S::kQs + kk * 16 + (lane >> 4) * 8);
-#pragma unroll
-      for (int np = 0; np < SUB / 16; ++np) {
-        uint32_t b[4];
-        ldsm_x4(b, kt + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * S::kQs + kk * 16 +
-                       ((lane >> 3) & 1) * 8);
-        if (qk_split && kk > 0) {
-          float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
-          mma<T>(t0, a, b[0], b[1]);
-          mma<T>(t1, a, b[2], b[3]);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            s[2 * np][e] += t0[e];
-            s[2 * np + 1][e] += t1[e];
-          }
-        } else {
-          mma<T>(s[2 * np], a, b[0], b[1]);
-          mma<T>(s[2 * np + 1], a, b[2], b[3]);
-        }
-      }
-    }
+    qk_tile<T, DK, kN8>(s, Qs, Ks + st * SUB * S::kQs, S::kQs, qk_split);
     float tmax_a = -INFINITY, tmax_b = -INFINITY;
 #pragma unroll
     for (int j = 0; j < kN8; ++j)
@@ -240,76 +192,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
         tmax_a = fmaxf(tmax_a, s[j][e]);
         tmax_b = fmaxf(tmax_b, s[j][2 + e]);
       }
-    tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
-    tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
-    tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 1));
-    tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 2));
-    const float new_a = fmaxf(mx_a, tmax_a), new_b = fmaxf(mx_b, tmax_b);
-    const float use_a = new_a == -INFINITY ? 0.f : new_a;
-    const float use_b = new_b == -INFINITY ? 0.f : new_b;
-    const float corr_a = exp2f((mx_a - use_a) * kLog2e);
-    const float corr_b = exp2f((mx_b - use_b) * kLog2e);
-    mx_a = new_a;
-    mx_b = new_b;
-    float sum_a = 0.f, sum_b = 0.f;
-#pragma unroll
-    for (int j = 0; j < kN8; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        s[j][e] = w_a * exp2f((s[j][e] - use_a) * kLog2e);
-        s[j][2 + e] = w_b * exp2f((s[j][2 + e] - use_b) * kLog2e);
-        sum_a += s[j][e];
-        sum_b += s[j][2 + e];
-      }
-    l_a = l_a * corr_a + sum_a;
-    l_b = l_b * corr_b + sum_b;
-#pragma unroll
-    for (int j = 0; j < DV / 8; ++j) {
-      acc[j][0] *= corr_a;
-      acc[j][1] *= corr_a;
-      acc[j][2] *= corr_b;
-      acc[j][3] *= corr_b;
-    }
-    const T* vt = Vs + st * SUB * S::kVs;
-#pragma unroll
-    for (int kk = 0; kk < SUB / 16; ++kk) {
-      uint32_t a[4];
-      a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-      for (int np = 0; np < DV / 16; ++np) {
-        uint32_t b[4];
-        ldsm_x4_t(b, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S::kVs + np * 16 +
-                         (lane >> 4) * 8);
-        mma<T>(acc[2 * np], a, b[0], b[1]);
-        mma<T>(acc[2 * np + 1], a, b[2], b[3]);
-      }
-    }
+    softmax_pv<T, DV, kN8>(s, tmax_a, tmax_b, w_a, w_b, sm, acc, Vs + st * SUB * S::kVs, S::kVs);
     __syncwarp();  // stage st is refilled by the next iteration's prefetch
   }
 
   // ---- epilogue ----------------------------------------------------------------------------
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
-  const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f, inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
-  T* o_a = v_a ? o + (row_a * c.h_q + head_of(m_a)) * DV : nullptr;
-  T* o_b = v_b ? o + (row_b * c.h_q + head_of(m_b)) * DV : nullptr;
-#pragma unroll
-  for (int j = 0; j < DV / 8; ++j) {
-    const int col = j * 8 + (lane & 3) * 2;
-    if (v_a)
-      *reinterpret_cast<uint32_t*>(o_a + col) = pack2<T>(acc[j][0] * inv_a, acc[j][1] * inv_a);
-    if (v_b)
-      *reinterpret_cast<uint32_t*>(o_b + col) = pack2<T>(acc[j][2] * inv_b, acc[j][3] * inv_b);
-  }
-  if ((lane & 3) == 0) {
-    if (v_a) lse[row_a * c.h_q + head_of(m_a)] = l_a > 0.f ? mx_a + logf(l_a) : -INFINITY;
-    if (v_b) lse[row_b * c.h_q + head_of(m_b)] = l_b > 0.f ? mx_b + logf(l_b) : -INFINITY;
-  }
+  const int64_t at_a = v_a ? row_a * c.h_q + head_of(m_a) : 0;
+  const int64_t at_b = v_b ? row_b * c.h_q + head_of(m_b) : 0;
+  write_rows<T, DV>(sm, acc, v_a ? o + at_a * DV : nullptr, v_b ? o + at_b * DV : nullptr,
+                    v_a ? lse + at_a : nullptr, v_b ? lse + at_b : nullptr);
 }
 
 template <class T, int DK, int DV, int SUB>

@@ -1,0 +1,133 @@
+// One key tile of flash-style attention for a warp's 16 query vectors on tensor cores, shared by
+// the CTA-wide kernel (attention_mma.cu) and the warp selection kernel (attention_slc_warp.cu):
+// S = Q K^T over NT n8 tiles (8 NT keys), and the online-softmax update with P V. Lane l holds
+// rows m_a = l / 4 and m_b = m_a + 8 of the 16 and columns 2 (l % 4) + {0, 1} of each n8 tile.
+#pragma once
+
+#include "mma.cuh"
+
+namespace nsa::cuda::detail {
+
+// s = Q K^T. q: the warp's first Q row, kt: the tile's first key row, both in shared memory with
+// row stride `stride` elements. With `split`, each 16-wide slice of d_k is one MMA into zeroed
+// registers added to s in IEEE fp32 (docs/kernels.md "Numerics"); else the MMA accumulates.
+template <class T, int DK, int NT>
+__device__ __forceinline__ void qk_tile(float (&s)[NT][4], const T* q, const T* kt, int stride,
+                                        bool split) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < DK / 16; ++kk) {
+    uint32_t a[4];
+    ldsm_x4(a, q + (lane & 15) * stride + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+    for (int np = 0; np < NT / 2; ++np) {
+      uint32_t b[4];
+      ldsm_x4(b, kt + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * stride + kk * 16 +
+                     ((lane >> 3) & 1) * 8);
+      if (split && kk > 0) {
+        float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
+        mma<T>(t0, a, b[0], b[1]);
+        mma<T>(t1, a, b[2], b[3]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[2 * np][e] += t0[e];
+          s[2 * np + 1][e] += t1[e];
+        }
+      } else {
+        mma<T>(s[2 * np], a, b[0], b[1]);
+        mma<T>(s[2 * np + 1], a, b[2], b[3]);
+      }
+    }
+  }
+}
+
+// Running state of a lane's two rows: max of z (natural units) and the sum of the weights.
+struct SoftmaxRows {
+  float mx_a = -INFINITY, mx_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+};
+
+// Adds a tile of scores s (natural units, -inf where masked; tmax_a/b: this lane's maxima over
+// them) with row weights w_a/w_b (multiplicities) to the state and to acc += P V. vt: the tile's
+// first V row in shared memory, row stride `stride`. P is rounded to T for the MMA; the sums use
+// the unrounded weights.
+template <class T, int DV, int NT>
+__device__ __forceinline__ void softmax_pv(float (&s)[NT][4], float tmax_a, float tmax_b, float w_a,
+                                           float w_b, SoftmaxRows& st, float (&acc)[DV / 8][4],
+                                           const T* vt, int stride) {
+  const int lane = threadIdx.x & 31;
+  tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
+  tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
+  tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 1));
+  tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 2));
+  const float new_a = fmaxf(st.mx_a, tmax_a), new_b = fmaxf(st.mx_b, tmax_b);
+  const float use_a = new_a == -INFINITY ? 0.f : new_a;
+  const float use_b = new_b == -INFINITY ? 0.f : new_b;
+  const float corr_a = exp2f((st.mx_a - use_a) * kLog2e);
+  const float corr_b = exp2f((st.mx_b - use_b) * kLog2e);
+  st.mx_a = new_a;
+  st.mx_b = new_b;
+  float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      s[j][e] = w_a * exp2f((s[j][e] - use_a) * kLog2e);
+      s[j][2 + e] = w_b * exp2f((s[j][2 + e] - use_b) * kLog2e);
+      sum_a += s[j][e];
+      sum_b += s[j][2 + e];
+    }
+  st.l_a = st.l_a * corr_a + sum_a;
+  st.l_b = st.l_b * corr_b + sum_b;
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) {
+    acc[j][0] *= corr_a;
+    acc[j][1] *= corr_a;
+    acc[j][2] *= corr_b;
+    acc[j][3] *= corr_b;
+  }
+#pragma unroll
+  for (int kk = 0; kk < NT / 2; ++kk) {
+    uint32_t a[4];
+    a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+    a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+    a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+    for (int np = 0; np < DV / 16; ++np) {
+      uint32_t b[4];
+      ldsm_x4_t(b, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + np * 16 +
+                       (lane >> 4) * 8);
+      mma<T>(acc[2 * np], a, b[0], b[1]);
+      mma<T>(acc[2 * np + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// Final normalisation of a lane's two rows: sums over the 4 lanes of each row, then o = acc / l
+// rounded to T (o_a/o_b null: row not written) and lse = m + log l (-inf for an empty key set).
+template <class T, int DV>
+__device__ __forceinline__ void write_rows(SoftmaxRows st, const float (&acc)[DV / 8][4], T* o_a,
+                                           T* o_b, float* lse_a, float* lse_b) {
+  const int lane = threadIdx.x & 31;
+  st.l_a += __shfl_xor_sync(0xffffffffu, st.l_a, 1);
+  st.l_a += __shfl_xor_sync(0xffffffffu, st.l_a, 2);
+  st.l_b += __shfl_xor_sync(0xffffffffu, st.l_b, 1);
+  st.l_b += __shfl_xor_sync(0xffffffffu, st.l_b, 2);
+  const float inv_a = st.l_a > 0.f ? 1.f / st.l_a : 0.f, inv_b = st.l_b > 0.f ? 1.f / st.l_b : 0.f;
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) {
+    const int col = j * 8 + (lane & 3) * 2;
+    if (o_a)
+      *reinterpret_cast<uint32_t*>(o_a + col) = pack2<T>(acc[j][0] * inv_a, acc[j][1] * inv_a);
+    if (o_b)
+      *reinterpret_cast<uint32_t*>(o_b + col) = pack2<T>(acc[j][2] * inv_b, acc[j][3] * inv_b);
+  }
+  if ((lane & 3) == 0) {
+    if (lse_a) *lse_a = st.l_a > 0.f ? st.mx_a + logf(st.l_a) : -INFINITY;
+    if (lse_b) *lse_b = st.l_b > 0.f ? st.mx_b + logf(st.l_b) : -INFINITY;
+  }
+}
+
+}  // namespace nsa::cuda::detail
