@@ -378,13 +378,7 @@ bool dispatch(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q,
     launch_dims<T, DK_, DV_>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx); \
     return true;                                                                          \
   }
-  NSA_CASE(64, 64)
-  NSA_CASE(128, 64)
-  NSA_CASE(128, 128)
-  NSA_CASE(192, 64)
-  NSA_CASE(192, 128)
-  NSA_CASE(256, 64)
-  NSA_CASE(256, 128)
+  NSA_MMA_HEAD_DIMS(NSA_CASE)
 #undef NSA_CASE
   return false;
 }

@@ -254,13 +254,7 @@ bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const 
     launch_dims<T, DK_, DV_>(c, q, k, v, idx, o, lse, stream, ctx); \
     return true;                                                    \
   }
-    NSA_CASE(64, 64)
-    NSA_CASE(128, 64)
-    NSA_CASE(128, 128)
-    NSA_CASE(192, 64)
-    NSA_CASE(192, 128)
-    NSA_CASE(256, 64)
-    NSA_CASE(256, 128)
+    NSA_MMA_HEAD_DIMS(NSA_CASE)
 #undef NSA_CASE
     return false;
   }

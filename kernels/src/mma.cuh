@@ -10,6 +10,10 @@ namespace nsa::cuda::detail {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
+// The (d_k, d_v) pairs the tensor-core kernels are instantiated for; X(DK, DV) per pair.
+#define NSA_MMA_HEAD_DIMS(X) \
+  X(64, 64) X(128, 64) X(128, 128) X(192, 64) X(192, 128) X(256, 64) X(256, 128)
+
 template <class T>
 __device__ __forceinline__ uint32_t pack2(float x, float y);
 template <>
