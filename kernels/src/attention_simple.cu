@@ -44,7 +44,7 @@ __device__ void add_keys(WarpSoftmax& s, const KvView<T>& kv, int64_t first, int
       const int col = lane + 32 * e;
       if (col < dk) part += s.q[e] * static_cast<double>(to_f(kr[col]));
     }
-    const double z = warp_sum_f64(part) * scale;
+    const double z = warp_sum(part) * scale;
     const double m_new = fmax(s.m, z);
     const double corr = exp(s.m - m_new);  // 0 on the first key (m = -inf)
     const double p = exp(z - m_new);

@@ -72,13 +72,9 @@ __device__ __forceinline__ int64_t visible_cmp(const DevCfg& c, int64_t t) {
   return num_cmp_blocks(c, c.visibility == 0 ? t + 1 : t);
 }
 
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
-__device__ __forceinline__ double warp_sum_f64(double x) {
+// Sum over the 32 lanes (butterfly: every lane gets the total).
+template <class R>
+__device__ __forceinline__ R warp_sum(R x) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
   return x;

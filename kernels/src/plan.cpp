@@ -51,6 +51,12 @@ std::string short_context(const nsa::ref::ValidConfig& vc) {
   return o.str();
 }
 
+// Debugging and comparison switches of the kernels (documented in docs/kernels.md).
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == value;
+}
+
 class EventTimer {
  public:
   explicit EventTimer(bool on, const std::string& ctx) : on_(on), ctx_(ctx) {}
@@ -155,11 +161,9 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   d.scale = static_cast<float>(vc.scale);
   d.scale_f64 = vc.scale;
   // NSA_CUDA_QK_SPLIT=0 accumulates Q K^T inside the MMA (for accuracy/speed comparisons).
-  const char* split = std::getenv("NSA_CUDA_QK_SPLIT");
-  d.qk_split = split && std::string(split) == "0" ? 0 : 1;
+  d.qk_split = env_is("NSA_CUDA_QK_SPLIT", "0") ? 0 : 1;
   // NSA_CUDA_SLC_UNION=1 keeps selection on the CTA-wide union kernel (comparisons).
-  const char* slc_union = std::getenv("NSA_CUDA_SLC_UNION");
-  d.slc_union = slc_union && std::string(slc_union) == "1" ? 1 : 0;
+  d.slc_union = env_is("NSA_CUDA_SLC_UNION", "1") ? 1 : 0;
   d.phi = static_cast<int>(c.phi);
   d.act = static_cast<int>(c.phi_act);
   d.visibility = static_cast<int>(c.cmp_visibility);
@@ -175,8 +179,7 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   d.cu_q = m.cu_q.get<int64_t>();
   d.cu_c = m.cu_c.get<int64_t>();
 
-  const char* simple = std::getenv("NSA_CUDA_SIMPLE");
-  m.force_simple = simple && std::string(simple) == "1";
+  m.force_simple = env_is("NSA_CUDA_SIMPLE", "1");
   m.want_cmp_scores = c.enable_cmp || (c.enable_slc && !c.given_indices);
   m.compute_topn = c.enable_slc && !c.given_indices;
   const std::size_t eb = dtype_bytes(c.dtype);
