@@ -161,38 +161,6 @@ std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
   return std::nullopt;
 }
 
-// The candidate's tensors restricted to `rows` (all heads), as check_candidate expects.
-Outputs select_rows(const ValidConfig& vc, const Outputs& all, const std::vector<int64_t>& rows) {
-  Outputs s;
-  s.rows = rows;
-  s.heads = all.heads;
-  s.groups = all.groups;
-  s.d_v = all.d_v;
-  s.top_n = all.top_n;
-  s.nc_max = all.nc_max;
-  s.ns_max = all.ns_max;
-  const int64_t nh = static_cast<int64_t>(all.heads.size());
-  const int64_t ng = static_cast<int64_t>(all.groups.size());
-  auto take = [&](const std::vector<double>& x, int64_t width, std::vector<double>& out) {
-    if (x.empty()) return;
-    for (int64_t r : rows)
-      out.insert(out.end(), x.begin() + r * width, x.begin() + (r + 1) * width);
-  };
-  for (int b = 0; b < 3; ++b) {
-    take(all.o_branch[b], nh * vc.cfg.d_v, s.o_branch[b]);
-    take(all.lse[b], nh, s.lse[b]);
-  }
-  take(all.o, nh * vc.cfg.d_v, s.o);
-  take(all.p_cmp, nh * all.nc_max, s.p_cmp);
-  take(all.scores, ng * all.ns_max, s.scores);
-  take(all.score_gap, ng, s.score_gap);
-  if (!all.indices.empty())
-    for (int64_t r : rows)
-      s.indices.insert(s.indices.end(), all.indices.begin() + r * ng * all.top_n,
-                       all.indices.begin() + (r + 1) * ng * all.top_n);
-  return s;
-}
-
 std::string repro(const Args& a, const FuzzCase& fc) {
   return std::string("nsa fuzz ") + (a.gpu ? "--gpu" : "--cpu") + " --seed " +
          std::to_string(fc.run_seed) + " --case " + std::to_string(fc.index) +
@@ -247,7 +215,7 @@ bool run_case(const Args& a, const FuzzCase& fc, Totals& tot) {
   try {
     Outputs cand;
     if (a.gpu) {
-      cand = select_rows(fc.vc, nsa::fuzz::gpu_forward(fc.vc, in), rows);
+      cand = select_rows(nsa::fuzz::gpu_forward(fc.vc, in), rows);
     } else {
       RowSelection sel;
       sel.rows = rows;

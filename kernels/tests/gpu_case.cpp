@@ -51,35 +51,6 @@ std::vector<int64_t> sample_rows(const ValidConfig& vc, int64_t limit) {
   return rows;
 }
 
-Outputs select_rows(const Outputs& full, const ValidConfig& vc, const std::vector<int64_t>& rows) {
-  const auto& c = vc.cfg;
-  Outputs o;
-  o.rows = rows;
-  o.heads = full.heads;
-  o.groups = full.groups;
-  o.d_v = full.d_v;
-  o.top_n = full.top_n;
-  o.nc_max = full.nc_max;
-  o.ns_max = full.ns_max;
-  auto pick = [&](const auto& src, auto& dst, int64_t per_row) {
-    using V = typename std::decay_t<decltype(dst)>::value_type;
-    dst.clear();
-    if (src.empty()) return;
-    for (int64_t r : rows)
-      dst.insert(dst.end(), src.begin() + r * per_row, src.begin() + (r + 1) * per_row);
-    (void)sizeof(V);
-  };
-  for (int b = 0; b < 3; ++b) {
-    pick(full.o_branch[b], o.o_branch[b], c.h_q * c.d_v);
-    pick(full.lse[b], o.lse[b], c.h_q);
-  }
-  pick(full.o, o.o, c.h_q * c.d_v);
-  pick(full.p_cmp, o.p_cmp, c.h_q * full.nc_max);
-  pick(full.scores, o.scores, c.h_kv * full.ns_max);
-  pick(full.indices, o.indices, c.h_kv * c.top_n);
-  return o;
-}
-
 CaseResult run_case(const Config& cfg, uint64_t seed, Regime regime, const Inputs* given,
                     const Options& opt) {
   const ValidConfig vc = validate(cfg);
@@ -89,7 +60,7 @@ CaseResult run_case(const Config& cfg, uint64_t seed, Regime regime, const Input
   r.gpu = nsa::cuda::forward(vc, in, opt);
   const auto rows = sample_rows(vc);
   const Outputs cand =
-      static_cast<int64_t>(rows.size()) == vc.total_q ? r.gpu : select_rows(r.gpu, vc, rows);
+      static_cast<int64_t>(rows.size()) == vc.total_q ? r.gpu : select_rows(r.gpu, rows);
   r.verdict = check_candidate(vc, in, cand, Precision::f64);
   std::ostringstream o;
   o << "config: " << describe(cfg) << "\nseed " << seed << " regime " << to_string(regime) << ", "

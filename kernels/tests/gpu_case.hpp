@@ -20,10 +20,6 @@ nsa::ref::Config base_config(int64_t t, nsa::ref::Dtype dt, int64_t h_kv = 2, in
 // includes the first and last rows of every sequence and the rows around block boundaries.
 std::vector<int64_t> sample_rows(const nsa::ref::ValidConfig& vc, int64_t limit = 160);
 
-// Keeps only the given rows (all heads) of a full-output Outputs.
-nsa::ref::Outputs select_rows(const nsa::ref::Outputs& full, const nsa::ref::ValidConfig& vc,
-                              const std::vector<int64_t>& rows);
-
 struct CaseResult {
   nsa::ref::Verdict verdict;
   nsa::ref::Outputs gpu;  // full outputs of the CUDA run

@@ -138,6 +138,39 @@ TEST_CASE("edges: row and head subsets equal the full computation's rows") {
   }
 }
 
+TEST_CASE("edges: select_rows of full outputs equals computing only those rows") {
+  for (uint64_t seed : {4u, 9u}) {
+    Config c = test::random_config(seed);
+    c.layout = Layout::padded;
+    c.cu_seqlens_k.clear();
+    c.cu_seqlens_q.clear();
+    c.batch = 2;
+    c.t_k = 13;
+    c.t_q = 7;
+    const auto vc = validate(c);
+    const auto in = generate_inputs(vc, seed);
+    const auto full = forward(vc, in, Precision::f64);
+    RowSelection s;
+    s.rows = {vc.total_q - 1, 0, 5, 5};
+    const auto sub = forward(vc, in, Precision::f64, s);
+    const auto picked = select_rows(full, s.rows);
+    INFO(describe(c));
+    CHECK(picked.rows == sub.rows);
+    CHECK(picked.o == sub.o);
+    for (int b = 0; b < 3; ++b) {
+      CHECK(picked.o_branch[b] == sub.o_branch[b]);
+      CHECK(picked.lse[b] == sub.lse[b]);
+    }
+    CHECK(picked.p_cmp == sub.p_cmp);
+    CHECK(picked.scores == sub.scores);
+    CHECK(picked.score_gap == sub.score_gap);
+    CHECK(picked.indices == sub.indices);
+    CHECK_THROWS_WITH(select_rows(full, {vc.total_q}),
+                      Catch::Contains("row " + std::to_string(vc.total_q) + " is not in [0, "));
+    CHECK_THROWS_WITH(select_rows(sub, {0}), Catch::Contains("not every row in order"));
+  }
+}
+
 TEST_CASE("edges: empty key sets give o = 0 exactly and lse = -inf in every precision") {
   // T_k = 3 < l = 4: no compressed block exists. Given indices all -1: no selected key.
   Config c = blocks(3, 2, 1);
