@@ -66,6 +66,31 @@ struct Smem {
                                   2 * sizeof(int64_t) * kMaxSelEntries + 16;
 };
 
+// Sums float2 values v[j] (key columns 8 j + 2 (lane % 4) + {0, 1}) over the `bits` lane bits
+// 2, 3, ... by halving exchanges (a reduce-scatter: 2^bits - 1 fewer shuffles than a butterfly).
+// Afterwards v[jj], jj < 8 >> bits, holds the sum for column pair j0 + jj; returns j0.
+__device__ __forceinline__ int sum_heads_in_lanes(float2 (&v)[8], int bits) {
+  const int lane = threadIdx.x & 31;
+  int j0 = 0;
+#pragma unroll
+  for (int k = 0; k < 3; ++k) {
+    if (k >= bits) break;
+    constexpr int kHalf[3] = {4, 2, 1};
+    const int half = kHalf[k];
+    const bool hi = (lane >> (2 + k)) & 1;
+#pragma unroll
+    for (int jj = 0; jj < 4; ++jj) {
+      if (jj >= half) break;
+      const float2 send = hi ? v[jj] : v[jj + half];
+      const float2 keep = hi ? v[jj + half] : v[jj];
+      v[jj].x = keep.x + __shfl_xor_sync(0xffffffffu, send.x, 1 << (2 + k));
+      v[jj].y = keep.y + __shfl_xor_sync(0xffffffffu, send.y, 1 << (2 + k));
+    }
+    j0 += hi ? half : 0;
+  }
+  return j0;
+}
+
 template <class T, int DK, int DV, int BM>
 __global__ void __launch_bounds__(BM * 2)
     attn_mma_kernel(DevCfg c, int mode, int R, int64_t row0, int64_t rows, const T* __restrict__ q,
@@ -192,24 +217,11 @@ __global__ void __launch_bounds__(BM * 2)
   };
   auto load_tile = [&](int64_t i, int st) {
     const int64_t start = tile_start(i);
-    T* kd = Ks + st * kBN * S::kQs;
-    constexpr int kc = DK / 8;
-    for (int e = tid; e < kBN * kc; e += kThreads) {
-      const int rr = e / kc, cc = e % kc;
-      const int64_t u = start + rr;
-      const bool ok = u >= 0 && u < key_rows;
-      cp16(kd + rr * S::kQs + cc * 8, ok ? k + (u * c.h_kv + g) * DK + cc * 8 : k, ok);
-    }
-    if (mode != kProbs) {
-      T* vd = Vs + st * kBN * S::kVs;
-      constexpr int vc = DV / 8;
-      for (int e = tid; e < kBN * vc; e += kThreads) {
-        const int rr = e / vc, cc = e % vc;
-        const int64_t u = start + rr;
-        const bool ok = u >= 0 && u < key_rows;
-        cp16(vd + rr * S::kVs + cc * 8, ok ? v + (u * c.h_kv + g) * DV + cc * 8 : v, ok);
-      }
-    }
+    copy_rows<T, DK, kBN, kThreads>(Ks + st * kBN * S::kQs, S::kQs, k, start, key_rows, c.h_kv, g,
+                                    tid);
+    if (mode != kProbs)
+      copy_rows<T, DV, kBN, kThreads>(Vs + st * kBN * S::kVs, S::kVs, v, start, key_rows, c.h_kv, g,
+                                      tid);
     tile_counts(i, st);
   };
 
@@ -242,10 +254,31 @@ __global__ void __launch_bounds__(BM * 2)
     lse_b = v_b && ri.row[r_b] >= 0 ? lse[ri.row[r_b] * c.h_q + g * G + m_b % G] : 0.f;
   }
 
+  // Probs mode with G dividing 16: the G heads of a query row sit in the lanes that differ in
+  // bits 2 .. 1 + log2 G (vectors m_a, and for G = 16 also m_b), so their sum is a shuffle
+  // reduction; larger or other groups go through shared memory.
+  const bool heads_in_lanes = G <= 16 && 16 % G == 0;
+  const int head_bits = G >= 8 ? 3 : (G == 4 ? 2 : (G == 2 ? 1 : 0));
+  // Writes a lane's head sums: v[jj] for jj < 8 >> head_bits holds key columns
+  // 8 (j0 + jj) + 2 (lane % 4) + {0, 1} of MMA row r, written where they lie in its columns.
+  auto store_head_sums = [&](const float2(&v)[8], int j0, int64_t start, int r, TileCols cols) {
+    const int64_t row = ri.row[r];
+    if (row < 0) return;
+    float* dst = pg + ((row - row0) * c.h_kv + g) * c.nc_max + (start - ri.base[r]);
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) {
+      if (jj >= (8 >> head_bits)) break;
+      const int col = (j0 + jj) * 8 + (lane & 3) * 2;
+      if (col >= cols.lo && col < cols.hi) dst[col] = v[jj].x;
+      if (col + 1 >= cols.lo && col + 1 < cols.hi) dst[col + 1] = v[jj].y;
+    }
+  };
+
   float acc[DV / 8][4];
 #pragma unroll
   for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
   SoftmaxRows sm;
+  QFrags<T, DK> qf;
 
   for (int64_t i = 0; i < n_tiles; ++i) {
     const int st = static_cast<int>(i & 1);
@@ -257,41 +290,52 @@ __global__ void __launch_bounds__(BM * 2)
       cp_wait<0>();
     }
     __syncthreads();
+    if (i == 0 && warp_live) qf.load(Qs + warp * 16 * S::kQs, S::kQs);  // Q arrived with tile 0
     const int64_t start = tile_start(i), blk_end = tile_block_end(i);
-    // Masks and weights of this lane's two rows.
-    int64_t lo_a = 0, hi_a = 0, lo_b = 0, hi_b = 0;
+    // Key columns and weights of this lane's two rows (no column: row padded or not selecting).
+    TileCols ca, cb;
     float w_a = 0.f, w_b = 0.f;
     if (v_a && ri.row[r_a] >= 0) {
-      lo_a = mode == kSlc ? max(start, ri.lo[r_a]) : ri.lo[r_a];
-      hi_a = mode == kSlc ? min(blk_end, ri.hi[r_a]) : ri.hi[r_a];
       w_a = mode == kSlc ? static_cast<float>(ri.cnt[st][r_a]) : 1.f;
+      if (w_a > 0.f)
+        ca = mode == kSlc ? TileCols(max(start, ri.lo[r_a]), min(blk_end, ri.hi[r_a]), start, kBN)
+                          : TileCols(ri.lo[r_a], ri.hi[r_a], start, kBN);
     }
     if (v_b && ri.row[r_b] >= 0) {
-      lo_b = mode == kSlc ? max(start, ri.lo[r_b]) : ri.lo[r_b];
-      hi_b = mode == kSlc ? min(blk_end, ri.hi[r_b]) : ri.hi[r_b];
       w_b = mode == kSlc ? static_cast<float>(ri.cnt[st][r_b]) : 1.f;
+      if (w_b > 0.f)
+        cb = mode == kSlc ? TileCols(max(start, ri.lo[r_b]), min(blk_end, ri.hi[r_b]), start, kBN)
+                          : TileCols(ri.lo[r_b], ri.hi[r_b], start, kBN);
     }
     // Selection: a warp none of whose rows selected this block skips it (the tile was loaded
     // for the other warps' rows); its softmax state is unchanged.
     const bool warp_needed =
         warp_live && (mode != kSlc || __any_sync(0xffffffffu, w_a > 0.f || w_b > 0.f));
     if (warp_needed) {
+      // Padded vectors (zero Q, never written) may keep every column; real rows must.
+      const bool full = __all_sync(0xffffffffu, (!v_a || ri.row[r_a] < 0 || ca.all(kBN)) &&
+                                                    (!v_b || ri.row[r_b] < 0 || cb.all(kBN)));
       float s[8][4];
-      qk_tile<T, DK, 8>(s, Qs + warp * 16 * S::kQs, Ks + st * kBN * S::kQs, S::kQs, qk_split);
-      float tmax_a = -INFINITY, tmax_b = -INFINITY;
+      qk_tile<T, DK, 8>(s, qf, Ks + st * kBN * S::kQs, S::kQs, qk_split);
+      float tmax_a, tmax_b;
+      scale_mask_tile<8>(s, qk_scale, full, ca, cb, tmax_a, tmax_b);
+      if (mode == kProbs && heads_in_lanes) {
+        // p = exp(z - lse) per head, summed over the group's heads across the lanes holding them.
+        float2 pa[8], pb[8];
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int64_t u = start + j * 8 + (lane & 3) * 2 + e;
-          const bool ok_a = w_a > 0.f && u >= lo_a && u < hi_a;
-          const bool ok_b = w_b > 0.f && u >= lo_b && u < hi_b;
-          s[j][e] = ok_a ? s[j][e] * qk_scale : -INFINITY;
-          s[j][2 + e] = ok_b ? s[j][2 + e] * qk_scale : -INFINITY;
-          tmax_a = fmaxf(tmax_a, s[j][e]);
-          tmax_b = fmaxf(tmax_b, s[j][2 + e]);
+        for (int j = 0; j < 8; ++j) {
+          pa[j] = make_float2(exp2f((s[j][0] - lse_a) * kLog2e), exp2f((s[j][1] - lse_a) * kLog2e));
+          pb[j] = make_float2(exp2f((s[j][2] - lse_b) * kLog2e), exp2f((s[j][3] - lse_b) * kLog2e));
         }
-      if (mode == kProbs) {
+        if (G == 16) {  // vectors m_a and m_b are two heads of one row
+#pragma unroll
+          for (int j = 0; j < 8; ++j) pa[j] = make_float2(pa[j].x + pb[j].x, pa[j].y + pb[j].y);
+          store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a, ca);
+        } else {
+          store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a, ca);
+          store_head_sums(pb, sum_heads_in_lanes(pb, head_bits), start, r_b, cb);
+        }
+      } else if (mode == kProbs) {
         // p = exp(z - lse) per head, reduced over the group's heads through shared memory.
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
@@ -305,7 +349,7 @@ __global__ void __launch_bounds__(BM * 2)
         softmax_pv<T, DV, 8>(s, tmax_a, tmax_b, w_a, w_b, sm, acc, Vs + st * kBN * S::kVs, S::kVs);
       }
     }
-    if (mode == kProbs) {
+    if (mode == kProbs && !heads_in_lanes) {
       __syncthreads();
       // Sum over the G heads of each row; keys outside a row's visible range are skipped.
       for (int e = tid; e < R * kBN; e += kThreads) {

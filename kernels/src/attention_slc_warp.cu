@@ -30,15 +30,15 @@ constexpr size_t kSmemLimit = 227 * 1024;
 // SUB: keys per sub-tile. 16 leaves room for 8 warps per SM at d = 128 (26 KB each); 32 (4 warps)
 // measured slower on the H200: selection 38.0 against 54.2 ms (T = 65536, H_q = 64, G = 16,
 // d = 128, bf16; the CTA-wide union kernel: 61.6 ms).
-template <class T, int DK, int DV, int SUB>
+template <class T, int DK, int DV, int SUB, int NST>
 struct WarpSmem {
   static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
   static constexpr size_t q_bytes = sizeof(T) * 16 * kQs;
   static constexpr size_t k_bytes = sizeof(T) * SUB * kQs;  // one stage
   static constexpr size_t v_bytes = sizeof(T) * SUB * kVs;
   static constexpr size_t list_bytes = sizeof(int64_t) * kWarpEntries;
-  // Q, two K stages, two V stages, the rows' entries and the sorted union of block starts.
-  static constexpr size_t per_warp = q_bytes + 2 * k_bytes + 2 * v_bytes + 2 * list_bytes;
+  // Q, NST K and V stages, the rows' entries and the sorted union of block starts.
+  static constexpr size_t per_warp = q_bytes + NST * (k_bytes + v_bytes) + 2 * list_bytes;
   static_assert(q_bytes % 16 == 0 && k_bytes % 16 == 0 && v_bytes % 16 == 0, "cp.async alignment");
 };
 
@@ -54,12 +54,12 @@ __device__ RowGeom row_geom(const DevCfg& c, int64_t row) {
   return {t, sq.k_begin, sq.k_begin + (c.slc_causal == 0 ? t + 1 : sq.t_k), t / c.lp + 1};
 }
 
-template <class T, int DK, int DV, int SUB>
+template <class T, int DK, int DV, int SUB, int NST>
 __global__ void __launch_bounds__(kMaxWarps * 32)
     attn_slc_warp_kernel(DevCfg c, int64_t items, const T* __restrict__ q, const T* __restrict__ k,
                          const T* __restrict__ v, const int32_t* __restrict__ idx,
                          T* __restrict__ o, float* __restrict__ lse) {
-  using S = WarpSmem<T, DK, DV, SUB>;
+  using S = WarpSmem<T, DK, DV, SUB, NST>;
   constexpr int kN8 = SUB / 8;  // n8 tiles of S per sub-tile
   extern __shared__ __align__(16) unsigned char smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -68,9 +68,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   unsigned char* base_ptr = smem + warp * S::per_warp;
   T* Qs = reinterpret_cast<T*>(base_ptr);
   T* Ks = reinterpret_cast<T*>(base_ptr + S::q_bytes);
-  T* Vs = reinterpret_cast<T*>(base_ptr + S::q_bytes + 2 * S::k_bytes);
+  T* Vs = reinterpret_cast<T*>(base_ptr + S::q_bytes + NST * S::k_bytes);
   int64_t* ent =
-      reinterpret_cast<int64_t*>(base_ptr + S::q_bytes + 2 * S::k_bytes + 2 * S::v_bytes);
+      reinterpret_cast<int64_t*>(base_ptr + S::q_bytes + NST * (S::k_bytes + S::v_bytes));
   int64_t* uni = ent + kWarpEntries;
 
   const int64_t G = c.group, g = blockIdx.y, n = c.n;
@@ -133,24 +133,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   auto sub_start = [&](int64_t i) { return uni[i / per_block] + (i % per_block) * SUB; };
   auto load_sub = [&](int64_t i, int st) {
     const int64_t start = sub_start(i);
-    T* kd = Ks + st * SUB * S::kQs;
-    T* vd = Vs + st * SUB * S::kVs;
-    constexpr int kc = DK / 8, vc = DV / 8;
-    for (int e = lane; e < SUB * kc; e += 32) {
-      const int rr = e / kc, cc = e % kc;
-      const int64_t u = start + rr;
-      const bool ok = u < key_rows;
-      cp16(kd + rr * S::kQs + cc * 8, ok ? k + (u * c.h_kv + g) * DK + cc * 8 : k, ok);
-    }
-    for (int e = lane; e < SUB * vc; e += 32) {
-      const int rr = e / vc, cc = e % vc;
-      const int64_t u = start + rr;
-      const bool ok = u < key_rows;
-      cp16(vd + rr * S::kVs + cc * 8, ok ? v + (u * c.h_kv + g) * DV + cc * 8 : v, ok);
-    }
+    copy_rows<T, DK, SUB, 32>(Ks + st * SUB * S::kQs, S::kQs, k, start, key_rows, c.h_kv, g, lane);
+    copy_rows<T, DV, SUB, 32>(Vs + st * SUB * S::kVs, S::kVs, v, start, key_rows, c.h_kv, g, lane);
   };
-  if (n_sub > 0) load_sub(0, 0);
-  cp_commit();
+  // Sub-tiles 0 .. NST - 2 in flight before the loop; one group committed per iteration (some
+  // empty) keeps cp_wait's count of pending groups exact.
+#pragma unroll
+  for (int p = 0; p < NST - 1; ++p) {
+    if (p < n_sub) load_sub(p, p);
+    cp_commit();
+  }
 
   const float qk_scale = c.scale;
   const bool qk_split = c.qk_split != 0;
@@ -158,43 +150,33 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 #pragma unroll
   for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
   SoftmaxRows sm;
+  QFrags<T, DK> qf;
   float w_a = 0.f, w_b = 0.f;
 
   for (int64_t i = 0; i < n_sub; ++i) {
-    const int st = static_cast<int>(i & 1);
-    if (i + 1 < n_sub) {
-      load_sub(i + 1, st ^ 1);
-      cp_commit();
-      cp_wait<1>();
-    } else {
-      cp_wait<0>();
-    }
+    const int st = static_cast<int>(i % NST);
+    // The stage refilled here is the one sub-tile i - 1 used (finished: __syncwarp below).
+    if (i + NST - 1 < n_sub) load_sub(i + NST - 1, static_cast<int>((i + NST - 1) % NST));
+    cp_commit();
+    cp_wait<NST - 1>();
     __syncwarp();
+    if (i == 0) qf.load(Qs, S::kQs);  // Q arrived with sub-tile 0
     const int64_t blk = uni[i / per_block];
     if (i % per_block == 0) {
       w_a = weight(list_a, v_a, blk);
       w_b = weight(list_b, v_b, blk);
     }
     const int64_t start = sub_start(i), blk_end = blk + c.lp;
-    const int64_t end_a = min(blk_end, hi_a), end_b = min(blk_end, hi_b);
+    const TileCols ca = w_a > 0.f ? TileCols(start, min(blk_end, hi_a), start, SUB) : TileCols();
+    const TileCols cb = w_b > 0.f ? TileCols(start, min(blk_end, hi_b), start, SUB) : TileCols();
+    const bool full = __all_sync(0xffffffffu, ca.all(SUB) && cb.all(SUB));
 
     float s[kN8][4];
-    qk_tile<T, DK, kN8>(s, Qs, Ks + st * SUB * S::kQs, S::kQs, qk_split);
-    float tmax_a = -INFINITY, tmax_b = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < kN8; ++j)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int64_t u = start + j * 8 + (lane & 3) * 2 + e;
-        const bool ok_a = w_a > 0.f && u < end_a;
-        const bool ok_b = w_b > 0.f && u < end_b;
-        s[j][e] = ok_a ? s[j][e] * qk_scale : -INFINITY;
-        s[j][2 + e] = ok_b ? s[j][2 + e] * qk_scale : -INFINITY;
-        tmax_a = fmaxf(tmax_a, s[j][e]);
-        tmax_b = fmaxf(tmax_b, s[j][2 + e]);
-      }
+    qk_tile<T, DK, kN8>(s, qf, Ks + st * SUB * S::kQs, S::kQs, qk_split);
+    float tmax_a, tmax_b;
+    scale_mask_tile<kN8>(s, qk_scale, full, ca, cb, tmax_a, tmax_b);
     softmax_pv<T, DV, kN8>(s, tmax_a, tmax_b, w_a, w_b, sm, acc, Vs + st * SUB * S::kVs, S::kVs);
-    __syncwarp();  // stage st is refilled by the next iteration's prefetch
+    __syncwarp();  // stage st is refilled by a later iteration's prefetch
   }
 
   // ---- epilogue ----------------------------------------------------------------------------
@@ -204,15 +186,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
                     v_a ? lse + at_a : nullptr, v_b ? lse + at_b : nullptr);
 }
 
-template <class T, int DK, int DV, int SUB>
+template <class T, int DK, int DV, int SUB, int NST>
 void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
                 float* lse, cudaStream_t stream, const std::string& ctx) {
-  using S = WarpSmem<T, DK, DV, SUB>;
+  using S = WarpSmem<T, DK, DV, SUB, NST>;
   const int warps = static_cast<int>(std::min<size_t>(kMaxWarps, kSmemLimit / S::per_warp));
   const size_t smem = warps * S::per_warp;
   static bool configured = false;  // per instantiation
   if (!configured) {
-    check(cudaFuncSetAttribute(attn_slc_warp_kernel<T, DK, DV, SUB>,
+    check(cudaFuncSetAttribute(attn_slc_warp_kernel<T, DK, DV, SUB, NST>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "attn_slc_warp_kernel (shared memory)", ctx);
     configured = true;
@@ -220,7 +202,7 @@ void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32
   const int64_t G = c.group;
   const int64_t items = G >= 16 ? c.total_q * (G / 16) : (c.total_q + 16 / G - 1) / (16 / G);
   const int64_t ctas = (items + warps - 1) / warps;
-  attn_slc_warp_kernel<T, DK, DV, SUB>
+  attn_slc_warp_kernel<T, DK, DV, SUB, NST>
       <<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(c.h_kv)), warps * 32, smem,
          stream>>>(c, items, q, k, v, idx, o, lse);
   check_launch("attn_slc_warp_kernel", ctx);
@@ -229,7 +211,12 @@ void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32
 template <class T, int DK, int DV>
 void launch_dims(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
                  float* lse, cudaStream_t stream, const std::string& ctx) {
-  launch_sub<T, DK, DV, 16>(c, q, k, v, idx, o, lse, stream, ctx);
+  if (c.slc_stages == 3)
+    launch_sub<T, DK, DV, 16, 3>(c, q, k, v, idx, o, lse, stream, ctx);
+  else if (c.slc_stages == 4)
+    launch_sub<T, DK, DV, 16, 4>(c, q, k, v, idx, o, lse, stream, ctx);
+  else
+    launch_sub<T, DK, DV, 16, 2>(c, q, k, v, idx, o, lse, stream, ctx);
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ struct DevCfg {
   double scale_f64;  // the config's scale (fp64 paths)
   int qk_split;      // 1: S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
   int slc_union;     // 1: selection on the CTA-wide union kernel even where the warp kernel fits
+  int slc_stages;    // key sub-tiles in flight per warp in the warp selection kernel (2..4)
   int phi, act, visibility, mapping, reduce, forced, tie, slc_causal, policy, window_keys;
   bool enable[3];
   const DevSeq* seqs;   // [num_seqs]

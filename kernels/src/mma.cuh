@@ -66,6 +66,35 @@ __device__ __forceinline__ void cp16(void* dst, const void* src, bool pred) {
   const int n = pred ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(n));
 }
+// Copies rows [start, start + ROWS) of head g of a [rows][h_kv][D] tensor into shared memory
+// (row stride `stride` elements) with NTHR threads (tid: this thread's index among them); rows
+// outside [0, key_rows) are zero-filled. When NTHR is a multiple of the 16-byte chunks of a row,
+// each thread keeps one chunk column and steps its 64-bit offset, with no division per copy.
+template <class T, int D, int ROWS, int NTHR>
+__device__ __forceinline__ void copy_rows(T* dst, int stride, const T* src, int64_t start,
+                                          int64_t key_rows, int64_t h_kv, int64_t g, int tid) {
+  constexpr int kc = D / 8;
+  if constexpr (NTHR % kc == 0) {
+    constexpr int kPerPass = NTHR / kc;
+    const int cc = tid % kc;
+    int rr = tid / kc;
+    int64_t u = start + rr, off = (u * h_kv + g) * D + cc * 8;
+    const int64_t step = kPerPass * h_kv * D;
+#pragma unroll
+    for (; rr < ROWS; rr += kPerPass, u += kPerPass, off += step) {
+      const bool ok = u >= 0 && u < key_rows;
+      cp16(dst + rr * stride + cc * 8, ok ? src + off : src, ok);
+    }
+  } else {
+    for (int e = tid; e < ROWS * kc; e += NTHR) {
+      const int rr = e / kc, cc = e % kc;
+      const int64_t u = start + rr;
+      const bool ok = u >= 0 && u < key_rows;
+      cp16(dst + rr * stride + cc * 8, ok ? src + (u * h_kv + g) * D + cc * 8 : src, ok);
+    }
+  }
+}
+
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n"); }
 template <int N>
 __device__ __forceinline__ void cp_wait() {

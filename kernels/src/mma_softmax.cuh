@@ -8,19 +8,53 @@
 
 namespace nsa::cuda::detail {
 
-// s = Q K^T. q: the warp's first Q row, kt: the tile's first key row, both in shared memory with
-// row stride `stride` elements. With `split`, each 16-wide slice of d_k is one MMA into zeroed
-// registers added to s in IEEE fp32 (docs/kernels.md "Numerics"); else the MMA accumulates.
+// 2^x on the special-function unit, subnormal results flushed to zero: an attention weight below
+// 2^-126 of the row maximum's (which is 1) changes neither the denominator nor any output in fp32.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Maximum of a lane's 2 NT values of one row (column pairs e of each n8 tile j, at offset `half`
+// 0 for row a, 2 for row b) as a tree, not a chain of dependent fmaxf.
+template <int NT>
+__device__ __forceinline__ float row_max(const float (&s)[NT][4], int half) {
+  float m[NT];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) m[j] = fmaxf(s[j][half], s[j][half + 1]);
+#pragma unroll
+  for (int w = 1; w < NT; w *= 2)
+#pragma unroll
+    for (int j = 0; j + w < NT; j += 2 * w) m[j] = fmaxf(m[j], m[j + w]);
+  return m[0];
+}
+
+// The warp's 16 x DK query fragments (A operands of every q.k MMA), loaded once from shared
+// memory (q: the warp's first Q row, row stride `stride` elements) and kept in registers for
+// all key tiles.
+template <class T, int DK>
+struct QFrags {
+  uint32_t a[DK / 16][4];
+  __device__ __forceinline__ void load(const T* q, int stride) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int kk = 0; kk < DK / 16; ++kk)
+      ldsm_x4(a[kk], q + (lane & 15) * stride + kk * 16 + (lane >> 4) * 8);
+  }
+};
+
+// s = Q K^T. kt: the tile's first key row in shared memory, row stride `stride` elements. With
+// `split`, each 16-wide slice of d_k is one MMA into zeroed registers added to s in IEEE fp32
+// (docs/kernels.md "Numerics"); else the MMA accumulates.
 template <class T, int DK, int NT>
-__device__ __forceinline__ void qk_tile(float (&s)[NT][4], const T* q, const T* kt, int stride,
-                                        bool split) {
+__device__ __forceinline__ void qk_tile(float (&s)[NT][4], const QFrags<T, DK>& qf, const T* kt,
+                                        int stride, bool split) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
 #pragma unroll
   for (int kk = 0; kk < DK / 16; ++kk) {
-    uint32_t a[4];
-    ldsm_x4(a, q + (lane & 15) * stride + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
     for (int np = 0; np < NT / 2; ++np) {
       uint32_t b[4];
@@ -28,19 +62,59 @@ __device__ __forceinline__ void qk_tile(float (&s)[NT][4], const T* q, const T* 
                      ((lane >> 3) & 1) * 8);
       if (split && kk > 0) {
         float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
-        mma<T>(t0, a, b[0], b[1]);
-        mma<T>(t1, a, b[2], b[3]);
+        mma<T>(t0, qf.a[kk], b[0], b[1]);
+        mma<T>(t1, qf.a[kk], b[2], b[3]);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           s[2 * np][e] += t0[e];
           s[2 * np + 1][e] += t1[e];
         }
       } else {
-        mma<T>(s[2 * np], a, b[0], b[1]);
-        mma<T>(s[2 * np + 1], a, b[2], b[3]);
+        mma<T>(s[2 * np], qf.a[kk], b[0], b[1]);
+        mma<T>(s[2 * np + 1], qf.a[kk], b[2], b[3]);
       }
     }
   }
+}
+
+// Columns [lo, hi) of a tile of `width` keys starting at key `start` that lie in the key range
+// [key_lo, key_hi); 32-bit, so the per-element mask below compares small ints only.
+struct TileCols {
+  int lo = 0, hi = 0;  // lo >= hi: no column
+  __device__ __forceinline__ TileCols() = default;
+  __device__ __forceinline__ TileCols(int64_t key_lo, int64_t key_hi, int64_t start, int width) {
+    const int64_t a = key_lo - start, b = key_hi - start;
+    lo = static_cast<int>(a < 0 ? 0 : (a > width ? width : a));
+    hi = static_cast<int>(b < 0 ? 0 : (b > width ? width : b));
+  }
+  __device__ __forceinline__ bool all(int width) const { return lo == 0 && hi == width; }
+};
+
+// Scales a tile of q.k sums to natural units (z = scale q.k) and sets every column outside its
+// row's TileCols to -inf; tmax_a/b: this lane's maxima. `full` (warp-uniform) says every column of
+// every row is kept, the interior tiles that make up most of the work: no compares there.
+template <int NT>
+__device__ __forceinline__ void scale_mask_tile(float (&s)[NT][4], float scale, bool full,
+                                                TileCols ca, TileCols cb, float& tmax_a,
+                                                float& tmax_b) {
+  if (full) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] *= scale;
+  } else {
+    const int c0 = (threadIdx.x & 3) * 2;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int col = j * 8 + c0 + e;
+        s[j][e] = col >= ca.lo && col < ca.hi ? s[j][e] * scale : -INFINITY;
+        s[j][2 + e] = col >= cb.lo && col < cb.hi ? s[j][2 + e] * scale : -INFINITY;
+      }
+  }
+  tmax_a = row_max<NT>(s, 0);
+  tmax_b = row_max<NT>(s, 2);
 }
 
 // Running state of a lane's two rows: max of z (natural units) and the sum of the weights.
@@ -64,28 +138,37 @@ __device__ __forceinline__ void softmax_pv(float (&s)[NT][4], float tmax_a, floa
   const float new_a = fmaxf(st.mx_a, tmax_a), new_b = fmaxf(st.mx_b, tmax_b);
   const float use_a = new_a == -INFINITY ? 0.f : new_a;
   const float use_b = new_b == -INFINITY ? 0.f : new_b;
-  const float corr_a = exp2f((st.mx_a - use_a) * kLog2e);
-  const float corr_b = exp2f((st.mx_b - use_b) * kLog2e);
+  const float corr_a = exp2_ftz((st.mx_a - use_a) * kLog2e);
+  const float corr_b = exp2_ftz((st.mx_b - use_b) * kLog2e);
   st.mx_a = new_a;
   st.mx_b = new_b;
-  float sum_a = 0.f, sum_b = 0.f;
+  // Weights are 1 except for blocks a selection lists twice (multiset); skipping the multiply by
+  // 1, and the rescale by a correction of exactly 1 (maxima unchanged), changes no bit.
+  const bool weighted = __any_sync(0xffffffffu, w_a != 1.f || w_b != 1.f);
+  float sum_a[2] = {0.f, 0.f}, sum_b[2] = {0.f, 0.f};  // two chains each: shorter dependencies
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
-      s[j][e] = w_a * exp2f((s[j][e] - use_a) * kLog2e);
-      s[j][2 + e] = w_b * exp2f((s[j][2 + e] - use_b) * kLog2e);
-      sum_a += s[j][e];
-      sum_b += s[j][2 + e];
+      s[j][e] = exp2_ftz((s[j][e] - use_a) * kLog2e);
+      s[j][2 + e] = exp2_ftz((s[j][2 + e] - use_b) * kLog2e);
+      if (weighted) {
+        s[j][e] *= w_a;
+        s[j][2 + e] *= w_b;
+      }
+      sum_a[j & 1] += s[j][e];
+      sum_b[j & 1] += s[j][2 + e];
     }
-  st.l_a = st.l_a * corr_a + sum_a;
-  st.l_b = st.l_b * corr_b + sum_b;
+  st.l_a = st.l_a * corr_a + (sum_a[0] + sum_a[1]);
+  st.l_b = st.l_b * corr_b + (sum_b[0] + sum_b[1]);
+  if (__any_sync(0xffffffffu, corr_a != 1.f || corr_b != 1.f)) {
 #pragma unroll
-  for (int j = 0; j < DV / 8; ++j) {
-    acc[j][0] *= corr_a;
-    acc[j][1] *= corr_a;
-    acc[j][2] *= corr_b;
-    acc[j][3] *= corr_b;
+    for (int j = 0; j < DV / 8; ++j) {
+      acc[j][0] *= corr_a;
+      acc[j][1] *= corr_a;
+      acc[j][2] *= corr_b;
+      acc[j][3] *= corr_b;
+    }
   }
 #pragma unroll
   for (int kk = 0; kk < NT / 2; ++kk) {

@@ -164,6 +164,12 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   d.qk_split = env_is("NSA_CUDA_QK_SPLIT", "0") ? 0 : 1;
   // NSA_CUDA_SLC_UNION=1 keeps selection on the CTA-wide union kernel (comparisons).
   d.slc_union = env_is("NSA_CUDA_SLC_UNION", "1") ? 1 : 0;
+  // NSA_CUDA_SLC_STAGES=2|3|4: cp.async stages per warp of the warp selection kernel (tuning).
+  // Default 2: 3 and 4 leave room for fewer warps per SM and measured slower on the H200
+  // (selection 28.1 / 36.0 / 42.0 ms for 2 / 3 / 4 stages; T = 65536, G = 16, d = 128, bf16).
+  d.slc_stages = env_is("NSA_CUDA_SLC_STAGES", "3")   ? 3
+                 : env_is("NSA_CUDA_SLC_STAGES", "4") ? 4
+                                                      : 2;
   d.phi = static_cast<int>(c.phi);
   d.act = static_cast<int>(c.phi_act);
   d.visibility = static_cast<int>(c.cmp_visibility);
