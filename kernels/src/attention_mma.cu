@@ -91,14 +91,16 @@ __device__ __forceinline__ int sum_heads_in_lanes(float2 (&v)[8], int bits) {
   return j0;
 }
 
-template <class T, int DK, int DV, int BM>
-__global__ void __launch_bounds__(BM * 2)
+constexpr int kThreads = 128;  // 4 warps, each with MW m16 blocks of query vectors
+
+template <class T, int DK, int DV, int MW, bool PROBS>
+__global__ void __launch_bounds__(kThreads)
     attn_mma_kernel(DevCfg c, int mode, int R, int64_t row0, int64_t rows, const T* __restrict__ q,
                     const T* __restrict__ k, const T* __restrict__ v,
                     const int32_t* __restrict__ idx, T* __restrict__ o, float* __restrict__ lse,
                     float* __restrict__ pg) {
+  constexpr int BM = 64 * MW;
   using S = Smem<T, DK, DV, BM>;
-  constexpr int kThreads = BM * 2;
   extern __shared__ __align__(16) unsigned char smem[];
   T* Qs = reinterpret_cast<T*>(smem);
   T* Ks = reinterpret_cast<T*>(smem + S::q_bytes);
@@ -219,7 +221,7 @@ __global__ void __launch_bounds__(BM * 2)
     const int64_t start = tile_start(i);
     copy_rows<T, DK, kBN, kThreads>(Ks + st * kBN * S::kQs, S::kQs, k, start, key_rows, c.h_kv, g,
                                     tid);
-    if (mode != kProbs)
+    if (!PROBS)
       copy_rows<T, DV, kBN, kThreads>(Vs + st * kBN * S::kVs, S::kVs, v, start, key_rows, c.h_kv, g,
                                       tid);
     tile_counts(i, st);
@@ -239,19 +241,33 @@ __global__ void __launch_bounds__(BM * 2)
   if (n_tiles > 0) load_tile(0, 0);
   cp_commit();
 
-  // Rows of this lane in the warp's 16-row slice: vectors m0 and m0 + 8.
-  const int m_a = warp * 16 + (lane >> 2), m_b = m_a + 8;
-  const int r_a = static_cast<int>(m_a / G), r_b = static_cast<int>(m_b / G);
-  const bool v_a = m_a < R * G, v_b = m_b < R * G;
-  const bool warp_live = warp * 16 < R * G;
+  // This lane's rows: in m16 block mb of its warp, vectors m_a and m_a + 8.
+  int m_a[MW], m_b[MW], r_a[MW], r_b[MW];
+  bool v_a[MW], v_b[MW];  // vector exists in the tile (m < R G); its row may still be padding
+#pragma unroll
+  for (int mb = 0; mb < MW; ++mb) {
+    m_a[mb] = (warp * MW + mb) * 16 + (lane >> 2);
+    m_b[mb] = m_a[mb] + 8;
+    r_a[mb] = static_cast<int>(m_a[mb] / G);
+    r_b[mb] = static_cast<int>(m_b[mb] / G);
+    v_a[mb] = m_a[mb] < R * G;
+    v_b[mb] = m_b[mb] < R * G;
+  }
+  const bool warp_live = warp * MW * 16 < R * G;
   const float qk_scale = c.scale;
   // The probs pass skips the split: its scores only rank blocks, and the comparator judges the
   // ranking tie-aware (no index failure in 4139 + 553 fuzz cases run without the split).
-  const bool qk_split = c.qk_split != 0 && mode != kProbs;
-  float lse_a = 0, lse_b = 0;  // probs mode: the known lse (natural units)
-  if (mode == kProbs) {
-    lse_a = v_a && ri.row[r_a] >= 0 ? lse[ri.row[r_a] * c.h_q + g * G + m_a % G] : 0.f;
-    lse_b = v_b && ri.row[r_b] >= 0 ? lse[ri.row[r_b] * c.h_q + g * G + m_b % G] : 0.f;
+  const bool qk_split = c.qk_split != 0 && !PROBS;
+  float lse_a[MW], lse_b[MW];  // probs mode: the known lse (natural units)
+#pragma unroll
+  for (int mb = 0; mb < MW; ++mb) {
+    lse_a[mb] = lse_b[mb] = 0.f;
+    if (PROBS) {
+      if (v_a[mb] && ri.row[r_a[mb]] >= 0)
+        lse_a[mb] = lse[ri.row[r_a[mb]] * c.h_q + g * G + m_a[mb] % G];
+      if (v_b[mb] && ri.row[r_b[mb]] >= 0)
+        lse_b[mb] = lse[ri.row[r_b[mb]] * c.h_q + g * G + m_b[mb] % G];
+    }
   }
 
   // Probs mode with G dividing 16: the G heads of a query row sit in the lanes that differ in
@@ -274,11 +290,14 @@ __global__ void __launch_bounds__(BM * 2)
     }
   };
 
-  float acc[DV / 8][4];
+  float acc[MW][DV / 8][4];
 #pragma unroll
-  for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  SoftmaxRows sm;
-  QFrags<T, DK> qf;
+  for (int mb = 0; mb < MW; ++mb)
+#pragma unroll
+    for (int j = 0; j < DV / 8; ++j)
+      acc[mb][j][0] = acc[mb][j][1] = acc[mb][j][2] = acc[mb][j][3] = 0.f;
+  SoftmaxRows sm[MW];
+  const QShared<T> qa{Qs + warp * MW * 16 * S::kQs, S::kQs};
 
   for (int64_t i = 0; i < n_tiles; ++i) {
     const int st = static_cast<int>(i & 1);
@@ -290,66 +309,114 @@ __global__ void __launch_bounds__(BM * 2)
       cp_wait<0>();
     }
     __syncthreads();
-    if (i == 0 && warp_live) qf.load(Qs + warp * 16 * S::kQs, S::kQs);  // Q arrived with tile 0
     const int64_t start = tile_start(i), blk_end = tile_block_end(i);
-    // Key columns and weights of this lane's two rows (no column: row padded or not selecting).
-    TileCols ca, cb;
-    float w_a = 0.f, w_b = 0.f;
-    if (v_a && ri.row[r_a] >= 0) {
-      w_a = mode == kSlc ? static_cast<float>(ri.cnt[st][r_a]) : 1.f;
-      if (w_a > 0.f)
-        ca = mode == kSlc ? TileCols(max(start, ri.lo[r_a]), min(blk_end, ri.hi[r_a]), start, kBN)
-                          : TileCols(ri.lo[r_a], ri.hi[r_a], start, kBN);
-    }
-    if (v_b && ri.row[r_b] >= 0) {
-      w_b = mode == kSlc ? static_cast<float>(ri.cnt[st][r_b]) : 1.f;
-      if (w_b > 0.f)
-        cb = mode == kSlc ? TileCols(max(start, ri.lo[r_b]), min(blk_end, ri.hi[r_b]), start, kBN)
-                          : TileCols(ri.lo[r_b], ri.hi[r_b], start, kBN);
+    // Key columns [sub, sub + width) of this lane's rows (none: row padded or not selecting).
+    auto row_cols = [&](bool v, int r, float w, int64_t sub, int width) {
+      if (!v || ri.row[r] < 0 || !(w > 0.f)) return TileCols();
+      return mode == kSlc ? TileCols(max(start, ri.lo[r]), min(blk_end, ri.hi[r]), sub, width)
+                          : TileCols(ri.lo[r], ri.hi[r], sub, width);
+    };
+    auto row_weight = [&](bool v, int r) {
+      if (!v || ri.row[r] < 0) return 0.f;
+      return mode == kSlc ? static_cast<float>(ri.cnt[st][r]) : 1.f;
+    };
+    // Columns of every real row kept (padded vectors: zero Q, never written, may keep any).
+    auto all_kept = [&](bool v, int r, TileCols cols, int width) {
+      return !v || ri.row[r] < 0 || cols.all(width);
+    };
+    float w_a[MW], w_b[MW];
+    bool any_w = false;
+#pragma unroll
+    for (int mb = 0; mb < MW; ++mb) {
+      w_a[mb] = row_weight(v_a[mb], r_a[mb]);
+      w_b[mb] = row_weight(v_b[mb], r_b[mb]);
+      any_w = any_w || w_a[mb] > 0.f || w_b[mb] > 0.f;
     }
     // Selection: a warp none of whose rows selected this block skips it (the tile was loaded
     // for the other warps' rows); its softmax state is unchanged.
-    const bool warp_needed =
-        warp_live && (mode != kSlc || __any_sync(0xffffffffu, w_a > 0.f || w_b > 0.f));
-    if (warp_needed) {
-      // Padded vectors (zero Q, never written) may keep every column; real rows must.
-      const bool full = __all_sync(0xffffffffu, (!v_a || ri.row[r_a] < 0 || ca.all(kBN)) &&
-                                                    (!v_b || ri.row[r_b] < 0 || cb.all(kBN)));
-      float s[8][4];
-      qk_tile<T, DK, 8>(s, qf, Ks + st * kBN * S::kQs, S::kQs, qk_split);
-      float tmax_a, tmax_b;
-      scale_mask_tile<8>(s, qk_scale, full, ca, cb, tmax_a, tmax_b);
-      if (mode == kProbs && heads_in_lanes) {
+    const bool warp_needed = warp_live && (mode != kSlc || __any_sync(0xffffffffu, any_w));
+    if (warp_needed && PROBS) {
+      TileCols ca[MW], cb[MW];
+      bool all_full = true;
+#pragma unroll
+      for (int mb = 0; mb < MW; ++mb) {
+        ca[mb] = row_cols(v_a[mb], r_a[mb], w_a[mb], start, kBN);
+        cb[mb] = row_cols(v_b[mb], r_b[mb], w_b[mb], start, kBN);
+        all_full = all_full && all_kept(v_a[mb], r_a[mb], ca[mb], kBN) &&
+                   all_kept(v_b[mb], r_b[mb], cb[mb], kBN);
+      }
+      const bool full = __all_sync(0xffffffffu, all_full);
+      float s[MW][8][4];
+      qk_tile<T, DK, 8, MW>(s, qa, Ks + st * kBN * S::kQs, S::kQs, qk_split);
+      float tmax_a[MW], tmax_b[MW];
+#pragma unroll
+      for (int mb = 0; mb < MW; ++mb)
+        scale_mask_tile<8>(s[mb], qk_scale, full, ca[mb], cb[mb], tmax_a[mb], tmax_b[mb]);
+      if (heads_in_lanes) {
         // p = exp(z - lse) per head, summed over the group's heads across the lanes holding them.
-        float2 pa[8], pb[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          pa[j] = make_float2(exp2f((s[j][0] - lse_a) * kLog2e), exp2f((s[j][1] - lse_a) * kLog2e));
-          pb[j] = make_float2(exp2f((s[j][2] - lse_b) * kLog2e), exp2f((s[j][3] - lse_b) * kLog2e));
-        }
-        if (G == 16) {  // vectors m_a and m_b are two heads of one row
+        for (int mb = 0; mb < MW; ++mb) {
+          float2 pa[8], pb[8];
 #pragma unroll
-          for (int j = 0; j < 8; ++j) pa[j] = make_float2(pa[j].x + pb[j].x, pa[j].y + pb[j].y);
-          store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a, ca);
-        } else {
-          store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a, ca);
-          store_head_sums(pb, sum_heads_in_lanes(pb, head_bits), start, r_b, cb);
-        }
-      } else if (mode == kProbs) {
-        // p = exp(z - lse) per head, reduced over the group's heads through shared memory.
+          for (int j = 0; j < 8; ++j) {
+            pa[j] = make_float2(exp2_ftz((s[mb][j][0] - lse_a[mb]) * kLog2e),
+                                exp2_ftz((s[mb][j][1] - lse_a[mb]) * kLog2e));
+            pb[j] = make_float2(exp2_ftz((s[mb][j][2] - lse_b[mb]) * kLog2e),
+                                exp2_ftz((s[mb][j][3] - lse_b[mb]) * kLog2e));
+          }
+          if (G == 16) {  // vectors m_a and m_b are two heads of one row
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const int col = j * 8 + (lane & 3) * 2;
-          *reinterpret_cast<float2*>(Ps + m_a * kPs + col) =
-              make_float2(exp2f((s[j][0] - lse_a) * kLog2e), exp2f((s[j][1] - lse_a) * kLog2e));
-          *reinterpret_cast<float2*>(Ps + m_b * kPs + col) =
-              make_float2(exp2f((s[j][2] - lse_b) * kLog2e), exp2f((s[j][3] - lse_b) * kLog2e));
+            for (int j = 0; j < 8; ++j) pa[j] = make_float2(pa[j].x + pb[j].x, pa[j].y + pb[j].y);
+            store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a[mb], ca[mb]);
+          } else {
+            store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a[mb], ca[mb]);
+            store_head_sums(pb, sum_heads_in_lanes(pb, head_bits), start, r_b[mb], cb[mb]);
+          }
         }
       } else {
-        softmax_pv<T, DV, 8>(s, tmax_a, tmax_b, w_a, w_b, sm, acc, Vs + st * kBN * S::kVs, S::kVs);
+        // p = exp(z - lse) per head, reduced over the group's heads through shared memory.
+#pragma unroll
+        for (int mb = 0; mb < MW; ++mb)
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const int col = j * 8 + (lane & 3) * 2;
+            *reinterpret_cast<float2*>(Ps + m_a[mb] * kPs + col) =
+                make_float2(exp2_ftz((s[mb][j][0] - lse_a[mb]) * kLog2e),
+                            exp2_ftz((s[mb][j][1] - lse_a[mb]) * kLog2e));
+            *reinterpret_cast<float2*>(Ps + m_b[mb] * kPs + col) =
+                make_float2(exp2_ftz((s[mb][j][2] - lse_b[mb]) * kLog2e),
+                            exp2_ftz((s[mb][j][3] - lse_b[mb]) * kLog2e));
+          }
+      }
+    } else if (warp_needed) {
+      // Attention: the tile in steps of kStep keys; with two m16 blocks per warp their
+      // accumulators take the registers a 64-key step of scores would need.
+      constexpr int kNt = MW == 2 ? 4 : 8, kStep = 8 * kNt;
+#pragma unroll
+      for (int h = 0; h < kBN / kStep; ++h) {
+        const int64_t sub = start + h * kStep;
+        TileCols ca[MW], cb[MW];
+        bool all_full = true;
+#pragma unroll
+        for (int mb = 0; mb < MW; ++mb) {
+          ca[mb] = row_cols(v_a[mb], r_a[mb], w_a[mb], sub, kStep);
+          cb[mb] = row_cols(v_b[mb], r_b[mb], w_b[mb], sub, kStep);
+          all_full = all_full && all_kept(v_a[mb], r_a[mb], ca[mb], kStep) &&
+                     all_kept(v_b[mb], r_b[mb], cb[mb], kStep);
+        }
+        const bool full = __all_sync(0xffffffffu, all_full);
+        float s[MW][kNt][4];
+        qk_tile<T, DK, kNt, MW>(s, qa, Ks + (st * kBN + h * kStep) * S::kQs, S::kQs, qk_split);
+#pragma unroll
+        for (int mb = 0; mb < MW; ++mb) {
+          float tmax_a, tmax_b;
+          scale_mask_tile<kNt>(s[mb], qk_scale, full, ca[mb], cb[mb], tmax_a, tmax_b);
+          softmax_update<kNt, DV>(s[mb], tmax_a, tmax_b, w_a[mb], w_b[mb], sm[mb], acc[mb]);
+        }
+        pv_tile<T, DV, kNt, MW>(s, acc, Vs + (st * kBN + h * kStep) * S::kVs, S::kVs);
       }
     }
-    if (mode == kProbs && !heads_in_lanes) {
+    if (PROBS && !heads_in_lanes) {
       __syncthreads();
       // Sum over the G heads of each row; keys outside a row's visible range are skipped.
       for (int e = tid; e < R * kBN; e += kThreads) {
@@ -363,28 +430,33 @@ __global__ void __launch_bounds__(BM * 2)
     }
     __syncthreads();  // stage st is overwritten by the next prefetch
   }
-  if (mode == kProbs) return;
+  if (PROBS) return;
 
   // ---- epilogue ----------------------------------------------------------------------------
   if (!warp_live) return;
-  const bool out_a = v_a && ri.row[r_a] >= 0, out_b = v_b && ri.row[r_b] >= 0;
-  const int64_t at_a = out_a ? ri.row[r_a] * c.h_q + g * G + m_a % G : 0;
-  const int64_t at_b = out_b ? ri.row[r_b] * c.h_q + g * G + m_b % G : 0;
-  write_rows<T, DV>(sm, acc, out_a ? o + at_a * DV : nullptr, out_b ? o + at_b * DV : nullptr,
-                    out_a ? lse + at_a : nullptr, out_b ? lse + at_b : nullptr);
+#pragma unroll
+  for (int mb = 0; mb < MW; ++mb) {
+    const bool out_a = v_a[mb] && ri.row[r_a[mb]] >= 0, out_b = v_b[mb] && ri.row[r_b[mb]] >= 0;
+    const int64_t at_a = out_a ? ri.row[r_a[mb]] * c.h_q + g * G + m_a[mb] % G : 0;
+    const int64_t at_b = out_b ? ri.row[r_b[mb]] * c.h_q + g * G + m_b[mb] % G : 0;
+    write_rows<T, DV>(sm[mb], acc[mb], out_a ? o + at_a * DV : nullptr,
+                      out_b ? o + at_b * DV : nullptr, out_a ? lse + at_a : nullptr,
+                      out_b ? lse + at_b : nullptr);
+  }
 }
 
-template <class T, int DK, int DV, int BM>
+template <class T, int DK, int DV, int MW, bool PROBS>
 void launch_tile(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
                  const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
                  const std::string& ctx) {
+  constexpr int BM = 64 * MW;
   const int G = static_cast<int>(c.group);
   int R = BM / G;
   if (mode == kSlc) R = static_cast<int>(std::min<int64_t>(R, kMaxSelEntries / c.n));
   const size_t smem = Smem<T, DK, DV, BM>::total;
   static bool configured = false;  // per instantiation
   if (!configured) {
-    check(cudaFuncSetAttribute(attn_mma_kernel<T, DK, DV, BM>,
+    check(cudaFuncSetAttribute(attn_mma_kernel<T, DK, DV, MW, PROBS>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "attn_mma_kernel (shared memory)", ctx);
     configured = true;
@@ -392,8 +464,8 @@ void launch_tile(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
   // Only the selection pass needs the block-start list at the end of shared memory.
   const size_t bytes = mode == kSlc ? smem : smem - 2 * sizeof(int64_t) * kMaxSelEntries;
   const int64_t tiles = (rows + R - 1) / R;
-  attn_mma_kernel<T, DK, DV, BM>
-      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), BM * 2, bytes,
+  attn_mma_kernel<T, DK, DV, MW, PROBS>
+      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kThreads, bytes,
          stream>>>(c, mode, R, row0, rows, q, k, v, idx, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_mma_kernel<cmp>"
                : mode == kSlc ? "attn_mma_kernel<slc>"
@@ -402,11 +474,19 @@ void launch_tile(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
                ctx);
 }
 
+// Two m16 blocks per warp (128-vector tiles) where two such CTAs fit in an SM's shared memory
+// (every d_k of 64 and 128); one block per warp (64-vector tiles) for d_k = 192 and 256.
 template <class T, int DK, int DV>
 void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
                  const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
                  const std::string& ctx) {
-  launch_tile<T, DK, DV, 64>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
+  constexpr size_t kTwoPerSm = 113 * 1024;
+  constexpr int kMw =
+      Smem<T, DK, DV, 128>::total - 2 * sizeof(int64_t) * kMaxSelEntries <= kTwoPerSm ? 2 : 1;
+  if (mode == kProbs)
+    launch_tile<T, DK, DV, kMw, true>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
+  else
+    launch_tile<T, DK, DV, kMw, false>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
 }
 
 template <class T>

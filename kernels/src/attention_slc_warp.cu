@@ -146,9 +146,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 
   const float qk_scale = c.scale;
   const bool qk_split = c.qk_split != 0;
-  float acc[DV / 8][4];
+  float acc[1][DV / 8][4];
 #pragma unroll
-  for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  for (int j = 0; j < DV / 8; ++j) acc[0][j][0] = acc[0][j][1] = acc[0][j][2] = acc[0][j][3] = 0.f;
   SoftmaxRows sm;
   QFrags<T, DK> qf;
   float w_a = 0.f, w_b = 0.f;
@@ -171,18 +171,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     const TileCols cb = w_b > 0.f ? TileCols(start, min(blk_end, hi_b), start, SUB) : TileCols();
     const bool full = __all_sync(0xffffffffu, ca.all(SUB) && cb.all(SUB));
 
-    float s[kN8][4];
-    qk_tile<T, DK, kN8>(s, qf, Ks + st * SUB * S::kQs, S::kQs, qk_split);
+    float s[1][kN8][4];
+    qk_tile<T, DK, kN8, 1>(s, qf, Ks + st * SUB * S::kQs, S::kQs, qk_split);
     float tmax_a, tmax_b;
-    scale_mask_tile<kN8>(s, qk_scale, full, ca, cb, tmax_a, tmax_b);
-    softmax_pv<T, DV, kN8>(s, tmax_a, tmax_b, w_a, w_b, sm, acc, Vs + st * SUB * S::kVs, S::kVs);
+    scale_mask_tile<kN8>(s[0], qk_scale, full, ca, cb, tmax_a, tmax_b);
+    softmax_update<kN8, DV>(s[0], tmax_a, tmax_b, w_a, w_b, sm, acc[0]);
+    pv_tile<T, DV, kN8, 1>(s, acc, Vs + st * SUB * S::kVs, S::kVs);
     __syncwarp();  // stage st is refilled by a later iteration's prefetch
   }
 
   // ---- epilogue ----------------------------------------------------------------------------
   const int64_t at_a = v_a ? row_a * c.h_q + head_of(m_a) : 0;
   const int64_t at_b = v_b ? row_b * c.h_q + head_of(m_b) : 0;
-  write_rows<T, DV>(sm, acc, v_a ? o + at_a * DV : nullptr, v_b ? o + at_b * DV : nullptr,
+  write_rows<T, DV>(sm, acc[0], v_a ? o + at_a * DV : nullptr, v_b ? o + at_b * DV : nullptr,
                     v_a ? lse + at_a : nullptr, v_b ? lse + at_b : nullptr);
 }
 

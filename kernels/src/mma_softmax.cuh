@@ -1,7 +1,8 @@
-// One key tile of flash-style attention for a warp's 16 query vectors on tensor cores, shared by
-// the CTA-wide kernel (attention_mma.cu) and the warp selection kernel (attention_slc_warp.cu):
-// S = Q K^T over NT n8 tiles (8 NT keys), and the online-softmax update with P V. Lane l holds
-// rows m_a = l / 4 and m_b = m_a + 8 of the 16 and columns 2 (l % 4) + {0, 1} of each n8 tile.
+// One key tile of flash-style attention for a warp's MW blocks of 16 query vectors on tensor
+// cores, shared by the CTA-wide kernel (attention_mma.cu, MW = 2) and the warp selection kernel
+// (attention_slc_warp.cu, MW = 1): S = Q K^T over NT n8 tiles (8 NT keys), the online-softmax
+// update, P V. In each m16 block lane l holds rows m_a = l / 4 and m_b = m_a + 8 and columns
+// 2 (l % 4) + {0, 1} of each n8 tile.
 #pragma once
 
 #include "mma.cuh"
@@ -32,7 +33,7 @@ __device__ __forceinline__ float row_max(const float (&s)[NT][4], int half) {
 
 // The warp's 16 x DK query fragments (A operands of every q.k MMA), loaded once from shared
 // memory (q: the warp's first Q row, row stride `stride` elements) and kept in registers for
-// all key tiles.
+// all key tiles (the warp selection kernel: one m16 block per warp).
 template <class T, int DK>
 struct QFrags {
   uint32_t a[DK / 16][4];
@@ -42,36 +43,62 @@ struct QFrags {
     for (int kk = 0; kk < DK / 16; ++kk)
       ldsm_x4(a[kk], q + (lane & 15) * stride + kk * 16 + (lane >> 4) * 8);
   }
+  __device__ __forceinline__ void operator()(int, int kk, uint32_t (&f)[4]) const {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) f[e] = a[kk][e];
+  }
 };
 
-// s = Q K^T. kt: the tile's first key row in shared memory, row stride `stride` elements. With
-// `split`, each 16-wide slice of d_k is one MMA into zeroed registers added to s in IEEE fp32
-// (docs/kernels.md "Numerics"); else the MMA accumulates.
-template <class T, int DK, int NT>
-__device__ __forceinline__ void qk_tile(float (&s)[NT][4], const QFrags<T, DK>& qf, const T* kt,
+// The A operands read from shared memory at every use (q: the warp's first Q row, row stride
+// `stride`): the CTA-wide kernel, whose registers hold two m16 blocks' accumulators instead.
+template <class T>
+struct QShared {
+  const T* q;
+  int stride;
+  __device__ __forceinline__ void operator()(int mb, int kk, uint32_t (&f)[4]) const {
+    const int lane = threadIdx.x & 31;
+    ldsm_x4(f, q + (mb * 16 + (lane & 15)) * stride + kk * 16 + (lane >> 4) * 8);
+  }
+};
+
+// s[mb] = Q_mb K^T for the warp's MW m16 blocks of query vectors; qa(mb, kk, f) yields block
+// mb's A fragment of d_k slice kk. kt: the tile's first key row in shared memory, row stride
+// `stride` elements; each K fragment serves all MW blocks. With `split`, each 16-wide slice of
+// d_k is one MMA into zeroed registers added to s in IEEE fp32 (docs/kernels.md "Numerics");
+// else the MMA accumulates.
+template <class T, int DK, int NT, int MW, class QA>
+__device__ __forceinline__ void qk_tile(float (&s)[MW][NT][4], const QA& qa, const T* kt,
                                         int stride, bool split) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
-  for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+  for (int mb = 0; mb < MW; ++mb)
+#pragma unroll
+    for (int j = 0; j < NT; ++j) s[mb][j][0] = s[mb][j][1] = s[mb][j][2] = s[mb][j][3] = 0.f;
 #pragma unroll
   for (int kk = 0; kk < DK / 16; ++kk) {
+    uint32_t a[MW][4];
+#pragma unroll
+    for (int mb = 0; mb < MW; ++mb) qa(mb, kk, a[mb]);
 #pragma unroll
     for (int np = 0; np < NT / 2; ++np) {
       uint32_t b[4];
       ldsm_x4(b, kt + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * stride + kk * 16 +
                      ((lane >> 3) & 1) * 8);
-      if (split && kk > 0) {
-        float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
-        mma<T>(t0, qf.a[kk], b[0], b[1]);
-        mma<T>(t1, qf.a[kk], b[2], b[3]);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[2 * np][e] += t0[e];
-          s[2 * np + 1][e] += t1[e];
+      for (int mb = 0; mb < MW; ++mb) {
+        if (split && kk > 0) {
+          float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
+          mma<T>(t0, a[mb], b[0], b[1]);
+          mma<T>(t1, a[mb], b[2], b[3]);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[mb][2 * np][e] += t0[e];
+            s[mb][2 * np + 1][e] += t1[e];
+          }
+        } else {
+          mma<T>(s[mb][2 * np], a[mb], b[0], b[1]);
+          mma<T>(s[mb][2 * np + 1], a[mb], b[2], b[3]);
         }
-      } else {
-        mma<T>(s[2 * np], qf.a[kk], b[0], b[1]);
-        mma<T>(s[2 * np + 1], qf.a[kk], b[2], b[3]);
       }
     }
   }
@@ -122,15 +149,14 @@ struct SoftmaxRows {
   float mx_a = -INFINITY, mx_b = -INFINITY, l_a = 0.f, l_b = 0.f;
 };
 
-// Adds a tile of scores s (natural units, -inf where masked; tmax_a/b: this lane's maxima over
-// them) with row weights w_a/w_b (multiplicities) to the state and to acc += P V. vt: the tile's
-// first V row in shared memory, row stride `stride`. P is rounded to T for the MMA; the sums use
+// Turns a tile of scores s (natural units, -inf where masked; tmax_a/b: this lane's maxima over
+// them) into the weights P of rows a and b (times the row weights w_a/w_b, multiplicities), adds
+// them to the running state and rescales the accumulator acc to the new maxima. The sums use
 // the unrounded weights.
-template <class T, int DV, int NT>
-__device__ __forceinline__ void softmax_pv(float (&s)[NT][4], float tmax_a, float tmax_b, float w_a,
-                                           float w_b, SoftmaxRows& st, float (&acc)[DV / 8][4],
-                                           const T* vt, int stride) {
-  const int lane = threadIdx.x & 31;
+template <int NT, int DV>
+__device__ __forceinline__ void softmax_update(float (&s)[NT][4], float tmax_a, float tmax_b,
+                                               float w_a, float w_b, SoftmaxRows& st,
+                                               float (&acc)[DV / 8][4]) {
   tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
   tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
   tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 1));
@@ -170,20 +196,34 @@ __device__ __forceinline__ void softmax_pv(float (&s)[NT][4], float tmax_a, floa
       acc[j][3] *= corr_b;
     }
   }
+}
+
+// acc[mb] += P_mb V for the warp's MW m16 blocks: P rounded to T (the MMA operand), each V
+// fragment (vt: the tile's first V row in shared memory, row stride `stride`) serving all blocks.
+template <class T, int DV, int NT, int MW>
+__device__ __forceinline__ void pv_tile(const float (&p)[MW][NT][4], float (&acc)[MW][DV / 8][4],
+                                        const T* vt, int stride) {
+  const int lane = threadIdx.x & 31;
 #pragma unroll
   for (int kk = 0; kk < NT / 2; ++kk) {
-    uint32_t a[4];
-    a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-    a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-    a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-    a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    uint32_t a[MW][4];
+#pragma unroll
+    for (int mb = 0; mb < MW; ++mb) {
+      a[mb][0] = pack2<T>(p[mb][2 * kk][0], p[mb][2 * kk][1]);
+      a[mb][1] = pack2<T>(p[mb][2 * kk][2], p[mb][2 * kk][3]);
+      a[mb][2] = pack2<T>(p[mb][2 * kk + 1][0], p[mb][2 * kk + 1][1]);
+      a[mb][3] = pack2<T>(p[mb][2 * kk + 1][2], p[mb][2 * kk + 1][3]);
+    }
 #pragma unroll
     for (int np = 0; np < DV / 16; ++np) {
       uint32_t b[4];
       ldsm_x4_t(b, vt + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + np * 16 +
                        (lane >> 4) * 8);
-      mma<T>(acc[2 * np], a, b[0], b[1]);
-      mma<T>(acc[2 * np + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int mb = 0; mb < MW; ++mb) {
+        mma<T>(acc[mb][2 * np], a[mb], b[0], b[1]);
+        mma<T>(acc[mb][2 * np + 1], a[mb], b[2], b[3]);
+      }
     }
   }
 }
