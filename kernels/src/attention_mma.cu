@@ -116,7 +116,9 @@ __global__ void __launch_bounds__(kThreads)
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t G = c.group, g = blockIdx.y;
-  const int64_t first_row = row0 + static_cast<int64_t>(blockIdx.x) * R;
+  // Last row tiles first: under causal masks they see the most keys, and the light ones then
+  // fill the tail of the grid.
+  const int64_t first_row = row0 + static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * R;
   const bool is_cmp_keys = mode == kCmp || mode == kProbs;
   const int64_t key_rows = is_cmp_keys ? c.total_c : c.total_k;
   const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;

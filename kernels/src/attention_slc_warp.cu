@@ -24,22 +24,28 @@ namespace nsa::cuda::detail {
 namespace {
 
 constexpr int kWarpEntries = 256;  // (rows per warp) x n: the warp's index entries
-constexpr int kMaxWarps = 8;       // warps per CTA (fewer when shared memory is short)
+constexpr int kMaxWarps = 10;      // warps per CTA (fewer when shared memory is short)
 constexpr size_t kSmemLimit = 227 * 1024;
 
-// SUB: keys per sub-tile. 16 leaves room for 8 warps per SM at d = 128 (26 KB each); 32 (4 warps)
-// measured slower on the H200: selection 38.0 against 54.2 ms (T = 65536, H_q = 64, G = 16,
-// d = 128, bf16; the CTA-wide union kernel: 61.6 ms).
+// SUB: keys per sub-tile; NST: sub-tiles in flight (stages). Measured on the H200 (T = 65536,
+// H_q = 64, G = 16, d = 128, bf16, selection branch): with Q staged apart, SUB = 16 with 8 warps
+// per SM took 38.0 ms against 54.2 ms for SUB = 32 (4 warps) and 61.6 ms for the CTA-wide union
+// kernel; later, 2 stages (8 warps) 28.1 ms against 36.0 for 3 and 42.0 for 4 (fewer warps).
 template <class T, int DK, int DV, int SUB, int NST>
 struct WarpSmem {
-  static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
-  static constexpr size_t q_bytes = sizeof(T) * 16 * kQs;
+  static constexpr int kQs = DK + 8, kVs = DV + 8;          // padded row strides (bank spread)
   static constexpr size_t k_bytes = sizeof(T) * SUB * kQs;  // one stage
   static constexpr size_t v_bytes = sizeof(T) * SUB * kVs;
   static constexpr size_t list_bytes = sizeof(int64_t) * kWarpEntries;
-  // Q, NST K and V stages, the rows' entries and the sorted union of block starts.
-  static constexpr size_t per_warp = q_bytes + NST * (k_bytes + v_bytes) + 2 * list_bytes;
-  static_assert(q_bytes % 16 == 0 && k_bytes % 16 == 0 && v_bytes % 16 == 0, "cp.async alignment");
+  // NST K and V stages, the rows' entries and the sorted union of block starts. Q passes through
+  // the last K stage on its way into registers (it holds 16 rows of d_k), which leaves room for
+  // 10 warps per SM at d = 128.
+  static constexpr size_t per_warp = NST * (k_bytes + v_bytes) + 2 * list_bytes;
+  static_assert(SUB >= 16, "Q (16 rows) is staged in a K stage");
+  static_assert(k_bytes % 16 == 0 && v_bytes % 16 == 0, "cp.async alignment");
+  // Warps per CTA (one CTA per SM): as many as shared memory holds, at most kMaxWarps.
+  static constexpr int warps =
+      kSmemLimit / per_warp < kMaxWarps ? static_cast<int>(kSmemLimit / per_warp) : kMaxWarps;
 };
 
 // Where a packed query row stands: position t, first key row of its sequence, end of its
@@ -55,7 +61,7 @@ __device__ RowGeom row_geom(const DevCfg& c, int64_t row) {
 }
 
 template <class T, int DK, int DV, int SUB, int NST>
-__global__ void __launch_bounds__(kMaxWarps * 32)
+__global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
     attn_slc_warp_kernel(DevCfg c, int64_t items, const T* __restrict__ q, const T* __restrict__ k,
                          const T* __restrict__ v, const int32_t* __restrict__ idx,
                          T* __restrict__ o, float* __restrict__ lse) {
@@ -66,11 +72,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   const int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + warp;
   if (item >= items) return;  // whole warps only; nothing below synchronizes across warps
   unsigned char* base_ptr = smem + warp * S::per_warp;
-  T* Qs = reinterpret_cast<T*>(base_ptr);
-  T* Ks = reinterpret_cast<T*>(base_ptr + S::q_bytes);
-  T* Vs = reinterpret_cast<T*>(base_ptr + S::q_bytes + NST * S::k_bytes);
-  int64_t* ent =
-      reinterpret_cast<int64_t*>(base_ptr + S::q_bytes + NST * (S::k_bytes + S::v_bytes));
+  T* Ks = reinterpret_cast<T*>(base_ptr);
+  T* Vs = reinterpret_cast<T*>(base_ptr + NST * S::k_bytes);
+  T* Qs = Ks + (NST - 1) * SUB * S::kQs;  // first filled with keys at iteration 0
+  int64_t* ent = reinterpret_cast<int64_t*>(base_ptr + NST * (S::k_bytes + S::v_bytes));
   int64_t* uni = ent + kWarpEntries;
 
   const int64_t G = c.group, g = blockIdx.y, n = c.n;
@@ -143,6 +148,11 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     if (p < n_sub) load_sub(p, p);
     cp_commit();
   }
+  cp_wait<NST - 2>();  // the first group: Q and sub-tile 0
+  __syncwarp();
+  QFrags<T, DK> qf;
+  qf.load(Qs, S::kQs);
+  __syncwarp();  // Q's stage is refilled at iteration 0
 
   const float qk_scale = c.scale;
   const bool qk_split = c.qk_split != 0;
@@ -150,7 +160,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 #pragma unroll
   for (int j = 0; j < DV / 8; ++j) acc[0][j][0] = acc[0][j][1] = acc[0][j][2] = acc[0][j][3] = 0.f;
   SoftmaxRows sm;
-  QFrags<T, DK> qf;
   float w_a = 0.f, w_b = 0.f;
 
   for (int64_t i = 0; i < n_sub; ++i) {
@@ -160,7 +169,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     cp_commit();
     cp_wait<NST - 1>();
     __syncwarp();
-    if (i == 0) qf.load(Qs, S::kQs);  // Q arrived with sub-tile 0
     const int64_t blk = uni[i / per_block];
     if (i % per_block == 0) {
       w_a = weight(list_a, v_a, blk);
@@ -191,7 +199,7 @@ template <class T, int DK, int DV, int SUB, int NST>
 void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
                 float* lse, cudaStream_t stream, const std::string& ctx) {
   using S = WarpSmem<T, DK, DV, SUB, NST>;
-  const int warps = static_cast<int>(std::min<size_t>(kMaxWarps, kSmemLimit / S::per_warp));
+  constexpr int warps = S::warps;
   const size_t smem = warps * S::per_warp;
   static bool configured = false;  // per instantiation
   if (!configured) {
