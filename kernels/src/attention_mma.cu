@@ -1,14 +1,14 @@
 // Tensor-core attention (mma.sync m16n8k16, fp16/bf16 operands, fp32 accumulation) for all three
 // branches, plus the "probs" pass of the importance scores.
 //
-// A CTA (BM / 16 warps) owns a tile of BM = 64 query vectors: R consecutive packed query rows x
+// A CTA of 4 warps owns a tile of BM = 64 MW query vectors: R consecutive packed query rows x
 // the G heads of one KV group (R = BM / G, the NSA group-centric layout: every fetched key tile
-// serves all G heads of the group). BM stays a template parameter for tuning: BM = 128 for the
-// compressed, window and probs passes (twice the reuse of each key tile, one CTA per SM at ~170
-// registers a thread) measured slower on the H200 than two 64-vector CTAs per SM (T = 65536,
-// H_q = 64, G = 16, d = 128, bf16: 151.4 against 146.1 ms in total), so every pass uses 64. Keys
-// stream through shared memory in tiles of 64 (cp.async, two stages); each row of the tile carries
-// its own key mask:
+// serves all G heads of the group). Each warp holds MW m16 blocks of vectors, so each K and V
+// fragment read from shared memory feeds MW MMAs: MW = 2 where two 128-vector CTAs fit in an
+// SM's shared memory (d_k = 64, 128), else 1. With MW = 2 the attention passes walk each 64-key
+// tile in two 32-key steps (the two blocks' accumulators take the registers), and the probs pass
+// is its own instantiation without accumulators. Keys stream through shared memory in tiles of 64
+// (cp.async, two stages); each row of the tile carries its own key mask:
 //   window:      keys [t - span + 1, t]             (absolute packed key rows)
 //   compressed:  compressed rows [0, visible(t))
 //   selection:   the union of the R rows' selected blocks, each with the row's multiplicity
@@ -22,7 +22,9 @@
 // tensor core align and truncate the products against the growing sum, an error biased toward
 // zero that reached ~10 fp32 ulps of lse in the H200 fuzz run of 2026-11-29.
 // Probs mode recomputes S over the compressed keys with the known lse and writes
-// pg[row, g, i] = sum over the group's heads of p_cmp (input of the score mapping).
+// pg[row, g, i] = sum over the group's heads of p_cmp (input of the score mapping); for G
+// dividing 16 the head sum is a shuffle reduction across the lanes holding the heads.
+// Interior tiles (every key of every row visible) skip the per-element mask.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>

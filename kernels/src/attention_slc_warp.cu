@@ -4,9 +4,9 @@
 // The warp walks its own rows' selected blocks only: the sorted union of their index lists, each
 // block weighted per row by its multiplicity (multiset: a block listed twice counts twice;
 // otherwise once) and clipped causally. Keys stream through the warp's own shared memory in
-// sub-tiles of 16 (cp.async, two stages) with no block-wide barrier, so warps whose rows chose
-// different blocks never wait for each other. The CTA-wide union kernel (attention_mma.cu)
-// instead walks the union of 64 / G rows in lockstep; with independent selections (random
+// sub-tiles of 16 (cp.async, two stages by default) with no block-wide barrier, so warps whose rows
+// chose different blocks never wait for each other. The CTA-wide union kernel (attention_mma.cu)
+// instead walks the union of 64 MW / G rows in lockstep; with independent selections (random
 // inputs) that union is ~3.4x the blocks any one row needs at G = 16, n = 16.
 // The tile arithmetic is that of attention_mma.cu (mma_softmax.cuh): natural-unit running max,
 // Q.K^T summed slice by slice in fp32, P rounded to the operand dtype for P.V, the denominator
