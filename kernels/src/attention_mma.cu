@@ -48,7 +48,6 @@ enum Mode { kCmp = 0, kSlc = 1, kWin = 2, kProbs = 3 };
 template <int BM>
 struct RowInfo {
   int64_t row[BM];         // packed query row, -1 when beyond the range
-  int64_t t[BM];           // position in its key sequence
   int64_t base[BM];        // first key row of its sequence (raw or compressed)
   int64_t lo[BM], hi[BM];  // window / compressed: absolute key range; selection: [base, cap)
   int64_t n_cand[BM];
@@ -64,8 +63,13 @@ struct Smem {
   static constexpr size_t v_region = v_bytes * 2 > sizeof(float) * BM* kPs
                                          ? v_bytes * 2
                                          : sizeof(float) * BM* kPs;
-  static constexpr size_t total = q_bytes + 2 * k_bytes + v_region + sizeof(RowInfo<BM>) +
-                                  2 * sizeof(int64_t) * kMaxSelEntries + 16;
+  // Layout: Q | K stages | RowInfo | V stages or probs staging | selection lists. Launches
+  // leave out the tail they do not use: the selection lists outside the selection pass, and
+  // the V region in a probs pass that sums heads in registers (three such CTAs fit per SM).
+  static constexpr size_t row_off = q_bytes + 2 * k_bytes;
+  static constexpr size_t v_off = row_off + sizeof(RowInfo<BM>);
+  static constexpr size_t sel_off = v_off + v_region;
+  static_assert(sizeof(RowInfo<BM>) % 16 == 0, "16-byte aligned V region");
 };
 
 // Sums float2 values v[j] (key columns 8 j + 2 (lane % 4) + {0, 1}) over the `bits` lane bits
@@ -106,12 +110,10 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ __align__(16) unsigned char smem[];
   T* Qs = reinterpret_cast<T*>(smem);
   T* Ks = reinterpret_cast<T*>(smem + S::q_bytes);
-  T* Vs = reinterpret_cast<T*>(smem + S::q_bytes + 2 * S::k_bytes);
+  T* Vs = reinterpret_cast<T*>(smem + S::v_off);
   float* Ps = reinterpret_cast<float*>(Vs);  // probs mode: [BM][kPs] (no V there)
-  RowInfo<BM>& ri =
-      *reinterpret_cast<RowInfo<BM>*>(smem + S::q_bytes + 2 * S::k_bytes + S::v_region);
-  int64_t* starts =
-      reinterpret_cast<int64_t*>(reinterpret_cast<unsigned char*>(&ri) + sizeof(RowInfo<BM>));
+  RowInfo<BM>& ri = *reinterpret_cast<RowInfo<BM>*>(smem + S::row_off);
+  int64_t* starts = reinterpret_cast<int64_t*>(smem + S::sel_off);
   int64_t* ent = starts + kMaxSelEntries;  // selection: entries before sorting
   __shared__ int64_t s_union_lo, s_union_hi;
   __shared__ int s_nb;
@@ -148,7 +150,6 @@ __global__ void __launch_bounds__(kThreads)
         nc = t / c.lp + 1;
       }
     }
-    ri.t[r] = t;
     ri.base[r] = base;
     ri.lo[r] = lo;
     ri.hi[r] = hi;
@@ -457,16 +458,27 @@ void launch_tile(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
   const int G = static_cast<int>(c.group);
   int R = BM / G;
   if (mode == kSlc) R = static_cast<int>(std::min<int64_t>(R, kMaxSelEntries / c.n));
-  const size_t smem = Smem<T, DK, DV, BM>::total;
+  // The largest launch (selection) sets the attribute; every launch states what it uses.
+  const size_t smem = Smem<T, DK, DV, BM>::sel_off + 2 * sizeof(int64_t) * kMaxSelEntries;
   static bool configured = false;  // per instantiation
   if (!configured) {
     check(cudaFuncSetAttribute(attn_mma_kernel<T, DK, DV, MW, PROBS>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "attn_mma_kernel (shared memory)", ctx);
+    // All of the SM's unified memory as shared memory: the occupancy of 2 or 3 CTAs per SM
+    // counts on it.
+    check(cudaFuncSetAttribute(attn_mma_kernel<T, DK, DV, MW, PROBS>,
+                               cudaFuncAttributePreferredSharedMemoryCarveout,
+                               cudaSharedmemCarveoutMaxShared),
+          "attn_mma_kernel (shared memory carveout)", ctx);
     configured = true;
   }
-  // Only the selection pass needs the block-start list at the end of shared memory.
-  const size_t bytes = mode == kSlc ? smem : smem - 2 * sizeof(int64_t) * kMaxSelEntries;
+  // Only the selection pass needs the block-start lists at the end of shared memory, and a probs
+  // pass summing heads in registers needs no V region either.
+  const bool heads_in_lanes = G <= 16 && 16 % G == 0;  // as in the kernel
+  const size_t bytes = mode == kSlc              ? smem
+                       : PROBS && heads_in_lanes ? Smem<T, DK, DV, BM>::v_off
+                                                 : Smem<T, DK, DV, BM>::sel_off;
   const int64_t tiles = (rows + R - 1) / R;
   attn_mma_kernel<T, DK, DV, MW, PROBS>
       <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kThreads, bytes,
@@ -485,8 +497,7 @@ void launch_dims(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
                  const T* v, const int32_t* idx, T* o, float* lse, float* pg, cudaStream_t stream,
                  const std::string& ctx) {
   constexpr size_t kTwoPerSm = 113 * 1024;
-  constexpr int kMw =
-      Smem<T, DK, DV, 128>::total - 2 * sizeof(int64_t) * kMaxSelEntries <= kTwoPerSm ? 2 : 1;
+  constexpr int kMw = Smem<T, DK, DV, 128>::sel_off <= kTwoPerSm ? 2 : 1;
   if (mode == kProbs)
     launch_tile<T, DK, DV, kMw, true>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx);
   else

@@ -4,6 +4,8 @@
 //  2. map_scores: P[t,g,j] from pg by the score mapping (linear, so mapping the head sum equals
 //     summing the mapped heads), score_one forcing, sum/mean reduction; -inf for non-candidates.
 //  3. topn: forced blocks plus the best free candidates under the tie rule, ascending, -1 padded.
+#include <algorithm>
+
 #include "device.cuh"
 
 namespace nsa::cuda::detail {
@@ -58,10 +60,13 @@ __global__ void group_probs_kernel(DevCfg c, int64_t row0, int64_t rows, const T
 }
 
 // One block per (row, group). The row's group probabilities are staged in shared memory once
-// (coalesced) when they fit; each mapped score then reads l'/d * l/d of them from there.
+// (coalesced) when they fit, with `pad_l` zeros before and `pad_r` after them, so that every
+// index a mapping forms for a candidate block reads a zero outside [0, vis) without a bounds
+// check; each mapped score then reads l'/d * l/d of them from there (32-bit index arithmetic).
+// Rows too long to stage read global memory with checks.
 __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
                                   const float* __restrict__ pg, float* __restrict__ scores,
-                                  int stage) {
+                                  int stage, int pad_l, int pad_r) {
   extern __shared__ float ps[];
   const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
   for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
@@ -70,32 +75,48 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
     const int64_t vis = visible_cmp(c, rp.t);
     const int64_t n_cand = rp.t / c.lp + 1, cur = rp.t / c.lp;
     const float* p = pg + local * c.nc_max;
+    // The mapped score of candidate j that is not forced; at(i) reads probability i.
+    auto mapped = [&](auto idx_t, int64_t j, auto at) {
+      using I = decltype(idx_t);
+      const I ps_ = static_cast<I>(per_slc), pc = static_cast<I>(per_cmp), jj = static_cast<I>(j);
+      float acc = 0.0f;
+      if (c.mapping == 0) {
+        for (I b = 0; b < ps_; ++b)
+          for (I m = 0; m < pc; ++m) acc += at(jj * ps_ + b - m);
+      } else if (c.mapping == 1) {
+        for (I m = 0; m < ps_; ++m)
+          for (I n = 0; n < pc; ++n) acc += at(ps_ * jj - m - n);
+      } else {
+        acc = at(jj);
+      }
+      return acc;
+    };
+    auto score = [&](int64_t j, float free_score) {
+      if (j >= n_cand) return -INFINITY;
+      const bool forced = j < c.n_init || j > cur - c.n_local;
+      float acc = c.forced == 1 && forced
+                      ? static_cast<float>(c.group)  // every head's mapped score set to 1
+                      : free_score;
+      if (c.reduce == 1) acc /= static_cast<float>(c.group);
+      return acc;
+    };
+    float* out = scores + item * c.ns_max;
     if (stage) {
       __syncthreads();
-      for (int64_t i = threadIdx.x; i < vis; i += blockDim.x) ps[i] = p[i];
-      __syncthreads();
-      p = ps;
-    }
-    auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
-    for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x) {
-      float acc = -INFINITY;
-      if (j < n_cand) {
-        acc = 0.0f;
-        const bool forced = j < c.n_init || j > cur - c.n_local;
-        if (c.forced == 1 && forced) {
-          acc = static_cast<float>(c.group);  // every head's mapped score set to 1
-        } else if (c.mapping == 0) {
-          for (int64_t b = 0; b < per_slc; ++b)
-            for (int64_t m = 0; m < per_cmp; ++m) acc += at(j * per_slc + b - m);
-        } else if (c.mapping == 1) {
-          for (int64_t m = 0; m < per_slc; ++m)
-            for (int64_t n = 0; n < per_cmp; ++n) acc += at(per_slc * j - m - n);
-        } else {
-          acc = at(j);
-        }
-        if (c.reduce == 1) acc /= static_cast<float>(c.group);
+      const int span = pad_l + static_cast<int>(c.nc_max) + pad_r;
+      const int v = static_cast<int>(vis);
+      for (int i = threadIdx.x; i < span; i += blockDim.x) {
+        const int k = i - pad_l;
+        ps[i] = k >= 0 && k < v ? p[k] : 0.0f;
       }
-      scores[item * c.ns_max + j] = acc;
+      __syncthreads();
+      const float* z = ps + pad_l;
+      for (int j = threadIdx.x; j < static_cast<int>(c.ns_max); j += blockDim.x)
+        out[j] = score(j, j < n_cand ? mapped(int{}, j, [&](int i) { return z[i]; }) : 0.0f);
+    } else {
+      auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
+      for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x)
+        out[j] = score(j, j < n_cand ? mapped(int64_t{}, j, at) : 0.0f);
     }
   }
 }
@@ -284,10 +305,17 @@ void launch_map_scores(const DevCfg& c, int64_t row0, int64_t rows, const float*
                        cudaStream_t stream, const std::string& ctx) {
   const int64_t items = rows * c.h_kv;
   if (items == 0) return;
-  const bool stage = c.nc_max <= 12 * 1024;  // 48 KB of shared memory
-  const size_t smem = stage ? static_cast<size_t>(c.nc_max) * sizeof(float) : 0;
-  map_scores_kernel<<<grid_for(items), 256, smem, stream>>>(c, row0, rows, pg, scores,
-                                                            stage ? 1 : 0);
+  // Indices a mapping forms for candidates j < ns_max: from -(l'/d + l/d) (paper_eq9 at j = 0)
+  // to ns_max * l'/d - 1 (overlap at the last candidate).
+  const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
+  const int64_t pad_l = per_slc + per_cmp;
+  const int64_t pad_r = std::max<int64_t>(0, c.ns_max * per_slc - c.nc_max) + 1;
+  const int64_t span = pad_l + c.nc_max + pad_r;
+  const bool stage = span <= 12 * 1024;  // 48 KB of shared memory
+  const size_t smem = stage ? static_cast<size_t>(span) * sizeof(float) : 0;
+  map_scores_kernel<<<grid_for(items), 256, smem, stream>>>(
+      c, row0, rows, pg, scores, stage ? 1 : 0, static_cast<int>(stage ? pad_l : 0),
+      static_cast<int>(stage ? pad_r : 0));
   check_launch("map_scores_kernel", ctx);
 }
 
