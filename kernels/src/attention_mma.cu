@@ -340,17 +340,22 @@ __global__ void __launch_bounds__(kThreads)
     // Selection: a warp none of whose rows selected this block skips it (the tile was loaded
     // for the other warps' rows); its softmax state is unchanged.
     const bool warp_needed = warp_live && (mode != kSlc || __any_sync(0xffffffffu, any_w));
-    if (warp_needed && PROBS) {
-      TileCols ca[MW], cb[MW];
+    // Columns [sub, sub + width) of this lane's rows; returns (warp-uniform) whether every real
+    // row keeps every column.
+    auto step_cols = [&](int64_t sub, int width, TileCols(&ca)[MW], TileCols(&cb)[MW]) {
       bool all_full = true;
 #pragma unroll
       for (int mb = 0; mb < MW; ++mb) {
-        ca[mb] = row_cols(v_a[mb], r_a[mb], w_a[mb], start, kBN);
-        cb[mb] = row_cols(v_b[mb], r_b[mb], w_b[mb], start, kBN);
-        all_full = all_full && all_kept(v_a[mb], r_a[mb], ca[mb], kBN) &&
-                   all_kept(v_b[mb], r_b[mb], cb[mb], kBN);
+        ca[mb] = row_cols(v_a[mb], r_a[mb], w_a[mb], sub, width);
+        cb[mb] = row_cols(v_b[mb], r_b[mb], w_b[mb], sub, width);
+        all_full = all_full && all_kept(v_a[mb], r_a[mb], ca[mb], width) &&
+                   all_kept(v_b[mb], r_b[mb], cb[mb], width);
       }
-      const bool full = __all_sync(0xffffffffu, all_full);
+      return __all_sync(0xffffffffu, all_full);
+    };
+    if (warp_needed && PROBS) {
+      TileCols ca[MW], cb[MW];
+      const bool full = step_cols(start, kBN, ca, cb);
       float s[MW][8][4];
       qk_tile<T, DK, 8, MW>(s, qa, Ks + st * kBN * S::kQs, S::kQs, qk_split);
       float tmax_a[MW], tmax_b[MW];
@@ -401,15 +406,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int h = 0; h < kBN / kStep; ++h) {
         const int64_t sub = start + h * kStep;
         TileCols ca[MW], cb[MW];
-        bool all_full = true;
-#pragma unroll
-        for (int mb = 0; mb < MW; ++mb) {
-          ca[mb] = row_cols(v_a[mb], r_a[mb], w_a[mb], sub, kStep);
-          cb[mb] = row_cols(v_b[mb], r_b[mb], w_b[mb], sub, kStep);
-          all_full = all_full && all_kept(v_a[mb], r_a[mb], ca[mb], kStep) &&
-                     all_kept(v_b[mb], r_b[mb], cb[mb], kStep);
-        }
-        const bool full = __all_sync(0xffffffffu, all_full);
+        const bool full = step_cols(sub, kStep, ca, cb);
         float s[MW][kNt][4];
         qk_tile<T, DK, kNt, MW>(s, qa, Ks + (st * kBN + h * kStep) * S::kQs, S::kQs, qk_split);
 #pragma unroll
