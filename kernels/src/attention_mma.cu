@@ -31,6 +31,7 @@
 
 #include "block_union.cuh"
 #include "device.cuh"
+#include "head_sums.hpp"
 #include "mma_softmax.cuh"
 
 namespace nsa::cuda::detail {
@@ -72,29 +73,10 @@ struct Smem {
   static_assert(sizeof(RowInfo<BM>) % 16 == 0, "16-byte aligned V region");
 };
 
-// Sums float2 values v[j] (key columns 8 j + 2 (lane % 4) + {0, 1}) over the `bits` lane bits
-// 2, 3, ... by halving exchanges (a reduce-scatter: 2^bits - 1 fewer shuffles than a butterfly).
-// Afterwards v[jj], jj < 8 >> bits, holds the sum for column pair j0 + jj; returns j0.
-__device__ __forceinline__ int sum_heads_in_lanes(float2 (&v)[8], int bits) {
-  const int lane = threadIdx.x & 31;
-  int j0 = 0;
-#pragma unroll
-  for (int k = 0; k < 3; ++k) {
-    if (k >= bits) break;
-    constexpr int kHalf[3] = {4, 2, 1};
-    const int half = kHalf[k];
-    const bool hi = (lane >> (2 + k)) & 1;
-#pragma unroll
-    for (int jj = 0; jj < 4; ++jj) {
-      if (jj >= half) break;
-      const float2 send = hi ? v[jj] : v[jj + half];
-      const float2 keep = hi ? v[jj + half] : v[jj];
-      v[jj].x = keep.x + __shfl_xor_sync(0xffffffffu, send.x, 1 << (2 + k));
-      v[jj].y = keep.y + __shfl_xor_sync(0xffffffffu, send.y, 1 << (2 + k));
-    }
-    j0 += hi ? half : 0;
-  }
-  return j0;
+// The probs pass's head sum: lanes exchange through warp shuffles.
+__device__ __forceinline__ int sum_heads_in_warp(float2 (&v)[8], int bits) {
+  return sum_heads_in_lanes(v, bits, static_cast<int>(threadIdx.x & 31),
+                            [](float x, int m) { return __shfl_xor_sync(0xffffffffu, x, m); });
 }
 
 constexpr int kThreads = 128;  // 4 warps, each with MW m16 blocks of query vectors
@@ -377,10 +359,10 @@ __global__ void __launch_bounds__(kThreads)
           if (G == 16) {  // vectors m_a and m_b are two heads of one row
 #pragma unroll
             for (int j = 0; j < 8; ++j) pa[j] = make_float2(pa[j].x + pb[j].x, pa[j].y + pb[j].y);
-            store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a[mb], ca[mb]);
+            store_head_sums(pa, sum_heads_in_warp(pa, head_bits), start, r_a[mb], ca[mb]);
           } else {
-            store_head_sums(pa, sum_heads_in_lanes(pa, head_bits), start, r_a[mb], ca[mb]);
-            store_head_sums(pb, sum_heads_in_lanes(pb, head_bits), start, r_b[mb], cb[mb]);
+            store_head_sums(pa, sum_heads_in_warp(pa, head_bits), start, r_a[mb], ca[mb]);
+            store_head_sums(pb, sum_heads_in_warp(pb, head_bits), start, r_b[mb], cb[mb]);
           }
         }
       } else {
