@@ -8,11 +8,7 @@
 // SM's shared memory (d_k = 64, 128), else 1. With MW = 2 the attention passes walk each 64-key
 // tile in two 32-key steps (the two blocks' accumulators take the registers), and the probs pass
 // is its own instantiation without accumulators. Keys stream through shared memory in tiles of 64
-// (cp.async, two stages); each row of the tile carries its own key mask:
-//   window:      keys [t - span + 1, t]             (absolute packed key rows)
-//   compressed:  compressed rows [0, visible(t))
-//   selection:   the union of the R rows' selected blocks, each with the row's multiplicity
-//                (multiset: a block listed twice counts twice; otherwise once), clipped causally.
+// (cp.async, two stages); each row of the tile carries its own key mask (attention_tile.cuh).
 // Online softmax in fp32 with the running max in natural units (z = scale * q.k, p =
 // exp2((z - m) * log2 e), lse = m + log l), so lse carries no error proportional to |m| beyond
 // that of the scores themselves; P is rounded to the operand dtype for P.V while the denominator
@@ -29,31 +25,17 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "attention_tile.cuh"
 #include "block_union.cuh"
-#include "device.cuh"
-#include "head_sums.hpp"
-#include "mma_softmax.cuh"
 
 namespace nsa::cuda::detail {
 
 namespace {
 
-constexpr int kBN = 64;
+constexpr int kBN = kTileKeys;
 constexpr int kMaxGroup = 64;  // largest G a tile holds (G <= BM)
-constexpr int kPs = kBN + 8;   // probs row stride in floats: 8-byte stores free of bank conflicts
+constexpr int kPs = kProbStride;
 constexpr int kMaxSelEntries = 1024;  // R * n bound of the selection union (shared memory)
-
-enum Mode { kCmp = 0, kSlc = 1, kWin = 2, kProbs = 3 };
-
-// Per-row data of the tile, in shared memory.
-template <int BM>
-struct RowInfo {
-  int64_t row[BM];         // packed query row, -1 when beyond the range
-  int64_t base[BM];        // first key row of its sequence (raw or compressed)
-  int64_t lo[BM], hi[BM];  // window / compressed: absolute key range; selection: [base, cap)
-  int64_t n_cand[BM];
-  int cnt[2][BM];  // selection: multiplicity of the current tile's block, per stage
-};
 
 template <class T, int DK, int DV, int BM>
 struct Smem {
@@ -72,12 +54,6 @@ struct Smem {
   static constexpr size_t sel_off = v_off + v_region;
   static_assert(sizeof(RowInfo<BM>) % 16 == 0, "16-byte aligned V region");
 };
-
-// The probs pass's head sum: lanes exchange through warp shuffles.
-__device__ __forceinline__ int sum_heads_in_warp(float2 (&v)[8], int bits) {
-  return sum_heads_in_lanes(v, bits, static_cast<int>(threadIdx.x & 31),
-                            [](float x, int m) { return __shfl_xor_sync(0xffffffffu, x, m); });
-}
 
 constexpr int kThreads = 128;  // 4 warps, each with MW m16 blocks of query vectors
 
@@ -105,53 +81,16 @@ __global__ void __launch_bounds__(kThreads)
   // Last row tiles first: under causal masks they see the most keys, and the light ones then
   // fill the tail of the grid.
   const int64_t first_row = row0 + static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * R;
-  const bool is_cmp_keys = mode == kCmp || mode == kProbs;
-  const int64_t key_rows = is_cmp_keys ? c.total_c : c.total_k;
-  const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;
+  const int64_t key_rows = mode == kCmp || mode == kProbs ? c.total_c : c.total_k;
 
   // ---- per-row setup -----------------------------------------------------------------------
-  if (tid < BM) {
-    const int r = tid;
-    int64_t row = first_row + r;
-    if (r >= R || row >= row0 + rows) row = -1;
-    ri.row[r] = row;
-    int64_t t = 0, base = 0, lo = 0, hi = 0, nc = 0;
-    if (row >= 0) {
-      const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
-      t = sq.t_k - sq.t_q + (row - sq.q_begin);
-      base = is_cmp_keys ? sq.c_begin : sq.k_begin;
-      if (mode == kWin) {
-        lo = base + (t - span + 1 > 0 ? t - span + 1 : 0);
-        hi = base + t + 1;
-      } else if (is_cmp_keys) {
-        lo = base;
-        hi = base + visible_cmp(c, t);
-      } else {
-        lo = base;
-        hi = base + (c.slc_causal == 0 ? t + 1 : sq.t_k);
-        nc = t / c.lp + 1;
-      }
-    }
-    ri.base[r] = base;
-    ri.lo[r] = lo;
-    ri.hi[r] = hi;
-    ri.n_cand[r] = nc;
-  }
+  if (tid < BM) setup_tile_row(c, mode, ri, first_row, R, row0 + rows, tid);
   __syncthreads();
 
   // ---- key tiles: one range (window, compressed) or the union of selected blocks -------------
   int64_t n_tiles = 0, tiles_per_block = 1;
   if (mode != kSlc) {
-    if (tid == 0) {
-      int64_t ulo = INT64_MAX, uhi = INT64_MIN;
-      for (int r = 0; r < R && r < BM; ++r)
-        if (ri.row[r] >= 0 && ri.hi[r] > ri.lo[r]) {
-          ulo = min(ulo, ri.lo[r]);
-          uhi = max(uhi, ri.hi[r]);
-        }
-      s_union_lo = ulo;
-      s_union_hi = uhi;
-    }
+    if (tid == 0) tile_key_range(ri, R, s_union_lo, s_union_hi);
     __syncthreads();
     if (s_union_hi > s_union_lo) n_tiles = (s_union_hi - s_union_lo + kBN - 1) / kBN;
   } else {
@@ -257,26 +196,6 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
 
-  // Probs mode with G dividing 16: the G heads of a query row sit in the lanes that differ in
-  // bits 2 .. 1 + log2 G (vectors m_a, and for G = 16 also m_b), so their sum is a shuffle
-  // reduction; larger or other groups go through shared memory.
-  const bool heads_in_lanes = G <= 16 && 16 % G == 0;
-  const int head_bits = G >= 8 ? 3 : (G == 4 ? 2 : (G == 2 ? 1 : 0));
-  // Writes a lane's head sums: v[jj] for jj < 8 >> head_bits holds key columns
-  // 8 (j0 + jj) + 2 (lane % 4) + {0, 1} of MMA row r, written where they lie in its columns.
-  auto store_head_sums = [&](const float2(&v)[8], int j0, int64_t start, int r, TileCols cols) {
-    const int64_t row = ri.row[r];
-    if (row < 0) return;
-    float* dst = pg + ((row - row0) * c.h_kv + g) * c.nc_max + (start - ri.base[r]);
-#pragma unroll
-    for (int jj = 0; jj < 8; ++jj) {
-      if (jj >= (8 >> head_bits)) break;
-      const int col = (j0 + jj) * 8 + (lane & 3) * 2;
-      if (col >= cols.lo && col < cols.hi) dst[col] = v[jj].x;
-      if (col + 1 >= cols.lo && col + 1 < cols.hi) dst[col + 1] = v[jj].y;
-    }
-  };
-
   float acc[MW][DV / 8][4];
 #pragma unroll
   for (int mb = 0; mb < MW; ++mb)
@@ -340,45 +259,12 @@ __global__ void __launch_bounds__(kThreads)
       const bool full = step_cols(start, kBN, ca, cb);
       float s[MW][8][4];
       qk_tile<T, DK, 8, MW>(s, qa, Ks + st * kBN * S::kQs, S::kQs, qk_split);
-      float tmax_a[MW], tmax_b[MW];
 #pragma unroll
-      for (int mb = 0; mb < MW; ++mb)
-        scale_mask_tile<8>(s[mb], qk_scale, full, ca[mb], cb[mb], tmax_a[mb], tmax_b[mb]);
-      if (heads_in_lanes) {
-        // p = exp(z - lse) per head, summed over the group's heads across the lanes holding them.
-#pragma unroll
-        for (int mb = 0; mb < MW; ++mb) {
-          float2 pa[8], pb[8];
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            pa[j] = make_float2(exp2_ftz((s[mb][j][0] - lse_a[mb]) * kLog2e),
-                                exp2_ftz((s[mb][j][1] - lse_a[mb]) * kLog2e));
-            pb[j] = make_float2(exp2_ftz((s[mb][j][2] - lse_b[mb]) * kLog2e),
-                                exp2_ftz((s[mb][j][3] - lse_b[mb]) * kLog2e));
-          }
-          if (G == 16) {  // vectors m_a and m_b are two heads of one row
-#pragma unroll
-            for (int j = 0; j < 8; ++j) pa[j] = make_float2(pa[j].x + pb[j].x, pa[j].y + pb[j].y);
-            store_head_sums(pa, sum_heads_in_warp(pa, head_bits), start, r_a[mb], ca[mb]);
-          } else {
-            store_head_sums(pa, sum_heads_in_warp(pa, head_bits), start, r_a[mb], ca[mb]);
-            store_head_sums(pb, sum_heads_in_warp(pb, head_bits), start, r_b[mb], cb[mb]);
-          }
-        }
-      } else {
-        // p = exp(z - lse) per head, reduced over the group's heads through shared memory.
-#pragma unroll
-        for (int mb = 0; mb < MW; ++mb)
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            const int col = j * 8 + (lane & 3) * 2;
-            *reinterpret_cast<float2*>(Ps + m_a[mb] * kPs + col) =
-                make_float2(exp2_ftz((s[mb][j][0] - lse_a[mb]) * kLog2e),
-                            exp2_ftz((s[mb][j][1] - lse_a[mb]) * kLog2e));
-            *reinterpret_cast<float2*>(Ps + m_b[mb] * kPs + col) =
-                make_float2(exp2_ftz((s[mb][j][2] - lse_b[mb]) * kLog2e),
-                            exp2_ftz((s[mb][j][3] - lse_b[mb]) * kLog2e));
-          }
+      for (int mb = 0; mb < MW; ++mb) {
+        float tmax_a, tmax_b;
+        scale_mask_tile<8>(s[mb], qk_scale, full, ca[mb], cb[mb], tmax_a, tmax_b);
+        probs_block(s[mb], lse_a[mb], lse_b[mb], G, m_a[mb], m_b[mb], r_a[mb], r_b[mb], ca[mb],
+                    cb[mb], ri, c, row0, g, start, pg, Ps);
       }
     } else if (warp_needed) {
       // Attention: the tile in steps of kStep keys; with two m16 blocks per warp their
@@ -400,17 +286,9 @@ __global__ void __launch_bounds__(kThreads)
         pv_tile<T, DV, kNt, MW>(s, acc, Vs + (st * kBN + h * kStep) * S::kVs, S::kVs);
       }
     }
-    if (PROBS && !heads_in_lanes) {
+    if (PROBS && !probs_heads_in_lanes(G)) {
       __syncthreads();
-      // Sum over the G heads of each row; keys outside a row's visible range are skipped.
-      for (int e = tid; e < R * kBN; e += kThreads) {
-        const int r = e / kBN, col = e % kBN;
-        const int64_t u = start + col;
-        if (r >= BM || ri.row[r] < 0 || u < ri.lo[r] || u >= ri.hi[r]) continue;
-        float total = 0.f;
-        for (int64_t h = 0; h < G; ++h) total += Ps[(r * G + h) * kPs + col];
-        pg[((ri.row[r] - row0) * c.h_kv + g) * c.nc_max + (u - ri.base[r])] = total;
-      }
+      probs_reduce_staged(Ps, ri, R, G, c, row0, g, start, pg, tid, kThreads);
     }
     __syncthreads();  // stage st is overwritten by the next prefetch
   }
@@ -454,7 +332,7 @@ void launch_tile(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
   }
   // Only the selection pass needs the block-start lists at the end of shared memory, and a probs
   // pass summing heads in registers needs no V region either.
-  const bool heads_in_lanes = G <= 16 && 16 % G == 0;  // as in the kernel
+  const bool heads_in_lanes = probs_heads_in_lanes(G);
   const size_t bytes = mode == kSlc              ? smem
                        : PROBS && heads_in_lanes ? Smem<T, DK, DV, BM>::v_off
                                                  : Smem<T, DK, DV, BM>::sel_off;
@@ -511,6 +389,8 @@ bool launch_attend_mma(int branch, const DevCfg& c, const T* q, const T* k, cons
     return false;  // fp32 keeps full precision on the simple path
   } else {
     if (branch == kSlc && launch_slc_warp<T>(c, q, k, v, idx, o, lse, stream, ctx)) return true;
+    if (branch != kSlc && launch_attend_wgmma<T>(branch, c, q, k, v, o, lse, stream, ctx))
+      return true;
     return dispatch<T>(branch, c, 0, c.total_q, q, k, v, idx, o, lse, nullptr, stream, ctx);
   }
 }
@@ -522,6 +402,7 @@ bool launch_probs_mma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, c
   if constexpr (std::is_same_v<T, float>) {
     return false;
   } else {
+    if (launch_probs_wgmma<T>(c, row0, rows, q, kc, lse_cmp, pg, stream, ctx)) return true;
     return dispatch<T>(kProbs, c, row0, rows, q, kc, nullptr, nullptr, nullptr,
                        const_cast<float*>(lse_cmp), pg, stream, ctx);
   }

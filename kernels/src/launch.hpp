@@ -37,6 +37,7 @@ struct DevCfg {
   int qk_split;      // 1: S = Q K^T summed slice by slice in fp32 (attention_mma.cu)
   int slc_union;     // 1: selection on the CTA-wide union kernel even where the warp kernel fits
   int slc_stages;    // key sub-tiles in flight per warp in the warp selection kernel (2..4)
+  int wgmma;         // 1: compressed, window and probs passes on the Hopper wgmma kernel
   int phi, act, visibility, mapping, reduce, forced, tie, slc_causal, policy, window_keys;
   bool enable[3];
   const DevSeq* seqs;   // [num_seqs]
@@ -83,6 +84,16 @@ bool launch_attend_mma(int branch, const DevCfg& c, const T* q, const T* k, cons
 template <class T>
 bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
                      float* lse, cudaStream_t stream, const std::string& ctx);
+
+// The same on Hopper's warpgroup MMA (attention_wgmma.cu) for branches 0 and 2 and the probs
+// pass; false where it does not apply (DevCfg::wgmma off, fp32, selection, unsupported dims).
+template <class T>
+bool launch_attend_wgmma(int branch, const DevCfg& c, const T* q, const T* k, const T* v, T* o,
+                         float* lse, cudaStream_t stream, const std::string& ctx);
+template <class T>
+bool launch_probs_wgmma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
+                        const float* lse_cmp, float* pg, cudaStream_t stream,
+                        const std::string& ctx);
 
 // Tensor-core probs pass (fp16/bf16, supported head dims): pg for rows [row0, row0 + rows);
 // returns false when outside its configs.

@@ -108,7 +108,7 @@ __device__ __forceinline__ void qk_tile(float (&s)[MW][NT][4], const QA& qa, con
 // [key_lo, key_hi); 32-bit, so the per-element mask below compares small ints only.
 struct TileCols {
   int lo = 0, hi = 0;  // lo >= hi: no column
-  __device__ __forceinline__ TileCols() = default;
+  __device__ __forceinline__ TileCols() {}
   __device__ __forceinline__ TileCols(int64_t key_lo, int64_t key_hi, int64_t start, int width) {
     const int64_t a = key_lo - start, b = key_hi - start;
     lo = static_cast<int>(a < 0 ? 0 : (a > width ? width : a));

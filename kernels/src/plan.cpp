@@ -57,6 +57,16 @@ bool env_is(const char* name, const char* value) {
   return v && std::string(v) == value;
 }
 
+// The current device is compute capability 9.0 (Hopper), where the sm_90a wgmma code runs.
+bool device_is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+    return false;
+  return major == 9 && minor == 0;
+}
+
 class EventTimer {
  public:
   explicit EventTimer(bool on, const std::string& ctx) : on_(on), ctx_(ctx) {}
@@ -170,6 +180,9 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   d.slc_stages = env_is("NSA_CUDA_SLC_STAGES", "3")   ? 3
                  : env_is("NSA_CUDA_SLC_STAGES", "4") ? 4
                                                       : 2;
+  // The wgmma kernel (sm_90a machine code only) where the device is compute capability 9.0;
+  // NSA_CUDA_WGMMA=0 keeps every branch on mma.sync (comparisons, tests of that path).
+  d.wgmma = !env_is("NSA_CUDA_WGMMA", "0") && device_is_sm90() ? 1 : 0;
   d.phi = static_cast<int>(c.phi);
   d.act = static_cast<int>(c.phi_act);
   d.visibility = static_cast<int>(c.cmp_visibility);

@@ -1,0 +1,324 @@
+// Hopper attention for the compressed and window branches and the probs pass of the importance
+// scores: warpgroup MMAs (wgmma, sm_90a) with Q, K and V in 128-byte-swizzled shared memory
+// (wgmma.cuh). Same semantics and tile bookkeeping as the mma.sync kernel (attention_mma.cu,
+// attention_tile.cuh); what differs is who feeds the tensor cores:
+//
+// - A CTA of two warpgroups owns BM = 128 query vectors (R = 128 / G rows x G heads); each
+//   warpgroup computes S = Q K^T for its 64 vectors against a 64-key tile with wgmma reading
+//   both operands straight from shared memory (no ldmatrix, no register copies of Q), then the
+//   online softmax in registers (mma_softmax.cuh, the same code as the mma.sync kernels), then
+//   O += P V with P from registers and V from shared memory (transposed B).
+// - q.k slice by slice (DevCfg::qk_split): each 16-wide slice of d_k is its own wgmma into a
+//   fresh accumulator (two alternate, so one slice computes while the previous one is added),
+//   added to S in IEEE fp32 in slice order, as the mma.sync kernel does; docs/kernels.md
+//   "Numerics" says why.
+// - Keys stream through two cp.async stages; wgmma reads shared memory through the async proxy,
+//   so each copying thread fences the proxy before the barrier.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "attention_tile.cuh"
+#include "wgmma.cuh"
+
+namespace nsa::cuda::detail {
+
+namespace {
+
+constexpr int kWgThreads = 256;  // two warpgroups
+constexpr int kWgBM = 128;       // query vectors per CTA: 64 per warpgroup
+constexpr int kWgMaxGroup = 64;
+
+template <class T, int DK, int DV, bool PROBS>
+struct WgSmem {
+  static constexpr size_t q_bytes = sizeof(T) * kWgBM * DK;
+  static constexpr size_t k_bytes = sizeof(T) * kTileKeys * DK;
+  static constexpr size_t v_bytes = sizeof(T) * kTileKeys * DV;
+  static constexpr size_t k_off = q_bytes;
+  // Layout: Q | K stages | RowInfo | V stages or the probs staging. A probs pass that sums heads
+  // in registers leaves out the last region.
+  static constexpr size_t row_off = k_off + 2 * k_bytes;
+  static constexpr size_t v_off = row_off + sizeof(RowInfo<kWgBM>);
+  static constexpr size_t v_region = PROBS ? sizeof(float) * kWgBM * kProbStride : 2 * v_bytes;
+  // Swizzle atoms need 1024-byte alignment; the dynamic base is aligned by hand.
+  static constexpr size_t launch_bytes = v_off + v_region + 1024;
+  static constexpr size_t launch_bytes_no_v = v_off + 1024;
+  static_assert(k_off % 1024 == 0 && v_off % 1024 == 0 && k_bytes % 1024 == 0 &&
+                    v_bytes % 1024 == 0 && row_off % 16 == 0,
+                "swizzle atoms on 1024-byte boundaries");
+};
+
+// S = Q K^T for a warpgroup's 64 vectors (rows qrow0.. of the Q tile) and a 64-key tile.
+template <class T, int DK>
+__device__ __forceinline__ void qk_wgmma(float (&s)[8][4], float (&t)[2][8][4],
+                                         const unsigned char* qs, int qrow0,
+                                         const unsigned char* ks, bool split) {
+  constexpr int NS = DK / 16;
+  auto issue = [&](float(&d)[8][4], int kk, bool acc) {
+    wgmma_64x64_ss<T>(d, kmajor_desc<kWgBM>(qs, qrow0, kk), kmajor_desc<kTileKeys>(ks, 0, kk), acc);
+  };
+  wgmma_fence();
+  if (!split) {
+#pragma unroll
+    for (int kk = 0; kk < NS; ++kk) issue(s, kk, kk > 0);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_regs(s);
+    return;
+  }
+  // Slice 0 into S, slice j > 0 into t[(j - 1) % 2]; two slices in flight while one is added.
+  issue(s, 0, false);
+  wgmma_commit();
+  issue(t[0], 1, false);
+  wgmma_commit();
+  if constexpr (NS > 2) {
+    issue(t[1], 2, false);
+    wgmma_commit();
+  }
+#pragma unroll
+  for (int kk = 1; kk < NS; ++kk) {
+    if (kk + 1 < NS)
+      wgmma_wait<1>();
+    else
+      wgmma_wait<0>();
+    float(&tk)[8][4] = t[(kk - 1) & 1];
+    fence_regs(tk);
+    if (kk == 1) fence_regs(s);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] += tk[j][e];
+    if (kk + 2 < NS) {
+      wgmma_fence();
+      issue(tk, kk + 2, false);
+      wgmma_commit();
+    }
+  }
+}
+
+template <class T, int DK, int DV, bool PROBS>
+__global__ void __launch_bounds__(kWgThreads, 1)
+    attn_wgmma_kernel(DevCfg c, int mode, int R, int64_t row0, int64_t rows,
+                      const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                      T* __restrict__ o, float* __restrict__ lse, float* __restrict__ pg) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = WgSmem<T, DK, DV, PROBS>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - (__cvta_generic_to_shared(smem_raw) & 1023)) & 1023);
+  unsigned char* Qs = smem;
+  unsigned char* Ks = smem + S::k_off;
+  unsigned char* Vs = smem + S::v_off;
+  float* Ps = reinterpret_cast<float*>(Vs);  // probs mode: [BM][kProbStride] (no V there)
+  RowInfo<kWgBM>& ri = *reinterpret_cast<RowInfo<kWgBM>*>(smem + S::row_off);
+  __shared__ int64_t s_lo, s_hi;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const int64_t G = c.group, g = blockIdx.y;
+  // Last row tiles first: under causal masks they see the most keys.
+  const int64_t first_row = row0 + static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * R;
+  const int64_t key_rows = mode == kWin ? c.total_k : c.total_c;
+
+  if (tid < kWgBM) setup_tile_row(c, mode, ri, first_row, R, row0 + rows, tid);
+  __syncthreads();
+  if (tid == 0) tile_key_range(ri, R, s_lo, s_hi);
+  __syncthreads();
+  const int64_t lo = s_lo, hi = s_hi;
+  const int64_t n_tiles = hi > lo ? (hi - lo + kTileKeys - 1) / kTileKeys : 0;
+
+  auto load_tile = [&](int64_t i, int st) {
+    const int64_t start = lo + i * kTileKeys;
+    copy_rows_sw128<T, DK, kTileKeys, kWgThreads>(Ks + st * S::k_bytes, k, start, key_rows, c.h_kv,
+                                                  g, tid);
+    if constexpr (!PROBS)
+      copy_rows_sw128<T, DV, kTileKeys, kWgThreads>(Vs + st * S::v_bytes, v, start, key_rows,
+                                                    c.h_kv, g, tid);
+  };
+  // Q tile: vector m = r G + head; vectors past R G and padding rows are zero-filled.
+  {
+    constexpr int kc = DK / 8;
+    for (int e = tid; e < kWgBM * kc; e += kWgThreads) {
+      const int m = e / kc, cc = e % kc;
+      const int r = static_cast<int>(m / G);
+      const bool ok = m < R * G && ri.row[r] >= 0;
+      const int64_t h = g * G + m % G;
+      cp16(Qs + sw128_offset<kWgBM>(m, cc), ok ? q + (ri.row[r] * c.h_q + h) * DK + cc * 8 : q, ok);
+    }
+  }
+  if (n_tiles > 0) load_tile(0, 0);
+  cp_commit();
+
+  const int m_a = warp * 16 + (lane >> 2), m_b = m_a + 8;
+  const int r_a = static_cast<int>(m_a / G), r_b = static_cast<int>(m_b / G);
+  const bool v_a = m_a < R * G, v_b = m_b < R * G;
+  const bool wg_live = wg * 64 < R * G;          // uniform in the warpgroup, as wgmma needs
+  const bool split = c.qk_split != 0 && !PROBS;  // the probs pass only ranks blocks
+  float lse_a = 0.f, lse_b = 0.f;
+  if (PROBS) {
+    if (v_a && ri.row[r_a] >= 0) lse_a = lse[ri.row[r_a] * c.h_q + g * G + m_a % G];
+    if (v_b && ri.row[r_b] >= 0) lse_b = lse[ri.row[r_b] * c.h_q + g * G + m_b % G];
+  }
+  auto row_cols = [&](bool vv, int r, int64_t start) {
+    if (!vv || ri.row[r] < 0) return TileCols();
+    return TileCols(ri.lo[r], ri.hi[r], start, kTileKeys);
+  };
+  auto all_kept = [&](bool vv, int r, TileCols cols) {
+    return !vv || ri.row[r] < 0 || cols.all(kTileKeys);
+  };
+
+  float acc[DV / 8][4];
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  float t[2][8][4];
+#pragma unroll
+  for (int x = 0; x < 2; ++x)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) t[x][j][0] = t[x][j][1] = t[x][j][2] = t[x][j][3] = 0.f;
+  SoftmaxRows sm;
+
+  for (int64_t i = 0; i < n_tiles; ++i) {
+    const int st = static_cast<int>(i & 1);
+    if (i + 1 < n_tiles) {
+      load_tile(i + 1, st ^ 1);
+      cp_commit();
+      cp_wait<1>();
+    } else {
+      cp_wait<0>();
+    }
+    fence_async_shared();
+    __syncthreads();
+    const int64_t start = lo + i * kTileKeys;
+    if (wg_live) {
+      float s[8][4];
+      qk_wgmma<T, DK>(s, t, Qs, wg * 64, Ks + st * S::k_bytes, split);
+      const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
+      const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
+      float tmax_a, tmax_b;
+      scale_mask_tile<8>(s, c.scale, full, ca, cb, tmax_a, tmax_b);
+      if constexpr (PROBS) {
+        probs_block(s, lse_a, lse_b, G, m_a, m_b, r_a, r_b, ca, cb, ri, c, row0, g, start, pg, Ps);
+      } else {
+        const float w_a = v_a && ri.row[r_a] >= 0 ? 1.f : 0.f;
+        const float w_b = v_b && ri.row[r_b] >= 0 ? 1.f : 0.f;
+        softmax_update<8, DV>(s, tmax_a, tmax_b, w_a, w_b, sm, acc);
+        uint32_t pa[4][4];
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          pa[kk][0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+          pa[kk][1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+          pa[kk][2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+          pa[kk][3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        }
+        const unsigned char* vt = Vs + st * S::v_bytes;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+          wgmma_rs_tb<T, DV / 8>(acc, pa[kk], mnmajor_desc<kTileKeys>(vt, kk));
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_regs(acc);
+      }
+    }
+    if (PROBS && !probs_heads_in_lanes(G)) {
+      __syncthreads();
+      probs_reduce_staged(Ps, ri, R, G, c, row0, g, start, pg, tid, kWgThreads);
+    }
+    __syncthreads();  // stage st is overwritten by the next prefetch
+  }
+  if constexpr (!PROBS) {
+    if (!wg_live) return;
+    const bool out_a = v_a && ri.row[r_a] >= 0, out_b = v_b && ri.row[r_b] >= 0;
+    const int64_t at_a = out_a ? ri.row[r_a] * c.h_q + g * G + m_a % G : 0;
+    const int64_t at_b = out_b ? ri.row[r_b] * c.h_q + g * G + m_b % G : 0;
+    write_rows<T, DV>(sm, acc, out_a ? o + at_a * DV : nullptr, out_b ? o + at_b * DV : nullptr,
+                      out_a ? lse + at_a : nullptr, out_b ? lse + at_b : nullptr);
+  }
+#else
+  __trap();  // built without sm_90a: the launcher never selects this kernel
+#endif
+}
+
+template <class T, int DK, int DV, bool PROBS>
+void launch_wg(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
+               const T* v, T* o, float* lse, float* pg, cudaStream_t stream,
+               const std::string& ctx) {
+  using S = WgSmem<T, DK, DV, PROBS>;
+  static bool configured = false;  // per instantiation
+  if (!configured) {
+    check(cudaFuncSetAttribute(attn_wgmma_kernel<T, DK, DV, PROBS>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(S::launch_bytes)),
+          "attn_wgmma_kernel (shared memory)", ctx);
+    check(cudaFuncSetAttribute(attn_wgmma_kernel<T, DK, DV, PROBS>,
+                               cudaFuncAttributePreferredSharedMemoryCarveout,
+                               cudaSharedmemCarveoutMaxShared),
+          "attn_wgmma_kernel (shared memory carveout)", ctx);
+    configured = true;
+  }
+  const int R = kWgBM / static_cast<int>(c.group);
+  const size_t bytes =
+      PROBS && probs_heads_in_lanes(c.group) ? S::launch_bytes_no_v : S::launch_bytes;
+  const int64_t tiles = (rows + R - 1) / R;
+  attn_wgmma_kernel<T, DK, DV, PROBS>
+      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kWgThreads, bytes,
+         stream>>>(c, mode, R, row0, rows, q, k, v, o, lse, pg);
+  check_launch(mode == kCmp   ? "attn_wgmma_kernel<cmp>"
+               : mode == kWin ? "attn_wgmma_kernel<win>"
+                              : "attn_wgmma_kernel<probs>",
+               ctx);
+}
+
+template <class T>
+bool dispatch_wg(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* k,
+                 const T* v, T* o, float* lse, float* pg, cudaStream_t stream,
+                 const std::string& ctx) {
+  if (c.wgmma == 0 || mode == kSlc || c.group > kWgMaxGroup || c.h_kv > 65535) return false;
+  if (rows <= 0) return true;
+  const int64_t dk = c.d_k, dv = c.d_v;
+#define NSA_CASE(DK_, DV_)                                                                  \
+  if (dk == DK_ && dv == DV_) {                                                             \
+    if (mode == kProbs)                                                                     \
+      launch_wg<T, DK_, DV_, true>(mode, c, row0, rows, q, k, v, o, lse, pg, stream, ctx);  \
+    else                                                                                    \
+      launch_wg<T, DK_, DV_, false>(mode, c, row0, rows, q, k, v, o, lse, pg, stream, ctx); \
+    return true;                                                                            \
+  }
+  NSA_MMA_HEAD_DIMS(NSA_CASE)
+#undef NSA_CASE
+  return false;
+}
+
+}  // namespace
+
+template <class T>
+bool launch_attend_wgmma(int branch, const DevCfg& c, const T* q, const T* k, const T* v, T* o,
+                         float* lse, cudaStream_t stream, const std::string& ctx) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;
+  } else {
+    return dispatch_wg<T>(branch, c, 0, c.total_q, q, k, v, o, lse, nullptr, stream, ctx);
+  }
+}
+
+template <class T>
+bool launch_probs_wgmma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
+                        const float* lse_cmp, float* pg, cudaStream_t stream,
+                        const std::string& ctx) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;
+  } else {
+    return dispatch_wg<T>(kProbs, c, row0, rows, q, kc, nullptr, nullptr,
+                          const_cast<float*>(lse_cmp), pg, stream, ctx);
+  }
+}
+
+#define NSA_INST(T)                                                                          \
+  template bool launch_attend_wgmma<T>(int, const DevCfg&, const T*, const T*, const T*, T*, \
+                                       float*, cudaStream_t, const std::string&);            \
+  template bool launch_probs_wgmma<T>(const DevCfg&, int64_t, int64_t, const T*, const T*,   \
+                                      const float*, float*, cudaStream_t, const std::string&);
+NSA_INST(float)
+NSA_INST(__half)
+NSA_INST(__nv_bfloat16)
+#undef NSA_INST
+
+}  // namespace nsa::cuda::detail
