@@ -28,6 +28,7 @@ namespace {
 constexpr int kWgThreads = 256;  // two warpgroups
 constexpr int kWgBM = 128;       // query vectors per CTA: 64 per warpgroup
 constexpr int kWgMaxGroup = 64;
+constexpr int kWgStages = 3;  // key tiles in shared memory: loading, in Q K^T, in P V
 
 template <class T, int DK, int DV, bool PROBS>
 struct WgSmem {
@@ -37,9 +38,10 @@ struct WgSmem {
   static constexpr size_t k_off = q_bytes;
   // Layout: Q | K stages | RowInfo | V stages or the probs staging. A probs pass that sums heads
   // in registers leaves out the last region.
-  static constexpr size_t row_off = k_off + 2 * k_bytes;
+  static constexpr size_t row_off = k_off + kWgStages * k_bytes;
   static constexpr size_t v_off = row_off + sizeof(RowInfo<kWgBM>);
-  static constexpr size_t v_region = PROBS ? sizeof(float) * kWgBM * kProbStride : 2 * v_bytes;
+  static constexpr size_t v_region =
+      PROBS ? sizeof(float) * kWgBM * kProbStride : kWgStages * v_bytes;
   // Swizzle atoms need 1024-byte alignment; the dynamic base is aligned by hand.
   static constexpr size_t launch_bytes = v_off + v_region + 1024;
   static constexpr size_t launch_bytes_no_v = v_off + 1024;
@@ -97,7 +99,7 @@ __device__ __forceinline__ void qk_wgmma(float (&s)[8][4], float (&t)[2][8][4],
 }
 
 template <class T, int DK, int DV, bool PROBS>
-__global__ void __launch_bounds__(kWgThreads, 1)
+__global__ void __launch_bounds__(kWgThreads, PROBS ? 2 : 1)
     attn_wgmma_kernel(DevCfg c, int mode, int R, int64_t row0, int64_t rows,
                       const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                       T* __restrict__ o, float* __restrict__ lse, float* __restrict__ pg) {
@@ -168,39 +170,72 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   float acc[DV / 8][4];
 #pragma unroll
   for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  float t[2][8][4];
+  float t[2][8][4];  // the split's slice accumulators
 #pragma unroll
   for (int x = 0; x < 2; ++x)
 #pragma unroll
     for (int j = 0; j < 8; ++j) t[x][j][0] = t[x][j][1] = t[x][j][2] = t[x][j][3] = 0.f;
   SoftmaxRows sm;
+  float s[8][4];
+  // Attention: P of the previous tile, whose P V runs while this tile's softmax does. Probs:
+  // the previous tile's scores, turned into probabilities while this tile's S = Q K^T runs.
+  uint32_t pa[4][4];
+  float s_prev[8][4];
+  auto pv_issue = [&](int64_t tile) {
+    const unsigned char* vt = Vs + (tile % kWgStages) * S::v_bytes;
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+      wgmma_rs_tb<T, DV / 8>(acc, pa[kk], mnmajor_desc<kTileKeys>(vt, kk));
+    wgmma_commit();
+  };
+  auto probs_of = [&](int64_t start) {
+    const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
+    const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
+    float tmax_a, tmax_b;
+    scale_mask_tile<8>(s_prev, c.scale, full, ca, cb, tmax_a, tmax_b);
+    probs_block(s_prev, lse_a, lse_b, G, m_a, m_b, r_a, r_b, ca, cb, ri, c, row0, g, start, pg, Ps);
+  };
+  const bool staged = PROBS && !probs_heads_in_lanes(G);
 
+  // Tile i lands in stage i % 3, loaded one iteration ahead, right after the barrier that
+  // retires tile i - 2 (its Q K^T and P V are complete by then).
   for (int64_t i = 0; i < n_tiles; ++i) {
-    const int st = static_cast<int>(i & 1);
-    if (i + 1 < n_tiles) {
-      load_tile(i + 1, st ^ 1);
-      cp_commit();
-      cp_wait<1>();
-    } else {
-      cp_wait<0>();
-    }
+    cp_wait<0>();
     fence_async_shared();
     __syncthreads();
+    if (i + 1 < n_tiles) load_tile(i + 1, static_cast<int>((i + 1) % kWgStages));
+    cp_commit();
     const int64_t start = lo + i * kTileKeys;
+    const unsigned char* kt = Ks + (i % kWgStages) * S::k_bytes;
     if (wg_live) {
-      float s[8][4];
-      qk_wgmma<T, DK>(s, t, Qs, wg * 64, Ks + st * S::k_bytes, split);
-      const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
-      const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
-      float tmax_a, tmax_b;
-      scale_mask_tile<8>(s, c.scale, full, ca, cb, tmax_a, tmax_b);
       if constexpr (PROBS) {
-        probs_block(s, lse_a, lse_b, G, m_a, m_b, r_a, r_b, ca, cb, ri, c, row0, g, start, pg, Ps);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < DK / 16; ++kk)
+          wgmma_64x64_ss<T>(s, kmajor_desc<kWgBM>(Qs, wg * 64, kk),
+                            kmajor_desc<kTileKeys>(kt, 0, kk), kk > 0);
+        wgmma_commit();
+        if (i > 0) probs_of(start - kTileKeys);
+        wgmma_wait<0>();
+        fence_regs(s);
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s_prev[j][e] = s[j][e];
       } else {
+        qk_wgmma<T, DK>(s, t, Qs, wg * 64, kt, split);
+        if (i > 0) pv_issue(i - 1);
+        const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
+        const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
+        float tmax_a, tmax_b, corr_a, corr_b;
+        scale_mask_tile<8>(s, c.scale, full, ca, cb, tmax_a, tmax_b);
         const float w_a = v_a && ri.row[r_a] >= 0 ? 1.f : 0.f;
         const float w_b = v_b && ri.row[r_b] >= 0 ? 1.f : 0.f;
-        softmax_update<8, DV>(s, tmax_a, tmax_b, w_a, w_b, sm, acc);
-        uint32_t pa[4][4];
+        softmax_weights<8>(s, tmax_a, tmax_b, w_a, w_b, sm, corr_a, corr_b);
+        wgmma_wait<0>();
+        fence_regs(acc);
+        rescale_rows<DV>(acc, corr_a, corr_b);
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
           pa[kk][0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
@@ -208,21 +243,29 @@ __global__ void __launch_bounds__(kWgThreads, 1)
           pa[kk][2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
           pa[kk][3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
         }
-        const unsigned char* vt = Vs + st * S::v_bytes;
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk)
-          wgmma_rs_tb<T, DV / 8>(acc, pa[kk], mnmajor_desc<kTileKeys>(vt, kk));
-        wgmma_commit();
+      }
+    }
+    if (staged && i > 0) {
+      __syncthreads();
+      probs_reduce_staged(Ps, ri, R, G, c, row0, g, start - kTileKeys, pg, tid, kWgThreads);
+    }
+  }
+  // The last tile: its probabilities, or its P V.
+  if (n_tiles > 0) {
+    const int64_t last = lo + (n_tiles - 1) * kTileKeys;
+    if (wg_live) {
+      if constexpr (PROBS) {
+        probs_of(last);
+      } else {
+        pv_issue(n_tiles - 1);
         wgmma_wait<0>();
         fence_regs(acc);
       }
     }
-    if (PROBS && !probs_heads_in_lanes(G)) {
+    if (staged) {
       __syncthreads();
-      probs_reduce_staged(Ps, ri, R, G, c, row0, g, start, pg, tid, kWgThreads);
+      probs_reduce_staged(Ps, ri, R, G, c, row0, g, last, pg, tid, kWgThreads);
     }
-    __syncthreads();  // stage st is overwritten by the next prefetch
   }
   if constexpr (!PROBS) {
     if (!wg_live) return;

@@ -150,13 +150,13 @@ struct SoftmaxRows {
 };
 
 // Turns a tile of scores s (natural units, -inf where masked; tmax_a/b: this lane's maxima over
-// them) into the weights P of rows a and b (times the row weights w_a/w_b, multiplicities), adds
-// them to the running state and rescales the accumulator acc to the new maxima. The sums use
-// the unrounded weights.
-template <int NT, int DV>
-__device__ __forceinline__ void softmax_update(float (&s)[NT][4], float tmax_a, float tmax_b,
-                                               float w_a, float w_b, SoftmaxRows& st,
-                                               float (&acc)[DV / 8][4]) {
+// them) into the weights P of rows a and b (times the row weights w_a/w_b, multiplicities) and
+// adds them to the running state; corr_a/b: the factors that rescale an accumulator to the new
+// maxima (exactly 1 where a maximum did not change). The sums use the unrounded weights.
+template <int NT>
+__device__ __forceinline__ void softmax_weights(float (&s)[NT][4], float tmax_a, float tmax_b,
+                                                float w_a, float w_b, SoftmaxRows& st,
+                                                float& corr_a, float& corr_b) {
   tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 1));
   tmax_a = fmaxf(tmax_a, __shfl_xor_sync(0xffffffffu, tmax_a, 2));
   tmax_b = fmaxf(tmax_b, __shfl_xor_sync(0xffffffffu, tmax_b, 1));
@@ -164,12 +164,12 @@ __device__ __forceinline__ void softmax_update(float (&s)[NT][4], float tmax_a, 
   const float new_a = fmaxf(st.mx_a, tmax_a), new_b = fmaxf(st.mx_b, tmax_b);
   const float use_a = new_a == -INFINITY ? 0.f : new_a;
   const float use_b = new_b == -INFINITY ? 0.f : new_b;
-  const float corr_a = exp2_ftz((st.mx_a - use_a) * kLog2e);
-  const float corr_b = exp2_ftz((st.mx_b - use_b) * kLog2e);
+  corr_a = exp2_ftz((st.mx_a - use_a) * kLog2e);
+  corr_b = exp2_ftz((st.mx_b - use_b) * kLog2e);
   st.mx_a = new_a;
   st.mx_b = new_b;
   // Weights are 1 except for blocks a selection lists twice (multiset); skipping the multiply by
-  // 1, and the rescale by a correction of exactly 1 (maxima unchanged), changes no bit.
+  // 1 changes no bit.
   const bool weighted = __any_sync(0xffffffffu, w_a != 1.f || w_b != 1.f);
   float sum_a[2] = {0.f, 0.f}, sum_b[2] = {0.f, 0.f};  // two chains each: shorter dependencies
 #pragma unroll
@@ -187,6 +187,11 @@ __device__ __forceinline__ void softmax_update(float (&s)[NT][4], float tmax_a, 
     }
   st.l_a = st.l_a * corr_a + (sum_a[0] + sum_a[1]);
   st.l_b = st.l_b * corr_b + (sum_b[0] + sum_b[1]);
+}
+
+// acc *= corr per row; skipped when every lane's factors are exactly 1 (changes no bit).
+template <int DV>
+__device__ __forceinline__ void rescale_rows(float (&acc)[DV / 8][4], float corr_a, float corr_b) {
   if (__any_sync(0xffffffffu, corr_a != 1.f || corr_b != 1.f)) {
 #pragma unroll
     for (int j = 0; j < DV / 8; ++j) {
@@ -196,6 +201,16 @@ __device__ __forceinline__ void softmax_update(float (&s)[NT][4], float tmax_a, 
       acc[j][3] *= corr_b;
     }
   }
+}
+
+// softmax_weights, then the accumulator acc rescaled to the new maxima.
+template <int NT, int DV>
+__device__ __forceinline__ void softmax_update(float (&s)[NT][4], float tmax_a, float tmax_b,
+                                               float w_a, float w_b, SoftmaxRows& st,
+                                               float (&acc)[DV / 8][4]) {
+  float corr_a, corr_b;
+  softmax_weights<NT>(s, tmax_a, tmax_b, w_a, w_b, st, corr_a, corr_b);
+  rescale_rows<DV>(acc, corr_a, corr_b);
 }
 
 // acc[mb] += P_mb V for the warp's MW m16 blocks: P rounded to T (the MMA operand), each V
