@@ -14,6 +14,9 @@
 //   "Numerics" says why.
 // - Keys stream through two cp.async stages; wgmma reads shared memory through the async proxy,
 //   so each copying thread fences the proxy before the barrier.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -25,8 +28,15 @@ namespace nsa::cuda::detail {
 
 namespace {
 
-constexpr int kWgThreads = 256;  // two warpgroups
-constexpr int kWgBM = 128;       // query vectors per CTA: 64 per warpgroup
+constexpr int kWgThreads = 256;                  // two consumer warpgroups
+constexpr int kWgAllThreads = kWgThreads + 128;  // and a producer warpgroup
+// Registers per thread after setmaxnreg. Attention, one CTA per SM: 128 x 40 + 256 x 232 fit the
+// SM's 65536. The probs pass (no P V accumulators), two CTAs per SM: 2 (128 x 24 + 256 x 104).
+template <bool PROBS>
+constexpr int kProducerRegs = PROBS ? 24 : 40;
+template <bool PROBS>
+constexpr int kConsumerRegs = PROBS ? 104 : 232;
+constexpr int kWgBM = 128;  // query vectors per CTA: 64 per warpgroup
 constexpr int kWgMaxGroup = 64;
 constexpr int kWgStages = 3;  // key tiles in shared memory: loading, in Q K^T, in P V
 
@@ -99,10 +109,11 @@ __device__ __forceinline__ void qk_wgmma(float (&s)[8][4], float (&t)[2][8][4],
 }
 
 template <class T, int DK, int DV, bool PROBS>
-__global__ void __launch_bounds__(kWgThreads, PROBS ? 2 : 1)
+__global__ void __launch_bounds__(kWgAllThreads, PROBS ? 2 : 1)
     attn_wgmma_kernel(DevCfg c, int mode, int R, int64_t row0, int64_t rows,
-                      const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
-                      T* __restrict__ o, float* __restrict__ lse, float* __restrict__ pg) {
+                      const T* __restrict__ q, const __grid_constant__ CUtensorMap k_map,
+                      const __grid_constant__ CUtensorMap v_map, T* __restrict__ o,
+                      float* __restrict__ lse, float* __restrict__ pg) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WgSmem<T, DK, DV, PROBS>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -113,32 +124,33 @@ __global__ void __launch_bounds__(kWgThreads, PROBS ? 2 : 1)
   float* Ps = reinterpret_cast<float*>(Vs);  // probs mode: [BM][kProbStride] (no V there)
   RowInfo<kWgBM>& ri = *reinterpret_cast<RowInfo<kWgBM>*>(smem + S::row_off);
   __shared__ int64_t s_lo, s_hi;
+  // full[st]: stage st holds its tile (the producer's TMA landed); empty[st]: every consumer
+  // thread is done reading it.
+  __shared__ __align__(8) uint64_t full[kWgStages], empty[kWgStages];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const int64_t G = c.group, g = blockIdx.y;
   // Last row tiles first: under causal masks they see the most keys.
   const int64_t first_row = row0 + static_cast<int64_t>(gridDim.x - 1 - blockIdx.x) * R;
-  const int64_t key_rows = mode == kWin ? c.total_k : c.total_c;
 
   if (tid < kWgBM) setup_tile_row(c, mode, ri, first_row, R, row0 + rows, tid);
+  if (tid == kWgThreads) {
+    for (int st = 0; st < kWgStages; ++st) {
+      mbar_init(&full[st], 1);
+      mbar_init(&empty[st], kWgThreads);
+    }
+    mbar_init_fence();
+  }
   __syncthreads();
   if (tid == 0) tile_key_range(ri, R, s_lo, s_hi);
   __syncthreads();
   const int64_t lo = s_lo, hi = s_hi;
   const int64_t n_tiles = hi > lo ? (hi - lo + kTileKeys - 1) / kTileKeys : 0;
 
-  auto load_tile = [&](int64_t i, int st) {
-    const int64_t start = lo + i * kTileKeys;
-    copy_rows_sw128<T, DK, kTileKeys, kWgThreads>(Ks + st * S::k_bytes, k, start, key_rows, c.h_kv,
-                                                  g, tid);
-    if constexpr (!PROBS)
-      copy_rows_sw128<T, DV, kTileKeys, kWgThreads>(Vs + st * S::v_bytes, v, start, key_rows,
-                                                    c.h_kv, g, tid);
-  };
   // Q tile: vector m = r G + head; vectors past R G and padding rows are zero-filled.
   {
     constexpr int kc = DK / 8;
-    for (int e = tid; e < kWgBM * kc; e += kWgThreads) {
+    for (int e = tid; e < kWgBM * kc && tid < kWgThreads; e += kWgThreads) {
       const int m = e / kc, cc = e % kc;
       const int r = static_cast<int>(m / G);
       const bool ok = m < R * G && ri.row[r] >= 0;
@@ -146,138 +158,219 @@ __global__ void __launch_bounds__(kWgThreads, PROBS ? 2 : 1)
       cp16(Qs + sw128_offset<kWgBM>(m, cc), ok ? q + (ri.row[r] * c.h_q + h) * DK + cc * 8 : q, ok);
     }
   }
-  if (n_tiles > 0) load_tile(0, 0);
   cp_commit();
+  cp_wait<0>();
+  fence_async_shared();  // Q (cp.async) is read by wgmma through the async proxy
+  __syncthreads();
 
-  const int m_a = warp * 16 + (lane >> 2), m_b = m_a + 8;
-  const int r_a = static_cast<int>(m_a / G), r_b = static_cast<int>(m_b / G);
-  const bool v_a = m_a < R * G, v_b = m_b < R * G;
-  const bool wg_live = wg * 64 < R * G;          // uniform in the warpgroup, as wgmma needs
-  const bool split = c.qk_split != 0 && !PROBS;  // the probs pass only ranks blocks
-  float lse_a = 0.f, lse_b = 0.f;
-  if (PROBS) {
-    if (v_a && ri.row[r_a] >= 0) lse_a = lse[ri.row[r_a] * c.h_q + g * G + m_a % G];
-    if (v_b && ri.row[r_b] >= 0) lse_b = lse[ri.row[r_b] * c.h_q + g * G + m_b % G];
-  }
-  auto row_cols = [&](bool vv, int r, int64_t start) {
-    if (!vv || ri.row[r] < 0) return TileCols();
-    return TileCols(ri.lo[r], ri.hi[r], start, kTileKeys);
-  };
-  auto all_kept = [&](bool vv, int r, TileCols cols) {
-    return !vv || ri.row[r] < 0 || cols.all(kTileKeys);
-  };
+  // ---- consumer warpgroups ----------------------------------------------------------------
+  auto consume = [&] {
+    const int m_a = warp * 16 + (lane >> 2), m_b = m_a + 8;
+    const int r_a = static_cast<int>(m_a / G), r_b = static_cast<int>(m_b / G);
+    const bool v_a = m_a < R * G, v_b = m_b < R * G;
+    const bool wg_live = wg * 64 < R * G;          // uniform in the warpgroup, as wgmma needs
+    const bool split = c.qk_split != 0 && !PROBS;  // the probs pass only ranks blocks
+    float lse_a = 0.f, lse_b = 0.f;
+    if (PROBS) {
+      if (v_a && ri.row[r_a] >= 0) lse_a = lse[ri.row[r_a] * c.h_q + g * G + m_a % G];
+      if (v_b && ri.row[r_b] >= 0) lse_b = lse[ri.row[r_b] * c.h_q + g * G + m_b % G];
+    }
+    auto row_cols = [&](bool vv, int r, int64_t start) {
+      if (!vv || ri.row[r] < 0) return TileCols();
+      return TileCols(ri.lo[r], ri.hi[r], start, kTileKeys);
+    };
+    auto all_kept = [&](bool vv, int r, TileCols cols) {
+      return !vv || ri.row[r] < 0 || cols.all(kTileKeys);
+    };
 
-  float acc[DV / 8][4];
+    float acc[DV / 8][4];
 #pragma unroll
-  for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  float t[2][8][4];  // the split's slice accumulators
+    for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    float t[2][8][4];  // the split's slice accumulators
 #pragma unroll
-  for (int x = 0; x < 2; ++x)
+    for (int x = 0; x < 2; ++x)
 #pragma unroll
-    for (int j = 0; j < 8; ++j) t[x][j][0] = t[x][j][1] = t[x][j][2] = t[x][j][3] = 0.f;
-  SoftmaxRows sm;
-  float s[8][4];
-  // Attention: P of the previous tile, whose P V runs while this tile's softmax does. Probs:
-  // the previous tile's scores, turned into probabilities while this tile's S = Q K^T runs.
-  uint32_t pa[4][4];
-  float s_prev[8][4];
-  auto pv_issue = [&](int64_t tile) {
-    const unsigned char* vt = Vs + (tile % kWgStages) * S::v_bytes;
-    wgmma_fence();
+      for (int j = 0; j < 8; ++j) t[x][j][0] = t[x][j][1] = t[x][j][2] = t[x][j][3] = 0.f;
+    SoftmaxRows sm;
+    float s[8][4];
+    // Attention: P of the previous tile, whose P V runs while this tile's softmax does. Probs:
+    // the previous tile's scores, turned into probabilities while this tile's S = Q K^T runs.
+    uint32_t pa[4][4];
+    float s_prev[8][4];
+    auto pv_issue = [&](int64_t tile) {
+      const unsigned char* vt = Vs + (tile % kWgStages) * S::v_bytes;
+      wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-      wgmma_rs_tb<T, DV / 8>(acc, pa[kk], mnmajor_desc<kTileKeys>(vt, kk));
-    wgmma_commit();
-  };
-  auto probs_of = [&](int64_t start) {
-    const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
-    const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
-    float tmax_a, tmax_b;
-    scale_mask_tile<8>(s_prev, c.scale, full, ca, cb, tmax_a, tmax_b);
-    probs_block(s_prev, lse_a, lse_b, G, m_a, m_b, r_a, r_b, ca, cb, ri, c, row0, g, start, pg, Ps);
-  };
-  const bool staged = PROBS && !probs_heads_in_lanes(G);
+      for (int kk = 0; kk < 4; ++kk)
+        wgmma_rs_tb<T, DV / 8>(acc, pa[kk], mnmajor_desc<kTileKeys>(vt, kk));
+      wgmma_commit();
+    };
+    auto probs_of = [&](int64_t start) {
+      const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
+      const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
+      float tmax_a, tmax_b;
+      scale_mask_tile<8>(s_prev, c.scale, full, ca, cb, tmax_a, tmax_b);
+      probs_block(s_prev, lse_a, lse_b, G, m_a, m_b, r_a, r_b, ca, cb, ri, c, row0, g, start, pg,
+                  Ps);
+    };
+    const bool staged = PROBS && !probs_heads_in_lanes(G);
+    auto release = [&](int64_t tile) { mbar_arrive(&empty[tile % kWgStages]); };
 
-  // Tile i lands in stage i % 3, loaded one iteration ahead, right after the barrier that
-  // retires tile i - 2 (its Q K^T and P V are complete by then).
-  for (int64_t i = 0; i < n_tiles; ++i) {
-    cp_wait<0>();
-    fence_async_shared();
-    __syncthreads();
-    if (i + 1 < n_tiles) load_tile(i + 1, static_cast<int>((i + 1) % kWgStages));
-    cp_commit();
-    const int64_t start = lo + i * kTileKeys;
-    const unsigned char* kt = Ks + (i % kWgStages) * S::k_bytes;
-    if (wg_live) {
-      if constexpr (PROBS) {
-        wgmma_fence();
+    // ---- consumers: tile i in stage i % 3. Attention releases a stage once the P V that reads it
+    // (issued one tile later) has completed; probs once its Q K^T has.
+    for (int64_t i = 0; i < n_tiles; ++i) {
+      mbar_wait(&full[i % kWgStages], static_cast<uint32_t>((i / kWgStages) & 1));
+      const int64_t start = lo + i * kTileKeys;
+      const unsigned char* kt = Ks + (i % kWgStages) * S::k_bytes;
+      if (wg_live) {
+        if constexpr (PROBS) {
+          wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < DK / 16; ++kk)
-          wgmma_64x64_ss<T>(s, kmajor_desc<kWgBM>(Qs, wg * 64, kk),
-                            kmajor_desc<kTileKeys>(kt, 0, kk), kk > 0);
-        wgmma_commit();
-        if (i > 0) probs_of(start - kTileKeys);
-        wgmma_wait<0>();
-        fence_regs(s);
+          for (int kk = 0; kk < DK / 16; ++kk)
+            wgmma_64x64_ss<T>(s, kmajor_desc<kWgBM>(Qs, wg * 64, kk),
+                              kmajor_desc<kTileKeys>(kt, 0, kk), kk > 0);
+          wgmma_commit();
+          if (i > 0) probs_of(start - kTileKeys);
+          wgmma_wait<0>();
+          fence_regs(s);
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+          for (int j = 0; j < 8; ++j)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s_prev[j][e] = s[j][e];
-      } else {
-        qk_wgmma<T, DK>(s, t, Qs, wg * 64, kt, split);
-        if (i > 0) pv_issue(i - 1);
-        const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
-        const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
-        float tmax_a, tmax_b, corr_a, corr_b;
-        scale_mask_tile<8>(s, c.scale, full, ca, cb, tmax_a, tmax_b);
-        const float w_a = v_a && ri.row[r_a] >= 0 ? 1.f : 0.f;
-        const float w_b = v_b && ri.row[r_b] >= 0 ? 1.f : 0.f;
-        softmax_weights<8>(s, tmax_a, tmax_b, w_a, w_b, sm, corr_a, corr_b);
-        wgmma_wait<0>();
-        fence_regs(acc);
-        rescale_rows<DV>(acc, corr_a, corr_b);
+            for (int e = 0; e < 4; ++e) s_prev[j][e] = s[j][e];
+          release(i);
+        } else {
+          qk_wgmma<T, DK>(s, t, Qs, wg * 64, kt, split);
+          if (i > 0) pv_issue(i - 1);
+          const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
+          const bool full =
+              __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
+          float tmax_a, tmax_b, corr_a, corr_b;
+          scale_mask_tile<8>(s, c.scale, full, ca, cb, tmax_a, tmax_b);
+          const float w_a = v_a && ri.row[r_a] >= 0 ? 1.f : 0.f;
+          const float w_b = v_b && ri.row[r_b] >= 0 ? 1.f : 0.f;
+          softmax_weights<8>(s, tmax_a, tmax_b, w_a, w_b, sm, corr_a, corr_b);
+          wgmma_wait<0>();
+          fence_regs(acc);
+          if (i > 0) release(i - 1);
+          rescale_rows<DV>(acc, corr_a, corr_b);
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          pa[kk][0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-          pa[kk][1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-          pa[kk][2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-          pa[kk][3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+          for (int kk = 0; kk < 4; ++kk) {
+            pa[kk][0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+            pa[kk][1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+            pa[kk][2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[kk][3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+          }
         }
       }
-    }
-    if (staged && i > 0) {
-      __syncthreads();
-      probs_reduce_staged(Ps, ri, R, G, c, row0, g, start - kTileKeys, pg, tid, kWgThreads);
-    }
-  }
-  // The last tile: its probabilities, or its P V.
-  if (n_tiles > 0) {
-    const int64_t last = lo + (n_tiles - 1) * kTileKeys;
-    if (wg_live) {
-      if constexpr (PROBS) {
-        probs_of(last);
-      } else {
-        pv_issue(n_tiles - 1);
-        wgmma_wait<0>();
-        fence_regs(acc);
+      if (!wg_live) release(i);
+      if (staged && i > 0) {
+        named_sync(kWgThreads);
+        probs_reduce_staged(Ps, ri, R, G, c, row0, g, start - kTileKeys, pg, tid, kWgThreads);
+        named_sync(kWgThreads);  // Ps is written again for this tile
       }
     }
-    if (staged) {
-      __syncthreads();
-      probs_reduce_staged(Ps, ri, R, G, c, row0, g, last, pg, tid, kWgThreads);
+    // The last tile: its probabilities, or its P V.
+    if (n_tiles > 0) {
+      const int64_t last = lo + (n_tiles - 1) * kTileKeys;
+      if (wg_live) {
+        if constexpr (PROBS) {
+          probs_of(last);
+        } else {
+          pv_issue(n_tiles - 1);
+          wgmma_wait<0>();
+          fence_regs(acc);
+        }
+      }
+      if (staged) {
+        named_sync(kWgThreads);
+        probs_reduce_staged(Ps, ri, R, G, c, row0, g, last, pg, tid, kWgThreads);
+      }
     }
+    if constexpr (!PROBS) {
+      if (!wg_live) return;
+      const bool out_a = v_a && ri.row[r_a] >= 0, out_b = v_b && ri.row[r_b] >= 0;
+      const int64_t at_a = out_a ? ri.row[r_a] * c.h_q + g * G + m_a % G : 0;
+      const int64_t at_b = out_b ? ri.row[r_b] * c.h_q + g * G + m_b % G : 0;
+      write_rows<T, DV>(sm, acc, out_a ? o + at_a * DV : nullptr, out_b ? o + at_b * DV : nullptr,
+                        out_a ? lse + at_a : nullptr, out_b ? lse + at_b : nullptr);
+    }
+  };
+
+  // ---- producer warpgroup: one thread streams K (and V) tiles with TMA; the group hands its
+  // registers to the consumers (setmaxnreg: one if/else, each role a warpgroup).
+  if (tid >= kWgThreads) {
+    set_max_regs_dec<kProducerRegs<PROBS>>();
+    if (tid != kWgThreads) return;
+    constexpr uint32_t kBytes = sizeof(T) * kTileKeys * (PROBS ? DK : DK + DV);
+    for (int64_t i = 0; i < n_tiles; ++i) {
+      const int st = static_cast<int>(i % kWgStages);
+      const int64_t use = i / kWgStages;
+      if (use > 0) mbar_wait(&empty[st], static_cast<uint32_t>((use - 1) & 1));
+      mbar_arrive_expect_tx(&full[st], kBytes);
+      const int row = static_cast<int>(lo + i * kTileKeys), head = static_cast<int>(g);
+#pragma unroll
+      for (int a = 0; a < DK / kSwAtomCols; ++a)
+        tma_load_3d(Ks + st * S::k_bytes + a * kTileKeys * 128, &k_map, a * kSwAtomCols, head, row,
+                    &full[st]);
+      if constexpr (!PROBS) {
+#pragma unroll
+        for (int a = 0; a < DV / kSwAtomCols; ++a)
+          tma_load_3d(Vs + st * S::v_bytes + a * kTileKeys * 128, &v_map, a * kSwAtomCols, head,
+                      row, &full[st]);
+      }
+    }
+  } else {
+    set_max_regs_inc<kConsumerRegs<PROBS>>();
+    consume();
   }
-  if constexpr (!PROBS) {
-    if (!wg_live) return;
-    const bool out_a = v_a && ri.row[r_a] >= 0, out_b = v_b && ri.row[r_b] >= 0;
-    const int64_t at_a = out_a ? ri.row[r_a] * c.h_q + g * G + m_a % G : 0;
-    const int64_t at_b = out_b ? ri.row[r_b] * c.h_q + g * G + m_b % G : 0;
-    write_rows<T, DV>(sm, acc, out_a ? o + at_a * DV : nullptr, out_b ? o + at_b * DV : nullptr,
-                      out_a ? lse + at_a : nullptr, out_b ? lse + at_b : nullptr);
-  }
+
 #else
   __trap();  // built without sm_90a: the launcher never selects this kernel
 #endif
+}
+
+// The driver's tensor-map encoder, looked up once through the runtime (no libcuda link).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder(const std::string& ctx) {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [&] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                           &found),
+          "cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)", ctx);
+    if (found != cudaDriverEntryPointSuccess || !p)
+      throw_cuda_error("cuTensorMapEncodeTiled is not available from the driver [" + ctx + "]");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// TMA map of a [rows][h_kv][D] key (or value) tensor: boxes of 64 rows x one head x 64 columns
+// in the 128-byte swizzle, the layout of one swizzle atom (wgmma.cuh); rows past the end read as
+// zeros.
+template <class T>
+CUtensorMap key_tile_map(const T* base, const T* stand_in, int64_t rows, int64_t h_kv, int64_t D,
+                         const std::string& ctx) {
+  CUtensorMap map{};
+  // An empty tensor (no compressed block yet) still needs a valid map: it points at `stand_in`
+  // (device memory, 16-byte aligned), from which no tile is ever loaded (no row sees a key).
+  const void* addr = rows > 0 ? static_cast<const void*>(base) : stand_in;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(D), static_cast<cuuint64_t>(h_kv),
+                              static_cast<cuuint64_t>(rows > 0 ? rows : 1)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(D * sizeof(T)),
+                                 static_cast<cuuint64_t>(h_kv * D * sizeof(T))};
+  const cuuint32_t box[3] = {kSwAtomCols, 1, kTileKeys}, unit[3] = {1, 1, 1};
+  const CUresult r = tensor_map_encoder(ctx)(
+      &map,
+      std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+      3, const_cast<void*>(addr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw_cuda_error("cuTensorMapEncodeTiled failed (error " + std::to_string(static_cast<int>(r)) +
+                     ") for a [" + std::to_string(rows) + "][" + std::to_string(h_kv) + "][" +
+                     std::to_string(D) + "] key tensor [" + ctx + "]");
+  return map;
 }
 
 template <class T, int DK, int DV, bool PROBS>
@@ -301,9 +394,12 @@ void launch_wg(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q
   const size_t bytes =
       PROBS && probs_heads_in_lanes(c.group) ? S::launch_bytes_no_v : S::launch_bytes;
   const int64_t tiles = (rows + R - 1) / R;
+  const int64_t key_rows = mode == kWin ? c.total_k : c.total_c;
+  const CUtensorMap k_map = key_tile_map(k, q, key_rows, c.h_kv, DK, ctx);
+  const CUtensorMap v_map = PROBS ? k_map : key_tile_map(v, q, key_rows, c.h_kv, DV, ctx);
   attn_wgmma_kernel<T, DK, DV, PROBS>
-      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kWgThreads, bytes,
-         stream>>>(c, mode, R, row0, rows, q, k, v, o, lse, pg);
+      <<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(c.h_kv)), kWgAllThreads, bytes,
+         stream>>>(c, mode, R, row0, rows, q, k_map, v_map, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_wgmma_kernel<cmp>"
                : mode == kWin ? "attn_wgmma_kernel<win>"
                               : "attn_wgmma_kernel<probs>",
@@ -315,6 +411,8 @@ bool dispatch_wg(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
                  const T* v, T* o, float* lse, float* pg, cudaStream_t stream,
                  const std::string& ctx) {
   if (c.wgmma == 0 || mode == kSlc || c.group > kWgMaxGroup || c.h_kv > 65535) return false;
+  // TMA coordinates are 32-bit: key rows past 2^31 stay on the mma.sync kernel.
+  if ((mode == kWin ? c.total_k : c.total_c) >= (int64_t{1} << 31) - kTileKeys) return false;
   if (rows <= 0) return true;
   const int64_t dk = c.d_k, dv = c.d_v;
 #define NSA_CASE(DK_, DV_)                                                                  \

@@ -1,5 +1,5 @@
 // Hopper warpgroup MMA (wgmma.mma_async, sm_90a) with operands in shared memory laid out in the
-// 128-byte swizzle, and the copies that lay them out. Only compiled for sm_90a
+// 128-byte swizzle, and the mbarrier / TMA primitives that fill them. Only compiled for sm_90a
 // (attention_wgmma.cu); the rest of the kernels stay on portable mma.sync.
 //
 // Shared-memory layout of a [ROWS][D] operand tile (D a multiple of 64 elements of 2 bytes):
@@ -30,34 +30,6 @@ constexpr int kSwAtomCols = 64;  // elements per 128-byte row of a swizzle atom 
 template <int ROWS>
 __device__ __forceinline__ uint32_t sw128_offset(int r, int cc) {
   return static_cast<uint32_t>((cc >> 3) * ROWS * 128 + r * 128 + (((cc & 7) ^ (r & 7)) << 4));
-}
-
-// copy_rows into the swizzled layout: rows [start, start + ROWS) of head g of a [rows][h_kv][D]
-// tensor, rows outside [0, key_rows) zero-filled; NTHR threads, this one tid.
-template <class T, int D, int ROWS, int NTHR>
-__device__ __forceinline__ void copy_rows_sw128(unsigned char* dst, const T* src, int64_t start,
-                                                int64_t key_rows, int64_t h_kv, int64_t g,
-                                                int tid) {
-  constexpr int kc = D / 8;
-  if constexpr (NTHR % kc == 0) {  // each thread keeps one chunk column, no division per copy
-    constexpr int kPerPass = NTHR / kc;
-    const int cc = tid % kc;
-    int rr = tid / kc;
-    int64_t u = start + rr, off = (u * h_kv + g) * D + cc * 8;
-    const int64_t step = kPerPass * h_kv * D;
-#pragma unroll
-    for (; rr < ROWS; rr += kPerPass, u += kPerPass, off += step) {
-      const bool ok = u >= 0 && u < key_rows;
-      cp16(dst + sw128_offset<ROWS>(rr, cc), ok ? src + off : src, ok);
-    }
-  } else {
-    for (int e = tid; e < ROWS * kc; e += NTHR) {
-      const int rr = e / kc, cc = e % kc;
-      const int64_t u = start + rr;
-      const bool ok = u >= 0 && u < key_rows;
-      cp16(dst + sw128_offset<ROWS>(rr, cc), ok ? src + (u * h_kv + g) * D + cc * 8 : src, ok);
-    }
-  }
 }
 
 __device__ __forceinline__ uint64_t sw128_desc(const void* smem, uint32_t lead_bytes,
@@ -103,6 +75,65 @@ __device__ __forceinline__ void fence_regs(float (&r)[N][4]) {
   for (int j = 0; j < N; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(r[j][e])::"memory");
+}
+
+// ---- mbarriers and TMA (the bulk tensor copy engine) ------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count)
+               : "memory");
+}
+// Makes initialized mbarriers visible to the async proxy (TMA) before their first use.
+__device__ __forceinline__ void mbar_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// One arrival that also announces `bytes` of TMA traffic the phase must wait for.
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)),
+               "r"(bytes)
+               : "memory");
+}
+// Waits until the phase with the given parity has completed.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  const uint32_t a = smem_addr(bar);
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(a), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+// TMA: the box at coordinates (c0, c1, c2) of a 3-D tensor map into shared memory at dst,
+// completing `bytes` on the mbarrier. Out-of-range elements arrive as zeros.
+__device__ __forceinline__ void tma_load_3d(void* dst, const void* tmap, int c0, int c1, int c2,
+                                            uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(tmap)), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+      : "memory");
+}
+// Moves this warpgroup's register allocation down / up (sm_90a; needs a register cap at entry).
+template <int N>
+__device__ __forceinline__ void set_max_regs_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void set_max_regs_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+// Barrier among the first `threads` threads of the CTA only (named barrier 1).
+__device__ __forceinline__ void named_sync(int threads) {
+  asm volatile("bar.sync 1, %0;\n" ::"r"(threads) : "memory");
 }
 
 template <class T>
