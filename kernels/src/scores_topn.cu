@@ -102,10 +102,14 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
     };
     float* out = scores + item * c.ns_max;
     if (stage) {
+      // Only the part of the row that candidates j < n_cand read: indices up to
+      // n_cand * l'/d (the overlap mapping's last), zeros past the visible blocks.
       __syncthreads();
       const int span = pad_l + static_cast<int>(c.nc_max) + pad_r;
+      const int64_t reach = pad_l + n_cand * (per_slc > 1 ? per_slc : 1) + 1;
+      const int need = static_cast<int>(reach < span ? reach : span);
       const int v = static_cast<int>(vis);
-      for (int i = threadIdx.x; i < span; i += blockDim.x) {
+      for (int i = threadIdx.x; i < need; i += blockDim.x) {
         const int k = i - pad_l;
         ps[i] = k >= 0 && k < v ? p[k] : 0.0f;
       }
