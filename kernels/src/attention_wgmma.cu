@@ -60,14 +60,19 @@ struct WgSmem {
                 "swizzle atoms on 1024-byte boundaries");
 };
 
-// S = Q K^T for a warpgroup's 64 vectors (rows qrow0.. of the Q tile) and a 64-key tile.
+// S = Q K^T for a warpgroup's 64 vectors and a 64-key tile: qd, kd the descriptors of the Q
+// rows' and the K tile's first k16 slice (desc_at gives slice kk's).
+template <int ROWS>
+__device__ __forceinline__ uint64_t desc_at(uint64_t d0, int kk) {
+  return desc_add(d0, (kk >> 2) * ROWS * 128 + (kk & 3) * 32);
+}
+
 template <class T, int DK>
-__device__ __forceinline__ void qk_wgmma(float (&s)[8][4], float (&t)[2][8][4],
-                                         const unsigned char* qs, int qrow0,
-                                         const unsigned char* ks, bool split) {
+__device__ __forceinline__ void qk_wgmma(float (&s)[8][4], float (&t)[2][8][4], uint64_t qd,
+                                         uint64_t kd, bool split) {
   constexpr int NS = DK / 16;
   auto issue = [&](float(&d)[8][4], int kk, bool acc) {
-    wgmma_64x64_ss<T>(d, kmajor_desc<kWgBM>(qs, qrow0, kk), kmajor_desc<kTileKeys>(ks, 0, kk), acc);
+    wgmma_64x64_ss<T>(d, desc_at<kWgBM>(qd, kk), desc_at<kTileKeys>(kd, kk), acc);
   };
   wgmma_fence();
   if (!split) {
@@ -175,14 +180,6 @@ __global__ void __launch_bounds__(kWgAllThreads, PROBS ? 2 : 1)
       if (v_a && ri.row[r_a] >= 0) lse_a = lse[ri.row[r_a] * c.h_q + g * G + m_a % G];
       if (v_b && ri.row[r_b] >= 0) lse_b = lse[ri.row[r_b] * c.h_q + g * G + m_b % G];
     }
-    auto row_cols = [&](bool vv, int r, int64_t start) {
-      if (!vv || ri.row[r] < 0) return TileCols();
-      return TileCols(ri.lo[r], ri.hi[r], start, kTileKeys);
-    };
-    auto all_kept = [&](bool vv, int r, TileCols cols) {
-      return !vv || ri.row[r] < 0 || cols.all(kTileKeys);
-    };
-
     float acc[DV / 8][4];
 #pragma unroll
     for (int j = 0; j < DV / 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
@@ -197,61 +194,92 @@ __global__ void __launch_bounds__(kWgAllThreads, PROBS ? 2 : 1)
     // the previous tile's scores, turned into probabilities while this tile's S = Q K^T runs.
     uint32_t pa[4][4];
     float s_prev[8][4];
-    auto pv_issue = [&](int64_t tile) {
-      const unsigned char* vt = Vs + (tile % kWgStages) * S::v_bytes;
+    // Descriptors of the warpgroup's Q rows and of stage 0's K and V tiles; a stage is a fixed
+    // byte offset from them.
+    const uint64_t q_desc = sw128_desc(Qs + wg * 64 * 128, 16, 1024);
+    const uint64_t k_desc = sw128_desc(Ks, 16, 1024);
+    const uint64_t v_desc = sw128_desc(Vs, kTileKeys * 128, 1024);
+    auto pv_issue = [&](int stage) {
+      const uint64_t vd = desc_add(v_desc, stage * static_cast<int>(S::v_bytes));
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk)
-        wgmma_rs_tb<T, DV / 8>(acc, pa[kk], mnmajor_desc<kTileKeys>(vt, kk));
+      for (int kk = 0; kk < 4; ++kk) wgmma_rs_tb<T, DV / 8>(acc, pa[kk], desc_add(vd, kk * 2048));
       wgmma_commit();
     };
-    auto probs_of = [&](int64_t start) {
-      const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
-      const bool full = __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
+    // This lane's rows' key ranges as offsets from the first tile's start (32-bit: a tile range
+    // spans fewer than 2^31 keys). Padded vectors mask every column but never hold back the
+    // unmasked path (their Q is zero and they are never written).
+    const bool real_a = v_a && ri.row[r_a] >= 0, real_b = v_b && ri.row[r_b] >= 0;
+    const int a_lo = real_a ? static_cast<int>(ri.lo[r_a] - lo) : 0;
+    const int a_hi = real_a ? static_cast<int>(ri.hi[r_a] - lo) : 0;
+    const int b_lo = real_b ? static_cast<int>(ri.lo[r_b] - lo) : 0;
+    const int b_hi = real_b ? static_cast<int>(ri.hi[r_b] - lo) : 0;
+    auto cols = [](bool real, int k_lo, int k_hi, int off) {
+      TileCols tc;
+      if (real) {
+        tc.lo = min(max(k_lo - off, 0), kTileKeys);
+        tc.hi = min(max(k_hi - off, 0), kTileKeys);
+      }
+      return tc;
+    };
+    // Tiles [full_lo, full_hi) keep every column of every real row of this warp.
+    const int n_t = static_cast<int>(n_tiles);
+    int full_lo = 0, full_hi = n_t;
+    if (real_a) {
+      full_lo = max(full_lo, (a_lo + kTileKeys - 1) / kTileKeys);
+      full_hi = min(full_hi, a_hi / kTileKeys);
+    }
+    if (real_b) {
+      full_lo = max(full_lo, (b_lo + kTileKeys - 1) / kTileKeys);
+      full_hi = min(full_hi, b_hi / kTileKeys);
+    }
+    full_lo = __reduce_max_sync(0xffffffffu, full_lo);
+    full_hi = __reduce_min_sync(0xffffffffu, full_hi);
+    auto probs_of = [&](int tile) {
+      const int off = tile * kTileKeys;
+      const TileCols ca = cols(real_a, a_lo, a_hi, off), cb = cols(real_b, b_lo, b_hi, off);
       float tmax_a, tmax_b;
-      scale_mask_tile<8>(s_prev, c.scale, full, ca, cb, tmax_a, tmax_b);
-      probs_block(s_prev, lse_a, lse_b, G, m_a, m_b, r_a, r_b, ca, cb, ri, c, row0, g, start, pg,
+      scale_mask_tile<8>(s_prev, c.scale, tile >= full_lo && tile < full_hi, ca, cb, tmax_a,
+                         tmax_b);
+      probs_block(s_prev, lse_a, lse_b, G, m_a, m_b, r_a, r_b, ca, cb, ri, c, row0, g, lo + off, pg,
                   Ps);
     };
     const bool staged = PROBS && !probs_heads_in_lanes(G);
-    auto release = [&](int64_t tile) { mbar_arrive(&empty[tile % kWgStages]); };
+    const float w_a = real_a ? 1.f : 0.f, w_b = real_b ? 1.f : 0.f;
 
-    // ---- consumers: tile i in stage i % 3. Attention releases a stage once the P V that reads it
-    // (issued one tile later) has completed; probs once its Q K^T has.
-    for (int64_t i = 0; i < n_tiles; ++i) {
-      mbar_wait(&full[i % kWgStages], static_cast<uint32_t>((i / kWgStages) & 1));
-      const int64_t start = lo + i * kTileKeys;
-      const unsigned char* kt = Ks + (i % kWgStages) * S::k_bytes;
+    // ---- consumers: tile i in stage st (i % 3, use parity ph). Attention releases a stage once
+    // the P V that reads it (issued one tile later) has completed; probs once its Q K^T has.
+    int st = 0, prev_st = 0;
+    uint32_t ph = 0;
+    for (int i = 0; i < n_t; ++i) {
+      mbar_wait(&full[st], ph);
+      const uint64_t kd = desc_add(k_desc, st * static_cast<int>(S::k_bytes));
       if (wg_live) {
         if constexpr (PROBS) {
           wgmma_fence();
 #pragma unroll
           for (int kk = 0; kk < DK / 16; ++kk)
-            wgmma_64x64_ss<T>(s, kmajor_desc<kWgBM>(Qs, wg * 64, kk),
-                              kmajor_desc<kTileKeys>(kt, 0, kk), kk > 0);
+            wgmma_64x64_ss<T>(s, desc_at<kWgBM>(q_desc, kk), desc_at<kTileKeys>(kd, kk), kk > 0);
           wgmma_commit();
-          if (i > 0) probs_of(start - kTileKeys);
+          if (i > 0) probs_of(i - 1);
           wgmma_wait<0>();
           fence_regs(s);
 #pragma unroll
           for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) s_prev[j][e] = s[j][e];
-          release(i);
+          mbar_arrive(&empty[st]);
         } else {
-          qk_wgmma<T, DK>(s, t, Qs, wg * 64, kt, split);
-          if (i > 0) pv_issue(i - 1);
-          const TileCols ca = row_cols(v_a, r_a, start), cb = row_cols(v_b, r_b, start);
-          const bool full =
-              __all_sync(0xffffffffu, all_kept(v_a, r_a, ca) && all_kept(v_b, r_b, cb));
+          qk_wgmma<T, DK>(s, t, q_desc, kd, split);
+          if (i > 0) pv_issue(prev_st);
+          const int off = i * kTileKeys;
+          const TileCols ca = cols(real_a, a_lo, a_hi, off), cb = cols(real_b, b_lo, b_hi, off);
           float tmax_a, tmax_b, corr_a, corr_b;
-          scale_mask_tile<8>(s, c.scale, full, ca, cb, tmax_a, tmax_b);
-          const float w_a = v_a && ri.row[r_a] >= 0 ? 1.f : 0.f;
-          const float w_b = v_b && ri.row[r_b] >= 0 ? 1.f : 0.f;
+          scale_mask_tile<8>(s, c.scale, i >= full_lo && i < full_hi, ca, cb, tmax_a, tmax_b);
           softmax_weights<8>(s, tmax_a, tmax_b, w_a, w_b, sm, corr_a, corr_b);
           wgmma_wait<0>();
           fence_regs(acc);
-          if (i > 0) release(i - 1);
+          if (i > 0) mbar_arrive(&empty[prev_st]);
           rescale_rows<DV>(acc, corr_a, corr_b);
 #pragma unroll
           for (int kk = 0; kk < 4; ++kk) {
@@ -261,29 +289,36 @@ __global__ void __launch_bounds__(kWgAllThreads, PROBS ? 2 : 1)
             pa[kk][3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
           }
         }
+      } else {
+        mbar_arrive(&empty[st]);
       }
-      if (!wg_live) release(i);
       if (staged && i > 0) {
         named_sync(kWgThreads);
-        probs_reduce_staged(Ps, ri, R, G, c, row0, g, start - kTileKeys, pg, tid, kWgThreads);
+        probs_reduce_staged(Ps, ri, R, G, c, row0, g, lo + (i - 1) * kTileKeys, pg, tid,
+                            kWgThreads);
         named_sync(kWgThreads);  // Ps is written again for this tile
+      }
+      prev_st = st;
+      if (++st == kWgStages) {
+        st = 0;
+        ph ^= 1;
       }
     }
     // The last tile: its probabilities, or its P V.
-    if (n_tiles > 0) {
-      const int64_t last = lo + (n_tiles - 1) * kTileKeys;
+    if (n_t > 0) {
       if (wg_live) {
         if constexpr (PROBS) {
-          probs_of(last);
+          probs_of(n_t - 1);
         } else {
-          pv_issue(n_tiles - 1);
+          pv_issue(prev_st);
           wgmma_wait<0>();
           fence_regs(acc);
         }
       }
       if (staged) {
         named_sync(kWgThreads);
-        probs_reduce_staged(Ps, ri, R, G, c, row0, g, last, pg, tid, kWgThreads);
+        probs_reduce_staged(Ps, ri, R, G, c, row0, g, lo + (n_t - 1) * kTileKeys, pg, tid,
+                            kWgThreads);
       }
     }
     if constexpr (!PROBS) {
@@ -302,10 +337,10 @@ __global__ void __launch_bounds__(kWgAllThreads, PROBS ? 2 : 1)
     set_max_regs_dec<kProducerRegs<PROBS>>();
     if (tid != kWgThreads) return;
     constexpr uint32_t kBytes = sizeof(T) * kTileKeys * (PROBS ? DK : DK + DV);
-    for (int64_t i = 0; i < n_tiles; ++i) {
-      const int st = static_cast<int>(i % kWgStages);
-      const int64_t use = i / kWgStages;
-      if (use > 0) mbar_wait(&empty[st], static_cast<uint32_t>((use - 1) & 1));
+    int st = 0;
+    uint32_t ph = 0;  // parity of stage st's current use
+    for (int i = 0; i < static_cast<int>(n_tiles); ++i) {
+      if (i >= kWgStages) mbar_wait(&empty[st], ph ^ 1);  // its previous use, released
       mbar_arrive_expect_tx(&full[st], kBytes);
       const int row = static_cast<int>(lo + i * kTileKeys), head = static_cast<int>(g);
 #pragma unroll
@@ -317,6 +352,10 @@ __global__ void __launch_bounds__(kWgAllThreads, PROBS ? 2 : 1)
         for (int a = 0; a < DV / kSwAtomCols; ++a)
           tma_load_3d(Vs + st * S::v_bytes + a * kTileKeys * 128, &v_map, a * kSwAtomCols, head,
                       row, &full[st]);
+      }
+      if (++st == kWgStages) {
+        st = 0;
+        ph ^= 1;
       }
     }
   } else {

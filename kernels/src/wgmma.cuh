@@ -40,16 +40,10 @@ __device__ __forceinline__ uint64_t sw128_desc(const void* smem, uint32_t lead_b
          static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFF) << 32 | (uint64_t{1} << 62);
 }
 
-// Descriptor of k16 slice kk of a K-major [ROWS][D] tile, starting at its row `row0` (a
-// multiple of 8).
-template <int ROWS>
-__device__ __forceinline__ uint64_t kmajor_desc(const unsigned char* tile, int row0, int kk) {
-  return sw128_desc(tile + (kk >> 2) * ROWS * 128 + row0 * 128 + (kk & 3) * 32, 16, 1024);
-}
-// Descriptor of the 16-row slice kk of an MN-major B tile [ROWS][D] (rows: reduction).
-template <int ROWS>
-__device__ __forceinline__ uint64_t mnmajor_desc(const unsigned char* tile, int kk) {
-  return sw128_desc(tile + kk * 16 * 128, ROWS * 128, 1024);
+// The descriptor d with its start address moved by `bytes` (a multiple of 16 inside the same
+// shared-memory allocation: the 14-bit address field does not overflow).
+__device__ __forceinline__ uint64_t desc_add(uint64_t d, int bytes) {
+  return d + static_cast<uint64_t>(bytes >> 4);
 }
 
 // Orders this thread's shared-memory writes (cp.async included) before the tensor cores' reads
