@@ -368,15 +368,10 @@ bool dispatch(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T* q,
   if (c.group > kMaxGroup || c.h_kv > 65535) return false;
   if (mode == kSlc && (c.n > kMaxSelEntries || c.n < 1)) return false;
   if (rows <= 0) return true;
-  const int64_t dk = c.d_k, dv = c.d_v;
-#define NSA_CASE(DK_, DV_)                                                                \
-  if (dk == DK_ && dv == DV_) {                                                           \
-    launch_dims<T, DK_, DV_>(mode, c, row0, rows, q, k, v, idx, o, lse, pg, stream, ctx); \
-    return true;                                                                          \
-  }
-  NSA_MMA_HEAD_DIMS(NSA_CASE)
-#undef NSA_CASE
-  return false;
+  return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
+    launch_dims<T, decltype(dk)::value, decltype(dv)::value>(mode, c, row0, rows, q, k, v, idx, o,
+                                                             lse, pg, stream, ctx);
+  });
 }
 
 }  // namespace

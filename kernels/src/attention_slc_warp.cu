@@ -245,15 +245,10 @@ bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const 
     if (c.total_q == 0) return true;
     const int64_t items = G >= 16 ? c.total_q * (G / 16) : (c.total_q + rows_here - 1) / rows_here;
     if (items > INT32_MAX) return false;  // grid.x bound even at one warp per CTA
-    const int64_t dk = c.d_k, dv = c.d_v;
-#define NSA_CASE(DK_, DV_)                                          \
-  if (dk == DK_ && dv == DV_) {                                     \
-    launch_dims<T, DK_, DV_>(c, q, k, v, idx, o, lse, stream, ctx); \
-    return true;                                                    \
-  }
-    NSA_MMA_HEAD_DIMS(NSA_CASE)
-#undef NSA_CASE
-    return false;
+    return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
+      launch_dims<T, decltype(dk)::value, decltype(dv)::value>(c, q, k, v, idx, o, lse, stream,
+                                                               ctx);
+    });
   }
 }
 

@@ -453,18 +453,13 @@ bool dispatch_wg(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
   // TMA coordinates are 32-bit: key rows past 2^31 stay on the mma.sync kernel.
   if ((mode == kWin ? c.total_k : c.total_c) >= (int64_t{1} << 31) - kTileKeys) return false;
   if (rows <= 0) return true;
-  const int64_t dk = c.d_k, dv = c.d_v;
-#define NSA_CASE(DK_, DV_)                                                                  \
-  if (dk == DK_ && dv == DV_) {                                                             \
-    if (mode == kProbs)                                                                     \
-      launch_wg<T, DK_, DV_, true>(mode, c, row0, rows, q, k, v, o, lse, pg, stream, ctx);  \
-    else                                                                                    \
-      launch_wg<T, DK_, DV_, false>(mode, c, row0, rows, q, k, v, o, lse, pg, stream, ctx); \
-    return true;                                                                            \
-  }
-  NSA_MMA_HEAD_DIMS(NSA_CASE)
-#undef NSA_CASE
-  return false;
+  return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
+    constexpr int DK = decltype(dk)::value, DV = decltype(dv)::value;
+    if (mode == kProbs)
+      launch_wg<T, DK, DV, true>(mode, c, row0, rows, q, k, v, o, lse, pg, stream, ctx);
+    else
+      launch_wg<T, DK, DV, false>(mode, c, row0, rows, q, k, v, o, lse, pg, stream, ctx);
+  });
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "device.cuh"
 
@@ -13,6 +14,20 @@ constexpr float kLog2e = 1.4426950408889634f;
 // The (d_k, d_v) pairs the tensor-core kernels are instantiated for; X(DK, DV) per pair.
 #define NSA_MMA_HEAD_DIMS(X) \
   X(64, 64) X(128, 64) X(128, 128) X(192, 64) X(192, 128) X(256, 64) X(256, 128)
+
+// Calls f(DK, DV) with std::integral_constant arguments for the instantiated pair equal to
+// (dk, dv) and returns true; false when no pair matches (host side of the launchers).
+template <class F>
+bool with_head_dims(int64_t dk, int64_t dv, F&& f) {
+#define NSA_CASE(DK_, DV_)                                                     \
+  if (dk == DK_ && dv == DV_) {                                                \
+    f(std::integral_constant<int, DK_>{}, std::integral_constant<int, DV_>{}); \
+    return true;                                                               \
+  }
+  NSA_MMA_HEAD_DIMS(NSA_CASE)
+#undef NSA_CASE
+  return false;
+}
 
 template <class T>
 __device__ __forceinline__ uint32_t pack2(float x, float y);
