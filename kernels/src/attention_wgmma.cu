@@ -464,36 +464,34 @@ bool dispatch_wg(int mode, const DevCfg& c, int64_t row0, int64_t rows, const T*
 
 }  // namespace
 
+// fp16 and bf16 only: fp32 stays on the simple path (launch_attend_mma never asks).
 template <class T>
 bool launch_attend_wgmma(int branch, const DevCfg& c, const T* q, const T* k, const T* v, T* o,
                          float* lse, cudaStream_t stream, const std::string& ctx) {
-  if constexpr (std::is_same_v<T, float>) {
-    return false;
-  } else {
-    return dispatch_wg<T>(branch, c, 0, c.total_q, q, k, v, o, lse, nullptr, stream, ctx);
-  }
+  return dispatch_wg<T>(branch, c, 0, c.total_q, q, k, v, o, lse, nullptr, stream, ctx);
 }
 
 template <class T>
 bool launch_probs_wgmma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
                         const float* lse_cmp, float* pg, cudaStream_t stream,
                         const std::string& ctx) {
-  if constexpr (std::is_same_v<T, float>) {
-    return false;
-  } else {
-    return dispatch_wg<T>(kProbs, c, row0, rows, q, kc, nullptr, nullptr,
-                          const_cast<float*>(lse_cmp), pg, stream, ctx);
-  }
+  return dispatch_wg<T>(kProbs, c, row0, rows, q, kc, nullptr, nullptr, const_cast<float*>(lse_cmp),
+                        pg, stream, ctx);
 }
 
-#define NSA_INST(T)                                                                          \
-  template bool launch_attend_wgmma<T>(int, const DevCfg&, const T*, const T*, const T*, T*, \
-                                       float*, cudaStream_t, const std::string&);            \
-  template bool launch_probs_wgmma<T>(const DevCfg&, int64_t, int64_t, const T*, const T*,   \
-                                      const float*, float*, cudaStream_t, const std::string&);
-NSA_INST(float)
-NSA_INST(__half)
-NSA_INST(__nv_bfloat16)
-#undef NSA_INST
+template bool launch_attend_wgmma<__half>(int, const DevCfg&, const __half*, const __half*,
+                                          const __half*, __half*, float*, cudaStream_t,
+                                          const std::string&);
+template bool launch_attend_wgmma<__nv_bfloat16>(int, const DevCfg&, const __nv_bfloat16*,
+                                                 const __nv_bfloat16*, const __nv_bfloat16*,
+                                                 __nv_bfloat16*, float*, cudaStream_t,
+                                                 const std::string&);
+template bool launch_probs_wgmma<__half>(const DevCfg&, int64_t, int64_t, const __half*,
+                                         const __half*, const float*, float*, cudaStream_t,
+                                         const std::string&);
+template bool launch_probs_wgmma<__nv_bfloat16>(const DevCfg&, int64_t, int64_t,
+                                                const __nv_bfloat16*, const __nv_bfloat16*,
+                                                const float*, float*, cudaStream_t,
+                                                const std::string&);
 
 }  // namespace nsa::cuda::detail

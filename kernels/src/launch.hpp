@@ -86,7 +86,8 @@ bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const 
                      float* lse, cudaStream_t stream, const std::string& ctx);
 
 // The same on Hopper's warpgroup MMA (attention_wgmma.cu) for branches 0 and 2 and the probs
-// pass; false where it does not apply (DevCfg::wgmma off, fp32, selection, unsupported dims).
+// pass, fp16 and bf16 (instantiated for those only); false where it does not apply
+// (DevCfg::wgmma off, selection, unsupported dims, key rows past 2^31).
 template <class T>
 bool launch_attend_wgmma(int branch, const DevCfg& c, const T* q, const T* k, const T* v, T* o,
                          float* lse, cudaStream_t stream, const std::string& ctx);
