@@ -3,8 +3,8 @@
 // (wgmma.cuh). Same semantics and tile bookkeeping as the mma.sync kernel (attention_mma.cu,
 // attention_tile.cuh); what differs is who feeds the tensor cores:
 //
-// - A CTA of two warpgroups owns BM = 128 query vectors (R = 128 / G rows x G heads); each
-//   warpgroup computes S = Q K^T for its 64 vectors against a 64-key tile with wgmma reading
+// - A CTA of two consumer warpgroups owns BM = 128 query vectors (R = 128 / G rows x G heads);
+//   each computes S = Q K^T for its 64 vectors against a 64-key tile with wgmma reading
 //   both operands straight from shared memory (no ldmatrix, no register copies of Q), then the
 //   online softmax in registers (mma_softmax.cuh, the same code as the mma.sync kernels), then
 //   O += P V with P from registers and V from shared memory (transposed B).
@@ -12,8 +12,11 @@
 //   fresh accumulator (two alternate, so one slice computes while the previous one is added),
 //   added to S in IEEE fp32 in slice order, as the mma.sync kernel does; docs/kernels.md
 //   "Numerics" says why.
-// - Keys stream through two cp.async stages; wgmma reads shared memory through the async proxy,
-//   so each copying thread fences the proxy before the barrier.
+// - A third, producer warpgroup streams the key tiles: one thread issues TMA loads into three
+//   stages guarded by mbarriers (full / empty), so the consumers never meet at a CTA barrier and
+//   neither waits for the other's softmax. setmaxnreg hands the producer's registers to them.
+// - The P V of tile i - 1 runs while the softmax of tile i does; in the probs pass, tile i - 1's
+//   probabilities are formed while tile i's Q K^T runs.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
