@@ -62,25 +62,25 @@ void launch_combine(const DevCfg& c, const T* const o_b[3], const T* const gate[
                     cudaStream_t stream, const std::string& ctx) {
   const int64_t total = c.total_q * c.h_q * c.d_v;
   if (total == 0) return;
+  auto grid_for = [](int64_t items) {  // 256 threads a block, grid-stride beyond 2^20 blocks
+    const unsigned want = blocks_for(items, 256);
+    return want < (1u << 20) ? want : (1u << 20);
+  };
   if constexpr (sizeof(T) == 2) {
     bool aligned = reinterpret_cast<uintptr_t>(o) % 16 == 0;
     for (int b = 0; b < 3; ++b)
       if (c.enable[b]) aligned = aligned && reinterpret_cast<uintptr_t>(o_b[b]) % 16 == 0;
     const int64_t chunks = total / 8;
     if (aligned && c.d_v % 8 == 0 && chunks < (int64_t{1} << 31)) {
-      const int64_t want = (chunks + 255) / 256;
-      const unsigned grid = static_cast<unsigned>(want < (1 << 20) ? want : (1 << 20));
-      combine_vec_kernel<T><<<grid, 256, 0, stream>>>(
+      combine_vec_kernel<T><<<grid_for(chunks), 256, 0, stream>>>(
           c, Triple<T>{{o_b[0], o_b[1], o_b[2]}}, Triple<T>{{gate[0], gate[1], gate[2]}}, o,
           static_cast<uint32_t>(chunks), static_cast<uint32_t>(c.d_v / 8));
       check_launch("combine_vec_kernel", ctx);
       return;
     }
   }
-  const int64_t want = (total + 255) / 256;
-  const unsigned grid = static_cast<unsigned>(want < (1 << 20) ? want : (1 << 20));
-  combine_kernel<T><<<grid, 256, 0, stream>>>(c, Triple<T>{{o_b[0], o_b[1], o_b[2]}},
-                                              Triple<T>{{gate[0], gate[1], gate[2]}}, o);
+  combine_kernel<T><<<grid_for(total), 256, 0, stream>>>(c, Triple<T>{{o_b[0], o_b[1], o_b[2]}},
+                                                         Triple<T>{{gate[0], gate[1], gate[2]}}, o);
   check_launch("combine_kernel", ctx);
 }
 

@@ -130,17 +130,6 @@ __device__ __forceinline__ void named_sync(int threads) {
   asm volatile("bar.sync 1, %0;\n" ::"r"(threads) : "memory");
 }
 
-template <class T>
-struct WgType;
-template <>
-struct WgType<__nv_bfloat16> {
-  static constexpr const char* name = "bf16";
-};
-template <>
-struct WgType<__half> {
-  static constexpr const char* name = "f16";
-};
-
 #define NSA_WG_D8(d, j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
 #define NSA_WG_D64(d)                                                                  \
   NSA_WG_D8(d, 0), NSA_WG_D8(d, 1), NSA_WG_D8(d, 2), NSA_WG_D8(d, 3), NSA_WG_D8(d, 4), \
