@@ -17,13 +17,14 @@ struct Segment {
   int64_t len = 0;
 };
 
-// Result for the G rows of Q: outputs O [G, d_v], lse [G], and the softmax weights P [G, keys]
-// laid out segment after segment.
+// Result for the G rows of Q: outputs O [G, d_v], lse [G], and (when asked) the softmax weights
+// P and the scaled scores z [G, keys], laid out segment after segment.
 template <class Real>
 struct AttnResult {
   Mat<Real> o;
   Vec<Real> lse;
   Mat<Real> p;
+  Mat<Real> z;
 };
 
 // Attn(q, S) = sum_j exp(z_j - m) v_j / sum_j exp(z_j - m), z_j = scale * q·k_j, m = max z;
@@ -33,7 +34,7 @@ struct AttnResult {
 template <class Real, class Round>
 AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>& v,
                         const std::vector<Segment>& segs, const Real& scale, const Round& round,
-                        bool keep_p) {
+                        bool keep_p, bool keep_z = false) {
   using std::exp;
   using std::log;
   const int64_t g = q.rows();
@@ -44,6 +45,7 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
   r.lse = Vec<Real>::Constant(g, neg_inf<Real>());
   if (total == 0) {
     if (keep_p) r.p.resize(g, 0);
+    if (keep_z) r.z.resize(g, 0);
     return r;
   }
   Mat<Real> z(g, total);
@@ -53,6 +55,7 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
     col += s.len;
   }
   z *= scale;
+  if (keep_z) r.z = z;
   Vec<Real> sum(g);
   for (int64_t h = 0; h < g; ++h) {
     const Real m = z.row(h).maxCoeff();
@@ -82,6 +85,87 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
   }
   if (keep_p) r.p = std::move(z);
   return r;
+}
+
+// --- backward ----------------------------------------------------------------------------
+// The gradient of Attn(q, S) for an upstream gradient dO of the output (SPEC section 6), in the
+// form flash-style kernels compute it: with the forward's lse and D = rowsum(dO ∘ o),
+//   P_j = exp(z_j - lse),  dP_j = <dO, v_j>,  dS_j = P_j (dP_j - D),
+//   dq = s Σ_j dS_j k_j,   dk_j += s dS_j q,   dv_j += P_j dO.
+// A key listed twice (multiset) is two terms of these sums. The storage policy rounds P and dS
+// as a kernel stores them for its tensor-core products (the exact policy leaves them alone).
+
+// A matrix as the storage policy keeps it.
+template <class Real, class Round>
+Mat<Real> stored(const Mat<Real>& m, const Round& round) {
+  if constexpr (std::is_same_v<Round, Exact>) {
+    return m;
+  } else {
+    return m.unaryExpr([&](const Real& x) { return round.store(x); });
+  }
+}
+
+// P and dS of the rows of z (scaled scores) whose key range is [lo[r], hi[r]) of the columns;
+// both are 0 outside the range. lse and D per row.
+template <class Real>
+void softmax_backward(const Mat<Real>& z, const Vec<Real>& lse, const Mat<Real>& dp,
+                      const Vec<Real>& D, const std::vector<int64_t>& lo,
+                      const std::vector<int64_t>& hi, Mat<Real>& p, Mat<Real>& ds) {
+  using std::exp;
+  p = Mat<Real>::Zero(z.rows(), z.cols());
+  ds = Mat<Real>::Zero(z.rows(), z.cols());
+  for (int64_t r = 0; r < z.rows(); ++r)
+    for (int64_t j = lo[r]; j < hi[r]; ++j) {
+      p(r, j) = exp(z(r, j) - lse(r));
+      ds(r, j) = p(r, j) * (dp(r, j) - D(r));
+    }
+}
+
+// Query side, for the G rows of one (query, KV head) over its key set: the forward's scaled
+// scores and lse (fwd.z, fwd.lse over segs), the upstream gradient d_o [G, d_v] and D [G].
+// Returns dq [G, d_k]; an empty key set gives exactly 0.
+template <class Real, class Round>
+Mat<Real> attend_backward_q(const AttnResult<Real>& fwd, const Mat<Real>& k, const Mat<Real>& v,
+                            const std::vector<Segment>& segs, const Mat<Real>& d_o,
+                            const Vec<Real>& D, const Real& scale, const Round& round) {
+  const int64_t g = d_o.rows(), total = fwd.z.cols();
+  Mat<Real> dq = Mat<Real>::Zero(g, k.cols());
+  if (total == 0) return dq;
+  Mat<Real> dp(g, total);
+  int64_t col = 0;
+  for (const auto& s : segs) {
+    dp.middleCols(col, s.len).noalias() = d_o * v.middleRows(s.begin, s.len).transpose();
+    col += s.len;
+  }
+  Mat<Real> p, ds;
+  softmax_backward(fwd.z, fwd.lse, dp, D, std::vector<int64_t>(g, 0),
+                   std::vector<int64_t>(g, total), p, ds);
+  const Mat<Real> ds_st = stored(ds, round);
+  col = 0;
+  for (const auto& s : segs) {
+    dq.noalias() += ds_st.middleCols(col, s.len) * k.middleRows(s.begin, s.len);
+    col += s.len;
+  }
+  return dq * scale;
+}
+
+// Key side, for a tile of keys k_tile [n, d_k], v_tile [n, d_v] and a batch of query rows
+// (q [R, d_k], d_o [R, d_v], lse, D [R]) of which row r attends tile keys [lo[r], hi[r]).
+// Accumulates dk += dS^T q (without the scale: the caller applies it once per tile) and
+// dv += P^T dO.
+template <class Real, class Round>
+void attend_backward_kv(const Mat<Real>& q, const Mat<Real>& d_o, const Vec<Real>& lse,
+                        const Vec<Real>& D, const std::vector<int64_t>& lo,
+                        const std::vector<int64_t>& hi, const Mat<Real>& k_tile,
+                        const Mat<Real>& v_tile, const Real& scale, const Round& round,
+                        Mat<Real>& dk, Mat<Real>& dv) {
+  Mat<Real> z = q * k_tile.transpose();
+  z *= scale;
+  const Mat<Real> dp = d_o * v_tile.transpose();
+  Mat<Real> p, ds;
+  softmax_backward(z, lse, dp, D, lo, hi, p, ds);
+  dv.noalias() += stored(p, round).transpose() * d_o;
+  dk.noalias() += stored(ds, round).transpose() * q;
 }
 
 }  // namespace nsa::ref::detail

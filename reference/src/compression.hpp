@@ -16,14 +16,16 @@ inline int64_t visible_cmp_blocks(const ValidConfig& vc, int64_t t) {
   return vc.num_cmp_blocks(reach);
 }
 
-template <class Real> Real activate(const Real& x, Activation act) {
+template <class Real>
+Real activate(const Real& x, Activation act) {
   using std::exp;
   if (act == Activation::relu) return x > Real(0) ? x : Real(0);
   return x / (Real(1) + exp(-x));  // silu
 }
 
 // One KV head's parameters of phi, widened to Real.
-template <class Real> struct PhiHead {
+template <class Real>
+struct PhiHead {
   Mat<Real> pos;  // [l, D]
   Mat<Real> w1;   // [l*D, D] (linear) or [l*D, m] (mlp)
   Vec<Real> b1;   // [m]
@@ -83,6 +85,98 @@ Mat<Real> compress_all(const ValidConfig& vc, const PhiHead<Real>& ph, const Mat
   Mat<Real> out(nc, x.cols());
   for (int64_t i = 0; i < nc; ++i) out.row(i) = compress_block(vc, ph, x, i * vc.cfg.cmp_stride);
   return out.unaryExpr([&](const Real& v) { return round.store(v); });
+}
+
+// --- backward ----------------------------------------------------------------------------
+// The gradient of each compressed block flows back through phi into the block's l tokens (a
+// token covered by several overlapping blocks receives from each) and into phi's parameters.
+//   mean:   dX[i*d + j] += dy_i / l
+//   linear: y = vec(X + P) W            ->  dW += vec(X + P)^T dy,  d vec(X) = d vec(P) = dy W^T
+//   mlp:    h = vec(X + P) W1 + b1, a = act(h), y = a W2 + b2
+//           ->  db2 += dy, dW2 += a^T dy, dh = (dy W2^T) ∘ act'(h), db1 += dh,
+//               dW1 += vec(X + P)^T dh,  d vec(X) = d vec(P) = dh W1^T
+// relu'(0) is taken as 0.
+
+// Gradients of one KV head's phi parameters, shaped as PhiHead.
+template <class Real>
+struct PhiHeadGrad {
+  Mat<Real> pos, w1, w2;
+  Vec<Real> b1, b2;
+};
+
+template <class Real>
+PhiHeadGrad<Real> zero_phi_grad(const PhiHead<Real>& ph) {
+  PhiHeadGrad<Real> g;
+  g.pos = Mat<Real>::Zero(ph.pos.rows(), ph.pos.cols());
+  g.w1 = Mat<Real>::Zero(ph.w1.rows(), ph.w1.cols());
+  g.w2 = Mat<Real>::Zero(ph.w2.rows(), ph.w2.cols());
+  g.b1 = Vec<Real>::Zero(ph.b1.size());
+  g.b2 = Vec<Real>::Zero(ph.b2.size());
+  return g;
+}
+
+template <class Real>
+void add_phi_grad(PhiHeadGrad<Real>& acc, const PhiHeadGrad<Real>& g) {
+  acc.pos += g.pos;
+  acc.w1 += g.w1;
+  acc.w2 += g.w2;
+  acc.b1 += g.b1;
+  acc.b2 += g.b2;
+}
+
+template <class Real>
+Real activate_grad(const Real& x, Activation act) {
+  using std::exp;
+  if (act == Activation::relu) return x > Real(0) ? Real(1) : Real(0);
+  const Real sig = Real(1) / (Real(1) + exp(-x));
+  return sig * (Real(1) + x * (Real(1) - sig));  // d/dx of x * sigmoid(x)
+}
+
+// Backward of compress_all for one sequence of one KV head: dy [N_c, D] holds the gradient of
+// each compressed block. Returns dX [tokens, D]; adds the parameter gradients to *grad.
+template <class Real>
+Mat<Real> compress_all_backward(const ValidConfig& vc, const PhiHead<Real>& ph, const Mat<Real>& x,
+                                const Mat<Real>& dy, PhiHeadGrad<Real>& grad) {
+  const auto& c = vc.cfg;
+  const int64_t l = c.cmp_block, d = c.cmp_stride, dim = x.cols(), nc = dy.rows();
+  Mat<Real> dx = Mat<Real>::Zero(x.rows(), dim);
+  if (nc == 0) return dx;
+  if (c.phi == Phi::mean) {
+    for (int64_t i = 0; i < nc; ++i) {
+      const Mat<Real> share = dy.row(i) / Real(l);
+      for (int64_t j = 0; j < l; ++j) dx.row(i * d + j) += share;
+    }
+    return dx;
+  }
+  // One row per block: vec(X_i + P), token-major.
+  Mat<Real> flat(nc, l * dim);
+  for (int64_t i = 0; i < nc; ++i) {
+    const Mat<Real> blk = x.middleRows(i * d, l) + ph.pos;
+    flat.row(i) = Eigen::Map<const Mat<Real>>(blk.data(), 1, l * dim);
+  }
+  Mat<Real> dflat;
+  if (c.phi == Phi::linear) {
+    grad.w1.noalias() += flat.transpose() * dy;
+    dflat = dy * ph.w1.transpose();
+  } else {
+    Mat<Real> h = flat * ph.w1;
+    h.rowwise() += ph.b1.transpose();
+    const Mat<Real> a = h.unaryExpr([&](const Real& v) { return activate(v, c.phi_act); });
+    const Mat<Real> act_grad =
+        h.unaryExpr([&](const Real& v) { return activate_grad(v, c.phi_act); });
+    grad.b2 += dy.colwise().sum().transpose();
+    grad.w2.noalias() += a.transpose() * dy;
+    const Mat<Real> dh = (dy * ph.w2.transpose()).cwiseProduct(act_grad);
+    grad.b1 += dh.colwise().sum().transpose();
+    grad.w1.noalias() += flat.transpose() * dh;
+    dflat = dh * ph.w1.transpose();
+  }
+  for (int64_t i = 0; i < nc; ++i) {
+    const Eigen::Map<const Mat<Real>> dblk(dflat.row(i).data(), l, dim);
+    grad.pos += dblk;
+    dx.middleRows(i * d, l) += dblk;
+  }
+  return dx;
 }
 
 }  // namespace nsa::ref::detail

@@ -76,19 +76,19 @@ void check_values(const std::string& name, const std::vector<double>& x, Dtype d
   }
 }
 
-void check_tensor(const std::string& name, const std::vector<double>& x, int64_t want,
-                  Dtype dtype) {
+}  // namespace
+
+void check_input_tensor(const std::string& name, const std::vector<double>& x, int64_t want,
+                        Dtype dtype) {
   check_size(name, x, want);
   check_values(name, x, dtype);
 }
-
-}  // namespace
 
 void check_inputs(const ValidConfig& vc, const Inputs& in) {
   const auto& c = vc.cfg;
   const auto s = input_shapes(vc);
   const Dtype dt = c.dtype;
-  check_tensor("q", in.q, s.q, dt);
+  check_input_tensor("q", in.q, s.q, dt);
   for (Branch b : kAllBranches) {
     const int i = static_cast<int>(b);
     // Built by append: GCC 12's -Wrestrict misfires on `"_" + std::string(...)` in Release.
@@ -97,21 +97,21 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
     // The selection branch needs compression inputs for its scores unless indices are given.
     const bool needed = b == Branch::cmp ? (c.enable_cmp || (c.enable_slc && !c.given_indices))
                                          : c.enabled(b);
-    check_tensor("k" + suffix, in.k[i], needed ? s.k : static_cast<int64_t>(in.k[i].size()), dt);
-    check_tensor("v" + suffix, in.v[i], needed ? s.v : static_cast<int64_t>(in.v[i].size()), dt);
-    check_tensor("g" + suffix, in.gate[i],
+    check_input_tensor("k" + suffix, in.k[i], needed ? s.k : static_cast<int64_t>(in.k[i].size()), dt);
+    check_input_tensor("v" + suffix, in.v[i], needed ? s.v : static_cast<int64_t>(in.v[i].size()), dt);
+    check_input_tensor("g" + suffix, in.gate[i],
                  c.enabled(b) ? s.gate : static_cast<int64_t>(in.gate[i].size()), dt);
   }
-  check_tensor("phi_k.pos", in.phi_k.pos, s.phi_pos_k, dt);
-  check_tensor("phi_v.pos", in.phi_v.pos, s.phi_pos_v, dt);
-  check_tensor("phi_k.w1", in.phi_k.w1, s.phi_w1_k, dt);
-  check_tensor("phi_v.w1", in.phi_v.w1, s.phi_w1_v, dt);
-  check_tensor("phi_k.b1", in.phi_k.b1, s.phi_b1, dt);
-  check_tensor("phi_v.b1", in.phi_v.b1, s.phi_b1, dt);
-  check_tensor("phi_k.w2", in.phi_k.w2, s.phi_w2_k, dt);
-  check_tensor("phi_v.w2", in.phi_v.w2, s.phi_w2_v, dt);
-  check_tensor("phi_k.b2", in.phi_k.b2, s.phi_b2_k, dt);
-  check_tensor("phi_v.b2", in.phi_v.b2, s.phi_b2_v, dt);
+  check_input_tensor("phi_k.pos", in.phi_k.pos, s.phi_pos_k, dt);
+  check_input_tensor("phi_v.pos", in.phi_v.pos, s.phi_pos_v, dt);
+  check_input_tensor("phi_k.w1", in.phi_k.w1, s.phi_w1_k, dt);
+  check_input_tensor("phi_v.w1", in.phi_v.w1, s.phi_w1_v, dt);
+  check_input_tensor("phi_k.b1", in.phi_k.b1, s.phi_b1, dt);
+  check_input_tensor("phi_v.b1", in.phi_v.b1, s.phi_b1, dt);
+  check_input_tensor("phi_k.w2", in.phi_k.w2, s.phi_w2_k, dt);
+  check_input_tensor("phi_v.w2", in.phi_v.w2, s.phi_w2_v, dt);
+  check_input_tensor("phi_k.b2", in.phi_k.b2, s.phi_b2_k, dt);
+  check_input_tensor("phi_v.b2", in.phi_v.b2, s.phi_b2_v, dt);
   check_size("indices", in.indices, s.indices);
   if (c.given_indices && c.enable_slc && c.index_policy == IndexPolicy::strict)
     check_indices_strict(vc, in.indices);

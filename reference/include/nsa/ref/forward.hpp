@@ -28,24 +28,28 @@ struct RowSelection {
   int threads = 0;          // 0: hardware concurrency
 };
 
-// Results, rounded once to double. Per-head tensors are [rows, heads, ...]; per-KV-head tensors
-// are [rows, groups, ...] where groups are the KV heads of the selected heads, ascending.
-struct Outputs {
+// Results. Per-head tensors are [rows, heads, ...]; per-KV-head tensors are [rows, groups, ...]
+// where groups are the KV heads of the selected heads, ascending. The public form holds doubles
+// (every value rounded once); the reference's own tests instantiate it on the high-precision type
+// to see values before that rounding (finite differences of a loss need them).
+template <class T>
+struct BasicOutputs {
   std::vector<int64_t> rows, heads, groups;
   int64_t d_v = 0, top_n = 0;
-  int64_t nc_max = 0;                           // width of p_cmp rows: N_c of the longest sequence
-  int64_t ns_max = 0;                           // width of score rows: N_s of the longest sequence
-  std::array<std::vector<double>, 3> o_branch;  // per branch: [rows, heads, d_v]; 0 if disabled
-  std::array<std::vector<double>, 3> lse;       // per branch: [rows, heads]; -inf if empty/off
-  std::vector<double> o;                        // gated combination: [rows, heads, d_v]
-  std::vector<double> p_cmp;      // [rows, heads, nc_max]: softmax weights, 0 where not visible
-  std::vector<double> scores;     // [rows, groups, ns_max]: ranked P, -inf for non-candidates
-  std::vector<int32_t> indices;   // [rows, groups, top_n]: ascending, -1 padded (or as given)
-  std::vector<double> score_gap;  // [rows, groups]: min free selected P - max unselected P
+  int64_t nc_max = 0;                      // width of p_cmp rows: N_c of the longest sequence
+  int64_t ns_max = 0;                      // width of score rows: N_s of the longest sequence
+  std::array<std::vector<T>, 3> o_branch;  // per branch: [rows, heads, d_v]; 0 if disabled
+  std::array<std::vector<T>, 3> lse;       // per branch: [rows, heads]; -inf if empty/off
+  std::vector<T> o;                        // gated combination: [rows, heads, d_v]
+  std::vector<T> p_cmp;          // [rows, heads, nc_max]: softmax weights, 0 where not visible
+  std::vector<T> scores;         // [rows, groups, ns_max]: ranked P, -inf for non-candidates
+  std::vector<int32_t> indices;  // [rows, groups, top_n]: ascending, -1 padded (or as given)
+  std::vector<T> score_gap;      // [rows, groups]: min free selected P - max unselected P
 
-  const std::vector<double>& out(Branch b) const { return o_branch[static_cast<int>(b)]; }
-  const std::vector<double>& lse_of(Branch b) const { return lse[static_cast<int>(b)]; }
+  const std::vector<T>& out(Branch b) const { return o_branch[static_cast<int>(b)]; }
+  const std::vector<T>& lse_of(Branch b) const { return lse[static_cast<int>(b)]; }
 };
+using Outputs = BasicOutputs<double>;
 
 // The given rows (all heads and groups) of an Outputs that holds every row 0..total_q-1 in order,
 // in the layout forward() gives for RowSelection{rows} (what check_candidate expects of a

@@ -45,6 +45,9 @@ struct InputShapes {
 };
 InputShapes input_shapes(const ValidConfig& vc);
 void check_inputs(const ValidConfig& vc, const Inputs& in);
+// One tensor's part of check_inputs(): `want` elements, each finite and representable in dtype.
+void check_input_tensor(const std::string& name, const std::vector<double>& x, int64_t want,
+                        Dtype dtype);
 
 // Whether x is exactly representable in dtype (fp64 accepts every double).
 bool representable(double x, Dtype dtype);

@@ -1,0 +1,344 @@
+// The one code path of the backward, templated on the real type and the storage policy. It
+// differentiates exactly the key sets the forward attends (row_attention.hpp) and runs in two
+// passes, as flash-style backward kernels do:
+//
+//  1. query side, parallel over query rows: the forward of the row (key sets, lse, outputs),
+//     D = rowsum(dO_b ∘ o_b) per branch, dq and the gate gradients;
+//  2. key side, parallel over tiles of keys: every (row, key range) listing of pass 1 is inverted
+//     into per-tile lists, in row order, and each tile sums dK/dV over its lists; the compressed
+//     keys' gradients then flow through phi into K_cmp/V_cmp and phi's parameters.
+//
+// Every sum runs in an order fixed by the shapes alone (never by the thread schedule), so the
+// result is the same for any thread count: golden files regenerate bit for bit.
+#pragma once
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "nsa/ref/backward.hpp"
+#include "parallel.hpp"
+#include "row_attention.hpp"
+
+namespace nsa::ref::detail {
+
+inline constexpr int64_t kKeyTile = 64;   // tokens per key tile (selection and window keys)
+inline constexpr int64_t kCmpTile = 16;   // compressed blocks per key tile
+inline constexpr int64_t kRowChunk = 32;  // (row, range) listings per product in a tile
+
+// A list of wanted elements of [0, total) and each element's output slot (-1: not wanted).
+struct Picked {
+  std::vector<int64_t> list;
+  std::vector<int64_t> slot;
+};
+
+inline Picked pick(const std::vector<int64_t>& want, int64_t total, bool on, const char* what) {
+  Picked p;
+  p.slot.assign(static_cast<std::size_t>(total), -1);
+  if (!on) return p;
+  if (want.empty()) {
+    for (int64_t i = 0; i < total; ++i) p.list.push_back(i);
+  } else {
+    p.list = want;
+  }
+  for (std::size_t i = 0; i < p.list.size(); ++i) {
+    const int64_t v = p.list[i];
+    const std::string where = std::string("gradient selection: ") + what + "[" + std::to_string(i) +
+                              "] = " + std::to_string(v);
+    if (v < 0 || v >= total)
+      throw std::invalid_argument(where + " is outside [0, " + std::to_string(total) + ")");
+    if (p.slot[v] >= 0)
+      throw std::invalid_argument(where + " is listed twice (also at [" +
+                                  std::to_string(p.slot[v]) + "])");
+    p.slot[v] = static_cast<int64_t>(i);
+  }
+  return p;
+}
+
+// Branch b's upstream gradient dO_b = g_b ∘ dO for the G heads of KV head g at packed row `row`,
+// written to rows dst_row .. dst_row + G of dst (the baseline keeps it in the input dtype, as the
+// gradient a branch's kernel receives).
+template <class Real, class Round>
+void branch_upstream(const ValidConfig& vc, const Inputs& in, const std::vector<double>& d_o,
+                     Branch b, int64_t row, int64_t g, const Round& round, Mat<Real>& dst,
+                     int64_t dst_row) {
+  const auto& c = vc.cfg;
+  const auto& gate = in.gates(b);
+  for (int64_t h = 0; h < vc.group; ++h) {
+    const int64_t head = g * vc.group + h;
+    const Real gh = Real(gate[row * c.h_q + head]);
+    const double* src = d_o.data() + (row * c.h_q + head) * c.d_v;
+    for (int64_t e = 0; e < c.d_v; ++e) dst(dst_row + h, e) = round.store(Real(gh * Real(src[e])));
+  }
+}
+
+// The per-KV-head parameter gradients in the layout of PhiParams (KV head outermost, each
+// matrix row-major), rounded once by the storage policy.
+template <class Real, class Round>
+PhiParams flatten_phi_grad(const std::vector<PhiHeadGrad<Real>>& heads, const Round& round) {
+  PhiParams p;
+  auto put = [&](std::vector<double>& dst, const auto& m) {
+    for (int64_t r = 0; r < m.rows(); ++r)
+      for (int64_t k = 0; k < m.cols(); ++k) dst.push_back(to_double(round.store(m(r, k))));
+  };
+  for (const auto& h : heads) {
+    put(p.pos, h.pos);
+    put(p.w1, h.w1);
+    put(p.b1, h.b1);
+    put(p.w2, h.w2);
+    put(p.b2, h.b2);
+  }
+  return p;
+}
+
+// One listing of a key range of a tile by a query row: local row `row` attends tile keys
+// [lo, hi) (tile-relative), once per listing (a multiset list can list a range twice).
+struct TileUse {
+  int64_t row, lo, hi;
+};
+
+template <class Real, class Round>
+Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vector<double>& d_o,
+                       const GradSelection& sel, const Round& round) {
+  const auto& c = vc.cfg;
+  const int64_t G = vc.group, Hkv = c.h_kv, dk_dim = c.d_k, dv_dim = c.d_v;
+  const Real scale = Real(vc.scale);
+  const Picked qp = pick(sel.rows, vc.total_q, sel.query_grads, "rows");
+  const Picked kp = pick(sel.keys, vc.total_k, sel.key_grads, "keys");
+  const bool phi_has_params = c.phi != Phi::mean;
+  const bool want_phi = sel.key_grads && sel.phi_params && phi_has_params;
+  const bool cmp_params = want_phi && c.enable_cmp;  // every compressed block is needed
+  const int ci = static_cast<int>(Branch::cmp);
+
+  Gradients out;
+  out.rows = qp.list;
+  out.keys = kp.list;
+  const auto nq = static_cast<int64_t>(qp.list.size()), nk = static_cast<int64_t>(kp.list.size());
+  out.dq.assign(static_cast<std::size_t>(nq * c.h_q * dk_dim), 0.0);
+  for (int b = 0; b < 3; ++b) {
+    out.dg[b].assign(static_cast<std::size_t>(nq * c.h_q), 0.0);
+    out.dk[b].assign(static_cast<std::size_t>(nk * Hkv * dk_dim), 0.0);
+    out.dv[b].assign(static_cast<std::size_t>(nk * Hkv * dv_dim), 0.0);
+  }
+  if (c.shared_kv) {
+    out.dk_shared.assign(out.dk[0].size(), 0.0);
+    out.dv_shared.assign(out.dv[0].size(), 0.0);
+  }
+  // phi parameter gradients per KV head, summed over the sequences in order.
+  std::vector<PhiHeadGrad<Real>> gk, gv;
+  if (want_phi)
+    for (int64_t g = 0; g < Hkv; ++g) {
+      gk.push_back(zero_phi_grad(phi_head<Real>(vc, in.phi_k, g, dk_dim)));
+      gv.push_back(zero_phi_grad(phi_head<Real>(vc, in.phi_v, g, dv_dim)));
+    }
+
+  for (const Sequence& seq : vc.seqs) {
+    const int64_t nc = vc.num_cmp_blocks(seq.t_k);
+    const int64_t n_tok_tiles = (seq.t_k + kKeyTile - 1) / kKeyTile;
+    const int64_t n_cmp_tiles = (nc + kCmpTile - 1) / kCmpTile;
+    // Key tiles whose gradients are wanted, per branch (the compressed keys a wanted token
+    // reads, or all of them for the phi parameters).
+    std::array<std::vector<char>, 3> tile_on;
+    tile_on[0].assign(static_cast<std::size_t>(n_cmp_tiles), cmp_params ? 1 : 0);
+    tile_on[1].assign(static_cast<std::size_t>(n_tok_tiles), 0);
+    tile_on[2].assign(static_cast<std::size_t>(n_tok_tiles), 0);
+    bool any_keys = cmp_params && c.enable_cmp && nc > 0;
+    for (int64_t u = 0; u < seq.t_k; ++u) {
+      if (kp.slot[seq.k_begin + u] < 0) continue;
+      any_keys = true;
+      tile_on[1][u / kKeyTile] = tile_on[2][u / kKeyTile] = 1;
+      const int64_t first = u < c.cmp_block ? 0 : (u - c.cmp_block) / c.cmp_stride + 1;
+      for (int64_t i = first; i <= std::min(nc - 1, u / c.cmp_stride); ++i)
+        tile_on[0][i / kCmpTile] = 1;
+    }
+    // Rows of pass 1: all of the sequence's rows when any of its keys is wanted, else the
+    // wanted query rows.
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < seq.t_q; ++i)
+      if (any_keys || qp.slot[seq.q_begin + i] >= 0) rows.push_back(i);
+    if (rows.empty() && !any_keys) continue;
+
+    std::vector<HeadData<Real>> heads(static_cast<std::size_t>(Hkv));
+    parallel_for(Hkv, sel.threads,
+                 [&](int64_t g) { heads[g] = load_head<Real>(vc, in, seq, g, round); });
+
+    // Pass 1. What pass 2 needs per (local row, KV head, branch): each head's lse and D, and the
+    // key set.
+    const std::size_t slots = static_cast<std::size_t>(seq.t_q * Hkv);
+    std::array<std::vector<Real>, 3> lse_of, d_of;
+    std::vector<std::array<std::vector<Segment>, 3>> segs_of;
+    if (any_keys) {
+      for (int b = 0; b < 3; ++b) {
+        lse_of[b].assign(slots * G, Real(0));
+        d_of[b].assign(slots * G, Real(0));
+      }
+      segs_of.resize(slots);
+    }
+    parallel_for(static_cast<int64_t>(rows.size()), sel.threads, [&](int64_t k) {
+      const int64_t i = rows[static_cast<std::size_t>(k)];
+      const int64_t row = seq.q_begin + i, t = seq.pos(i);
+      const int64_t qslot = qp.slot[row];
+      for (int64_t g = 0; g < Hkv; ++g) {
+        const auto& hd = heads[static_cast<std::size_t>(g)];
+        const Mat<Real> q = group_queries<Real>(vc, in, row, g);
+        const int32_t* given =
+            c.given_indices ? in.indices.data() + (row * Hkv + g) * c.top_n : nullptr;
+        const auto ra = attend_row(vc, hd, q, t, seq.t_k, given, scale, round, true);
+        Mat<Real> dq = Mat<Real>::Zero(G, dk_dim);
+        for (Branch b : kAllBranches) {
+          if (!c.enabled(b)) continue;
+          const int bi = static_cast<int>(b);
+          const Mat<Real> o = stored(ra.res[bi].o, round);
+          Mat<Real> dob(G, dv_dim);
+          branch_upstream(vc, in, d_o, b, row, g, round, dob, 0);
+          const Vec<Real> D = dob.cwiseProduct(o).rowwise().sum();
+          if (any_keys) {
+            const std::size_t s = static_cast<std::size_t>(i * Hkv + g);
+            for (int64_t h = 0; h < G; ++h) {
+              lse_of[bi][s * G + h] = ra.res[bi].lse(h);
+              d_of[bi][s * G + h] = D(h);
+            }
+            segs_of[s][bi] = ra.segs[bi];
+          }
+          if (qslot < 0) continue;
+          const Mat<Real>& keys = b == Branch::cmp ? hd.k_cmp : hd.k[bi];
+          const Mat<Real>& vals = b == Branch::cmp ? hd.v_cmp : hd.v[bi];
+          dq += attend_backward_q(ra.res[bi], keys, vals, ra.segs[bi], dob, D, scale, round);
+          for (int64_t h = 0; h < G; ++h) {
+            const int64_t head = g * G + h;
+            Real acc(0);
+            const double* up = d_o.data() + (row * c.h_q + head) * dv_dim;
+            for (int64_t e = 0; e < dv_dim; ++e) acc += Real(up[e]) * o(h, e);
+            out.dg[bi][qslot * c.h_q + head] = to_double(round.store(acc));
+          }
+        }
+        if (qslot < 0) continue;
+        for (int64_t h = 0; h < G; ++h)
+          for (int64_t e = 0; e < dk_dim; ++e)
+            out.dq[(qslot * c.h_q + g * G + h) * dk_dim + e] = to_double(round.store(dq(h, e)));
+      }
+    });
+    if (!any_keys) continue;
+
+    // Pass 2. Invert the key sets into per-tile listings, row by row (a fixed order).
+    std::array<std::vector<Mat<Real>>, 3> dks, dvs;  // per branch, per KV head: [keys, D]
+    std::array<std::vector<std::vector<std::vector<TileUse>>>, 3> uses;  // [b][g][tile]
+    for (Branch b : kAllBranches) {
+      if (!c.enabled(b)) continue;
+      const int bi = static_cast<int>(b);
+      const int64_t nkeys = b == Branch::cmp ? nc : seq.t_k;
+      const int64_t tile = b == Branch::cmp ? kCmpTile : kKeyTile;
+      dks[bi].assign(static_cast<std::size_t>(Hkv), Mat<Real>::Zero(nkeys, dk_dim));
+      dvs[bi].assign(static_cast<std::size_t>(Hkv), Mat<Real>::Zero(nkeys, dv_dim));
+      uses[bi].assign(static_cast<std::size_t>(Hkv),
+                      std::vector<std::vector<TileUse>>(tile_on[bi].size()));
+      for (int64_t i = 0; i < seq.t_q; ++i)
+        for (int64_t g = 0; g < Hkv; ++g)
+          for (const Segment& s : segs_of[static_cast<std::size_t>(i * Hkv + g)][bi])
+            for (int64_t tl = s.begin / tile; tl * tile < s.begin + s.len; ++tl) {
+              if (!tile_on[bi][tl]) continue;
+              const int64_t lo = std::max(s.begin, tl * tile) - tl * tile;
+              const int64_t hi = std::min(s.begin + s.len, (tl + 1) * tile) - tl * tile;
+              uses[bi][g][tl].push_back({i, lo, hi});
+            }
+    }
+    struct Task {
+      int b;
+      int64_t g, tile;
+    };
+    std::vector<Task> tasks;
+    for (int b = 0; b < 3; ++b)
+      for (int64_t g = 0; g < static_cast<int64_t>(uses[b].size()); ++g)
+        for (int64_t tl = 0; tl < static_cast<int64_t>(uses[b][g].size()); ++tl)
+          if (!uses[b][g][tl].empty()) tasks.push_back({b, g, tl});
+    parallel_for(static_cast<int64_t>(tasks.size()), sel.threads, [&](int64_t ti) {
+      const Task& task = tasks[static_cast<std::size_t>(ti)];
+      const int bi = task.b;
+      const auto& hd = heads[static_cast<std::size_t>(task.g)];
+      const Mat<Real>& keys = bi == ci ? hd.k_cmp : hd.k[bi];
+      const Mat<Real>& vals = bi == ci ? hd.v_cmp : hd.v[bi];
+      const int64_t tile = bi == ci ? kCmpTile : kKeyTile;
+      const int64_t k0 = task.tile * tile, n = std::min(tile, keys.rows() - k0);
+      const Mat<Real> k_tile = keys.middleRows(k0, n), v_tile = vals.middleRows(k0, n);
+      Mat<Real> dk = Mat<Real>::Zero(n, dk_dim), dv = Mat<Real>::Zero(n, dv_dim);
+      const auto& list = uses[bi][task.g][task.tile];
+      for (std::size_t u0 = 0; u0 < list.size(); u0 += kRowChunk) {
+        const std::size_t m = std::min<std::size_t>(kRowChunk, list.size() - u0);
+        const int64_t R = static_cast<int64_t>(m) * G;
+        Mat<Real> q(R, dk_dim), dob(R, dv_dim);
+        Vec<Real> lse(R), D(R);
+        std::vector<int64_t> lo(static_cast<std::size_t>(R)), hi(static_cast<std::size_t>(R));
+        for (std::size_t e = 0; e < m; ++e) {
+          const TileUse& use = list[u0 + e];
+          const int64_t row = seq.q_begin + use.row, r0 = static_cast<int64_t>(e) * G;
+          q.middleRows(r0, G) = group_queries<Real>(vc, in, row, task.g);
+          branch_upstream(vc, in, d_o, static_cast<Branch>(bi), row, task.g, round, dob, r0);
+          const std::size_t s = static_cast<std::size_t>(use.row * Hkv + task.g) * G;
+          for (int64_t h = 0; h < G; ++h) {
+            lse(r0 + h) = lse_of[bi][s + h];
+            D(r0 + h) = d_of[bi][s + h];
+            lo[r0 + h] = use.lo;
+            hi[r0 + h] = use.hi;
+          }
+        }
+        attend_backward_kv(q, dob, lse, D, lo, hi, k_tile, v_tile, scale, round, dk, dv);
+      }
+      dks[bi][task.g].middleRows(k0, n) = dk * scale;
+      dvs[bi][task.g].middleRows(k0, n) = dv;
+    });
+
+    // The compressed keys' gradients through phi into the tokens (and phi's parameters).
+    if (c.enable_cmp) {
+      parallel_for(Hkv, sel.threads, [&](int64_t g) {
+        const auto& hd = heads[static_cast<std::size_t>(g)];
+        const PhiHead<Real> hk = phi_head<Real>(vc, in.phi_k, g, dk_dim);
+        const PhiHead<Real> hv = phi_head<Real>(vc, in.phi_v, g, dv_dim);
+        PhiHeadGrad<Real> sk = zero_phi_grad(hk), sv = zero_phi_grad(hv);
+        dks[ci][g] = compress_all_backward(vc, hk, hd.k[ci], dks[ci][g], sk);
+        dvs[ci][g] = compress_all_backward(vc, hv, hd.v[ci], dvs[ci][g], sv);
+        if (!want_phi) return;
+        add_phi_grad(gk[static_cast<std::size_t>(g)], sk);
+        add_phi_grad(gv[static_cast<std::size_t>(g)], sv);
+      });
+    }
+
+    // Token gradients of this sequence's wanted keys, rounded once.
+    for (int64_t u = 0; u < seq.t_k; ++u) {
+      const int64_t slot = kp.slot[seq.k_begin + u];
+      if (slot < 0) continue;
+      for (int64_t g = 0; g < Hkv; ++g) {
+        const std::size_t kbase = static_cast<std::size_t>((slot * Hkv + g) * dk_dim);
+        const std::size_t vbase = static_cast<std::size_t>((slot * Hkv + g) * dv_dim);
+        Vec<Real> ksum = Vec<Real>::Zero(dk_dim), vsum = Vec<Real>::Zero(dv_dim);
+        for (Branch b : kAllBranches) {
+          if (!c.enabled(b)) continue;
+          const int bi = static_cast<int>(b);
+          const Mat<Real>& dkm = dks[bi][g];
+          const Mat<Real>& dvm = dvs[bi][g];
+          for (int64_t e = 0; e < dk_dim; ++e) {
+            out.dk[bi][kbase + e] = to_double(round.store(dkm(u, e)));
+            ksum(e) += dkm(u, e);
+          }
+          for (int64_t e = 0; e < dv_dim; ++e) {
+            out.dv[bi][vbase + e] = to_double(round.store(dvm(u, e)));
+            vsum(e) += dvm(u, e);
+          }
+        }
+        if (!c.shared_kv) continue;
+        for (int64_t e = 0; e < dk_dim; ++e)
+          out.dk_shared[kbase + e] = to_double(round.store(ksum(e)));
+        for (int64_t e = 0; e < dv_dim; ++e)
+          out.dv_shared[vbase + e] = to_double(round.store(vsum(e)));
+      }
+    }
+  }
+
+  if (want_phi) {
+    out.dphi_k = flatten_phi_grad(gk, round);
+    out.dphi_v = flatten_phi_grad(gv, round);
+  }
+  return out;
+}
+
+}  // namespace nsa::ref::detail

@@ -1,0 +1,52 @@
+// Shared helpers of the gradient tests: the pairing of every differentiable input tensor with its
+// gradient, a loss L = <R, o> computed in high precision before any rounding, and central finite
+// differences of it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nsa/ref/backward.hpp"
+#include "nsa/ref/forward.hpp"
+#include "nsa/ref/inputs.hpp"
+
+namespace nsa::test {
+
+// One differentiable input: the vectors of an Inputs perturbed together (several for a shared
+// K/V) and the gradient tensor that must equal dL/d(input), laid out like the input.
+struct GradPair {
+  // What one element belongs to, which bounds the query rows it can change: a query row (q,
+  // gates), a key token (k, v: only rows of its sequence from the start of its selection block
+  // on), or everything (phi's parameters).
+  enum class Unit { row, token, all };
+  std::string name;  // gradient name (grad_tensor_names)
+  std::function<std::vector<std::vector<double>*>(ref::Inputs&)> inputs;
+  const std::vector<double>* grad;
+  Unit unit = Unit::all;
+  int64_t per_unit = 1;  // elements per row or token
+};
+
+// Every input of a config with its gradient: q, each branch's k, v and gate (a disabled branch's
+// too: its gradient is 0), the shared K/V (shared_kv) and phi's parameters (linear, mlp). `g`
+// must hold every row and key.
+std::vector<GradPair> grad_pairs(const ref::ValidConfig& vc, ref::Inputs& in,
+                                 const ref::Gradients& g);
+
+// dO values for a config: seeded, representable in its dtype.
+std::vector<double> random_grad_output(const ref::ValidConfig& vc, uint64_t seed);
+
+// Central differences of L = <R, o>: (L(x + h e) - L(x - h e)) / 2h for every element e of the
+// pair's input, with the forward and L in cpp_bin_float_50 and o never rounded (check_inputs is
+// not applied, so x +- h may sit between dtype values; h = 2^-40 keeps x +- h exact in double for
+// fp32-valued x).
+struct FdResult {
+  std::vector<double> derivative;  // per element of the pair's input
+  int64_t selection_changed = 0;   // elements whose perturbation changed an index list
+};
+FdResult finite_differences(const ref::ValidConfig& vc, const ref::Inputs& in,
+                            const std::vector<double>& r, const GradPair& pair, double h,
+                            int threads = 0);
+
+}  // namespace nsa::test
