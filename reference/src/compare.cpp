@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "compare_rules.hpp"
 #include "selection.hpp"
 
 namespace nsa::ref {
@@ -27,6 +28,10 @@ std::pair<int, int> format_of(Dtype dt) {
   }
   return {52, -1022};
 }
+
+}  // namespace
+
+namespace detail {
 
 double max_abs_finite(const std::vector<double>& x) {
   double m = 0;
@@ -90,6 +95,12 @@ TensorVerdict check_tensor(const std::string& name, const std::vector<double>& t
   if (v.max_err > v.bound) v.pass = false;
   return v;
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::check_tensor;
 
 int64_t position_of_row(const ValidConfig& vc, int64_t row) {
   for (const auto& s : vc.seqs)

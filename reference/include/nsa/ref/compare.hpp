@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "nsa/ref/backward.hpp"
 #include "nsa/ref/forward.hpp"
 
 namespace nsa::ref {
@@ -23,12 +24,12 @@ struct TensorVerdict {
   std::string name;      // "o_cmp", "lse_slc", "o", "indices", ...
   bool checked = false;  // false: the candidate did not provide it
   bool pass = true;
-  double max_err = 0;    // max |X - X*| over finite truth elements (mismatch count for indices)
-  double bound = 0;      // alpha * baseline error + beta * ulp
+  double max_err = 0;  // max |X - X*| over finite truth elements (mismatch count for indices)
+  double bound = 0;    // alpha * baseline error + beta * ulp
   double baseline_err = 0;
-  int64_t worst = -1;    // flat index of the worst element
+  int64_t worst = -1;  // flat index of the worst element
   double expected = 0, actual = 0;
-  std::string note;      // why it failed (NaN, unwritten, -inf mismatch, index rule), or info
+  std::string note;  // why it failed (NaN, unwritten, -inf mismatch, index rule), or info
 };
 
 struct Verdict {
@@ -51,5 +52,21 @@ Verdict compare(const ValidConfig& vc, const Outputs& truth, const Outputs& base
 // candidate's own indices.
 Verdict check_candidate(const ValidConfig& vc, const Inputs& in, const Outputs& candidate,
                         Precision truth_precision = Precision::f128, Tolerance tol = {});
+
+// Gradients (docs/tolerance.md, "Gradients"): every tensor of grad_tensor_names(vc) by the same
+// rule, in ulps of the case dtype (gradients are stored in the input dtype). The three must cover
+// the same rows and keys; a candidate tensor that is empty is "not checked".
+Verdict compare_gradients(const ValidConfig& vc, const Gradients& truth, const Gradients& baseline,
+                          const Gradients& candidate, Tolerance tol = {});
+
+// The whole check of a candidate's gradients for the upstream gradient d_o: truth (in
+// `truth_precision`) and the baseline backward on the candidate's rows and keys (empty lists:
+// all). `candidate_indices` ([total_q, h_kv, top_n], or empty) are the index lists of the
+// candidate's own forward; where they differ from the reference's selection (within ties, which
+// the forward's judge decides), the gradients are judged against the reference run with them.
+Verdict check_candidate_gradients(const ValidConfig& vc, const Inputs& in,
+                                  const std::vector<double>& d_o, const Gradients& candidate,
+                                  Precision truth_precision = Precision::f128, Tolerance tol = {},
+                                  const std::vector<int32_t>& candidate_indices = {});
 
 }  // namespace nsa::ref
