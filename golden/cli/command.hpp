@@ -25,6 +25,6 @@ const std::vector<Command>& commands();
 
 #define NSA_CLI_CONCAT_(a, b) a##b
 #define NSA_CLI_CONCAT(a, b) NSA_CLI_CONCAT_(a, b)
-#define NSA_REGISTER_COMMAND(name, summary, fn)                                                    \
-  static const bool NSA_CLI_CONCAT(nsa_cli_registered_, __LINE__) =                                \
+#define NSA_REGISTER_COMMAND(name, summary, fn)                     \
+  static const bool NSA_CLI_CONCAT(nsa_cli_registered_, __LINE__) = \
       ::nsa::cli::register_command({name, summary, fn})

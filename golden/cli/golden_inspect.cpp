@@ -15,8 +15,9 @@ int golden_inspect(const std::vector<std::string>& argv) {
                      ")");
   const auto& path = args.positional()[0];
   const auto f = nsa::golden::read_golden(path);
-  std::printf("%s: schema version %d, suite %s, %zu cases\n", path.c_str(),
-              nsa::golden::kSchemaVersion, f.suite.c_str(), f.cases.size());
+  std::printf("%s: schema version %d (%s), suite %s, %zu cases\n", path.c_str(), f.schema_version,
+              f.schema_version >= 2 ? "forward and backward" : "forward only: no gradients",
+              f.suite.c_str(), f.cases.size());
   for (const auto& gc : f.cases) {
     const auto& vc = gc.vc;
     std::printf("\ncase %s  (seed %llu, regime %s, truth %s, generator v%d)\n  %s\n",
@@ -34,6 +35,11 @@ int golden_inspect(const std::vector<std::string>& argv) {
       else
         std::printf(" %s", n.c_str());
     }
+    std::printf("\n");
+    if (!gc.has_grad) continue;
+    std::printf("  gradients (inputs/do, expected/grad/):");
+    for (const auto& [n, err] : gc.grad_baseline_err)
+      std::printf(" %s (baseline err %.3g)", n.c_str(), err);
     std::printf("\n");
   }
   return 0;

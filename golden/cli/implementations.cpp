@@ -22,6 +22,16 @@ nsa::ref::Outputs run_baseline(const nsa::ref::ValidConfig& vc, const nsa::ref::
   return nsa::ref::forward(vc, in, nsa::ref::Precision::baseline);
 }
 
+nsa::ref::Gradients grad_f64(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                             const std::vector<double>& d_o) {
+  return nsa::ref::backward(vc, in, d_o, nsa::ref::Precision::f64);
+}
+
+nsa::ref::Gradients grad_baseline(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                                  const std::vector<double>& d_o) {
+  return nsa::ref::backward(vc, in, d_o, nsa::ref::Precision::baseline);
+}
+
 }  // namespace
 
 bool register_implementation(const Implementation& impl) {
@@ -33,6 +43,7 @@ const std::vector<Implementation>& implementations() { return registry(); }
 
 }  // namespace nsa::cli
 
-NSA_REGISTER_IMPLEMENTATION("ref-f64", nsa::cli::always, nsa::cli::supports_all, nsa::cli::run_f64);
+NSA_REGISTER_IMPLEMENTATION("ref-f64", nsa::cli::always, nsa::cli::supports_all, nsa::cli::run_f64,
+                            nsa::cli::grad_f64);
 NSA_REGISTER_IMPLEMENTATION("ref-baseline", nsa::cli::always, nsa::cli::supports_all,
-                            nsa::cli::run_baseline);
+                            nsa::cli::run_baseline, nsa::cli::grad_baseline);

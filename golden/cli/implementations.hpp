@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "nsa/ref/backward.hpp"
 #include "nsa/ref/forward.hpp"
 
 namespace nsa::cli {
@@ -19,6 +20,10 @@ struct Implementation {
   // All rows and heads of the forward, as nsa::ref::forward returns them (tensors it does not
   // produce stay empty and are reported as not checked).
   nsa::ref::Outputs (*run)(const nsa::ref::ValidConfig&, const nsa::ref::Inputs&);
+  // Every gradient of every row and key for the upstream gradient dO (as nsa::ref::backward
+  // returns them), or nullptr where the implementation has no backward.
+  nsa::ref::Gradients (*backward)(const nsa::ref::ValidConfig&, const nsa::ref::Inputs&,
+                                  const std::vector<double>& d_o) = nullptr;
 };
 
 bool register_implementation(const Implementation& impl);

@@ -15,7 +15,8 @@ namespace {
 
 struct Tally {
   int passed = 0, failed = 0, unsupported = 0;
-  double worst = 0;
+  int grad_passed = 0, grad_failed = 0;  // backward, where the implementation has one
+  double worst = 0, grad_worst = 0;
   double seconds = 0;
   std::string status;  // "not available" etc.
 };
@@ -74,6 +75,17 @@ int run_verify(const std::vector<std::string>& argv) {
           if (!v.pass())
             std::printf("  repro: nsa golden generate --suite %s --out g.h5, case %s, seed %llu\n",
                         suite.c_str(), gc.name.c_str(), static_cast<unsigned long long>(gc.seed));
+          if (!impl.backward) continue;
+          const auto b0 = std::chrono::steady_clock::now();
+          const auto grads = impl.backward(gc.vc, gc.inputs, gc.d_o);
+          t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - b0).count();
+          const auto gv = nsa::golden::check_case_gradients(gc, grads, out.indices);
+          const double gratio = nsa::golden::worst_ratio(gv);
+          t.grad_worst = std::max(t.grad_worst, gratio);
+          (gv.pass() ? t.grad_passed : t.grad_failed)++;
+          std::printf("%-14s %-40s %s  backward max err/bound %.3g\n", impl.name, gc.name.c_str(),
+                      gv.pass() ? "pass" : "FAIL", gratio);
+          if (!gv.pass() || verbose) std::printf("%s", gv.table().c_str());
         } catch (const std::exception& e) {
           ++t.failed;
           std::printf("%-14s %-40s FAIL  error: %s\n", impl.name, gc.name.c_str(), e.what());
@@ -85,16 +97,22 @@ int run_verify(const std::vector<std::string>& argv) {
     bool ok = true;
     std::printf("\nsummary (suite %s, %zu cases, truth f128, tolerance alpha 2 beta 2)\n",
                 suite.c_str(), cases.size());
-    std::printf("  %-14s %6s %6s %11s %16s %9s\n", "implementation", "pass", "fail", "unsupported",
-                "worst err/bound", "run s");
+    std::printf("  %-14s %6s %6s %11s %16s %10s %10s %16s %9s\n", "implementation", "pass", "fail",
+                "unsupported", "worst err/bound", "grad pass", "grad fail", "grad err/bound",
+                "run s");
     for (const auto& [name, t] : tallies) {
       if (!t.status.empty()) {
         std::printf("  %-14s %s\n", name.c_str(), t.status.c_str());
         continue;
       }
-      ok = ok && t.failed == 0;
-      std::printf("  %-14s %6d %6d %11d %16.3g %9.2f\n", name.c_str(), t.passed, t.failed,
-                  t.unsupported, t.worst, t.seconds);
+      ok = ok && t.failed == 0 && t.grad_failed == 0;
+      if (t.grad_passed + t.grad_failed == 0)
+        std::printf("  %-14s %6d %6d %11d %16.3g %10s %10s %16s %9.2f\n", name.c_str(), t.passed,
+                    t.failed, t.unsupported, t.worst, "--", "--", "no backward", t.seconds);
+      else
+        std::printf("  %-14s %6d %6d %11d %16.3g %10d %10d %16.3g %9.2f\n", name.c_str(), t.passed,
+                    t.failed, t.unsupported, t.worst, t.grad_passed, t.grad_failed, t.grad_worst,
+                    t.seconds);
     }
     std::printf(
         "note: ref-baseline passes by construction (its error is the baseline error itself and the "

@@ -22,6 +22,27 @@ nsa::ref::Verdict check_case(const GoldenCase& gc, nsa::ref::Outputs candidate,
   return v;
 }
 
+nsa::ref::Verdict check_case_gradients(const GoldenCase& gc, nsa::ref::Gradients candidate,
+                                       const std::vector<int32_t>& candidate_indices,
+                                       nsa::ref::Tolerance tol) {
+  if (!gc.has_grad)
+    throw GoldenError("case " + gc.name +
+                      ": the golden file (schema 1) holds no gradients; regenerate it with this "
+                      "version to check a backward");
+  candidate.rows = gc.grad_truth.rows;
+  candidate.keys = gc.grad_truth.keys;
+  const bool own_indices = !candidate_indices.empty() && gc.vc.cfg.enable_slc &&
+                           !gc.vc.cfg.given_indices && candidate_indices != gc.truth.indices;
+  if (own_indices)
+    return nsa::ref::check_candidate_gradients(gc.vc, gc.inputs, gc.d_o, candidate, gc.precision,
+                                               tol, candidate_indices);
+  const nsa::ref::Gradients base =
+      gc.grad_baseline.dq.empty()
+          ? nsa::ref::backward(gc.vc, gc.inputs, gc.d_o, nsa::ref::Precision::baseline)
+          : gc.grad_baseline;
+  return nsa::ref::compare_gradients(gc.vc, gc.grad_truth, base, candidate, tol);
+}
+
 double worst_ratio(const nsa::ref::Verdict& v) {
   double r = 0;
   for (const auto& t : v.tensors) {

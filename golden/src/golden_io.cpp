@@ -1,4 +1,6 @@
-// The golden file schema (golden/SCHEMA.md), version 1: writer and checking reader.
+// The golden file schema (golden/SCHEMA.md), version 2: writer and checking reader (which also
+// reads version 1, forward only).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -109,6 +111,31 @@ std::vector<double>* expected_data(Outputs& o, const std::string& name) {
   return nullptr;
 }
 
+// The gradients a case stores (grad_tensor_names) with their shapes: dq like q, dk_* / dv_* like
+// the keys / values, dg_* like the gates, dphi_<k|v>_<slot> like the phi input phi_<k|v>_<slot>.
+std::vector<Spec> grad_specs(const ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  std::map<std::string, std::vector<int64_t>> phi_dims;
+  const nsa::ref::Inputs none;
+  for (const auto& t : input_tensors(vc, none)) phi_dims[t.spec.name] = t.spec.dims;
+  std::vector<Spec> out;
+  for (const auto& name : nsa::ref::grad_tensor_names(vc)) {
+    std::vector<int64_t> dims;
+    if (name == "dq")
+      dims = {vc.total_q, c.h_q, c.d_k};
+    else if (name.rfind("dg_", 0) == 0)
+      dims = {vc.total_q, c.h_q};
+    else if (name.rfind("dk_", 0) == 0)
+      dims = {vc.total_k, c.h_kv, c.d_k};
+    else if (name.rfind("dv_", 0) == 0)
+      dims = {vc.total_k, c.h_kv, c.d_v};
+    else
+      dims = phi_dims.at(name.substr(1));  // dphi_k_w1 -> phi_k_w1
+    out.push_back({name, dims});
+  }
+  return out;
+}
+
 int64_t count(const std::vector<int64_t>& dims) {
   int64_t n = 1;
   for (auto d : dims) n *= d;
@@ -201,6 +228,7 @@ void write_case(hid_t cases, const GoldenCase& gc) {
   h5::write_attr(g, "regime", std::string(nsa::ref::to_string(gc.regime)));
   h5::write_attr(g, "reference_precision", std::string(nsa::ref::to_string(gc.precision)));
   h5::write_attr(g, "generator_version", int64_t{gc.generator_version});
+  h5::write_attr(g, "backward", int64_t{gc.has_grad});
 
   const auto in = h5::create_group(g, "inputs", "case " + gc.name);
   for (const auto& t : input_tensors(vc, gc.inputs)) {
@@ -223,6 +251,7 @@ void write_case(hid_t cases, const GoldenCase& gc) {
   write_int32(in, "cu_seqlens_q", to_int32(c.cu_seqlens_q), {b1});
   write_int32(in, "cu_seqlens_k", to_int32(c.cu_seqlens_k), {b1});
   if (c.given_indices) write_int32(in, "indices", gc.inputs.indices, {vc.total_q, c.h_kv, c.top_n});
+  if (gc.has_grad) write_input(in, "do", gc.d_o, {vc.total_q, c.h_q, c.d_v}, c.dtype);
 
   const auto ex = h5::create_group(g, "expected", "case " + gc.name);
   Outputs truth = gc.truth;  // copy: expected_data hands out non-const pointers
@@ -243,12 +272,30 @@ void write_case(hid_t cases, const GoldenCase& gc) {
   }
   if (computes_topn(vc))
     write_int32(ex, "indices", gc.truth.indices, {vc.total_q, c.h_kv, c.top_n});
+  if (!gc.has_grad) return;
+  const auto gg = h5::create_group(ex, "grad", "case " + gc.name);
+  const std::string dt(nsa::ref::to_string(c.dtype));
+  for (const auto& t : grad_specs(vc)) {
+    const auto it = gc.grad_baseline_err.find(t.name);
+    if (it == gc.grad_baseline_err.end())
+      throw GoldenError("case " + gc.name + ": no baseline error for gradient " + t.name);
+    const auto& data = nsa::ref::grad_tensor(vc, gc.grad_truth, t.name);
+    if (static_cast<int64_t>(data.size()) != count(t.dims))
+      throw GoldenError("case " + gc.name + ": truth gradient " + t.name + " has " +
+                        std::to_string(data.size()) + " elements, expected shape " +
+                        h5::shape_string(t.dims));
+    h5::write_dataset(gg, t.name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data.data(), t.dims);
+    const auto ds = h5::open_dataset(gg, t.name, "expected/grad");
+    h5::write_attr(ds, "baseline_max_abs_err", it->second);
+    h5::write_attr(ds, "ulp_dtype", dt);
+  }
 }
 
 // ---- reading ---------------------------------------------------------------------------------
 
 struct Reader {
   std::string file;
+  int64_t version = kSchemaVersion;
 
   std::string where(const std::string& cs) const { return file + ": case " + cs; }
 
@@ -379,7 +426,38 @@ struct Reader {
     } else if (c.enable_slc) {
       o.indices = in_indices;  // given indices: the reference echoes its input
     }
+    if (version >= 2 && h5::read_attr_int(g, "backward", w) != 0) read_grad(g, gc);
     return gc;
+  }
+
+  // Schema 2: inputs/do and expected/grad/<name>.
+  void read_grad(hid_t g, GoldenCase& gc) const {
+    const auto& vc = gc.vc;
+    const auto& c = vc.cfg;
+    gc.has_grad = true;
+    gc.d_o = input(g, gc.name, "do", {vc.total_q, c.h_q, c.d_v}, c.dtype);
+    try {
+      nsa::ref::check_grad_output(vc, gc.d_o);
+    } catch (const std::exception& e) {
+      throw GoldenError(where(gc.name) + ": inputs/do: " + e.what());
+    }
+    auto& t = gc.grad_truth;
+    for (int64_t r = 0; r < vc.total_q; ++r) t.rows.push_back(r);
+    for (int64_t k = 0; k < vc.total_k; ++k) t.keys.push_back(k);
+    for (const auto& spec : grad_specs(vc)) {
+      double err = 0;
+      nsa::ref::grad_tensor(vc, t, spec.name) =
+          expected(g, gc.name, "grad/" + spec.name, spec.dims, &err);
+      gc.grad_baseline_err[spec.name] = err;
+    }
+    // A disabled branch's gradients are exactly zero (docs/semantics.md, "Backward").
+    for (Branch b : nsa::ref::kAllBranches) {
+      if (c.enabled(b)) continue;
+      const int i = static_cast<int>(b);
+      t.dk[i].assign(static_cast<std::size_t>(vc.total_k * c.h_kv * c.d_k), 0.0);
+      t.dv[i].assign(static_cast<std::size_t>(vc.total_k * c.h_kv * c.d_v), 0.0);
+      t.dg[i].assign(static_cast<std::size_t>(vc.total_q * c.h_q), 0.0);
+    }
   }
 };
 
@@ -446,11 +524,13 @@ namespace {
 GoldenFile read_golden_checked(const std::string& path) {
   const auto f = h5::open_file(path);
   const auto version = h5::read_attr_int(f, "schema_version", path);
-  if (version != kSchemaVersion)
+  if (version < kOldestReadableSchema || version > kSchemaVersion)
     throw GoldenError(path + ": schema_version " + std::to_string(version) +
-                      ", this program reads version " + std::to_string(kSchemaVersion) +
-                      " (golden/SCHEMA.md)");
+                      ", this program reads versions " + std::to_string(kOldestReadableSchema) +
+                      " (forward only) and " + std::to_string(kSchemaVersion) +
+                      " (forward and backward) (golden/SCHEMA.md)");
   GoldenFile out;
+  out.schema_version = static_cast<int>(version);
   out.suite = h5::read_attr_string(f, "suite", path);
   const auto num = h5::read_attr_int(f, "num_cases", path);
   const auto cases = h5::open_group(f, "cases", path);
@@ -458,12 +538,57 @@ GoldenFile read_golden_checked(const std::string& path) {
   if (static_cast<int64_t>(names.size()) != num)
     throw GoldenError(path + ": group cases holds " + std::to_string(names.size()) +
                       " cases, attribute num_cases says " + std::to_string(num));
-  const Reader reader{path};
+  const Reader reader{path, version};
   for (const auto& n : names) out.cases.push_back(reader.read_case(cases, n));
   return out;
 }
 
 }  // namespace
+
+namespace {
+
+// outputs/grad/<name> of one candidate case: every dataset must be a gradient the case has.
+void read_candidate_grads(hid_t og, const std::string& grp_name, const std::string& w,
+                          const ValidConfig& vc, CandidateCase& cc) {
+  const auto gg = h5::open_group(og, "grad", w);
+  const auto specs = grad_specs(vc);
+  for (const auto& name : member_names(gg, w + ": group " + grp_name + "/grad")) {
+    const auto p = grp_name + "/grad/" + name;
+    const auto it =
+        std::find_if(specs.begin(), specs.end(), [&](const Spec& s) { return s.name == name; });
+    if (it == specs.end()) {
+      try {
+        (void)nsa::ref::grad_tensor(vc, cc.grads, name);  // names the reason
+        throw GoldenError(w + ": dataset " + p +
+                          (vc.cfg.shared_kv ? ": the case shares K/V between the branches "
+                                              "(shared_kv = 1); its K and V gradients are "
+                                              "dk_shared and dv_shared"
+                                            : ": this case has no such gradient"));
+      } catch (const std::invalid_argument& e) {
+        throw GoldenError(w + ": dataset " + p + ": " + e.what());
+      }
+    }
+    const auto ds = h5::open_dataset(gg, name, w);
+    const auto have = h5::shape_of(ds);
+    if (have != it->dims)
+      throw GoldenError(w + ": dataset " + p + " has shape " + h5::shape_string(have) +
+                        ", expected " + h5::shape_string(it->dims));
+    nsa::ref::grad_tensor(vc, cc.grads, name) = h5::read_floats(ds, w + ": dataset " + p);
+    cc.present.push_back("grad/" + name);
+  }
+}
+
+}  // namespace
+
+bool CandidateCase::has_grads() const {
+  return std::any_of(present.begin(), present.end(),
+                     [](const std::string& p) { return p.rfind("grad/", 0) == 0; });
+}
+
+bool CandidateCase::has_forward() const {
+  return std::any_of(present.begin(), present.end(),
+                     [](const std::string& p) { return p.rfind("grad/", 0) != 0; });
+}
 
 std::map<std::string, CandidateCase> read_candidate(const std::string& path,
                                                     const GoldenFile& golden) {
@@ -506,6 +631,7 @@ std::map<std::string, CandidateCase> read_candidate(const std::string& path,
       cc.outputs.indices = h5::read_int32(ds, w + ": dataset " + p);
       cc.present.push_back("indices");
     }
+    if (h5::exists(og, "grad")) read_candidate_grads(og, grp_name, w, vc, cc);
     out.emplace(gc.name, std::move(cc));
   }
   return out;
@@ -513,7 +639,8 @@ std::map<std::string, CandidateCase> read_candidate(const std::string& path,
 
 void write_candidate(const std::string& path,
                      const std::vector<std::pair<std::string, Outputs>>& cases,
-                     const GoldenFile& golden) {
+                     const GoldenFile& golden,
+                     const std::map<std::string, nsa::ref::Gradients>& grads) {
   const auto f = h5::create_file(path);
   const auto cg = h5::create_group(f, "cases", path);
   for (const auto& [name, outputs] : cases) {
@@ -532,6 +659,18 @@ void write_candidate(const std::string& path,
     }
     if (computes_topn(gc->vc) && !o.indices.empty())
       write_int32(og, "indices", o.indices, {gc->vc.total_q, gc->vc.cfg.h_kv, gc->vc.cfg.top_n});
+    const auto git = grads.find(name);
+    if (git == grads.end()) continue;
+    const auto gg = h5::create_group(og, "grad", path);
+    for (const auto& t : grad_specs(gc->vc)) {
+      const auto& d = nsa::ref::grad_tensor(gc->vc, git->second, t.name);
+      if (d.empty()) continue;
+      if (static_cast<int64_t>(d.size()) != count(t.dims))
+        throw GoldenError(path + ": case " + name + ": gradient " + t.name + " has " +
+                          std::to_string(d.size()) + " elements, shape " +
+                          h5::shape_string(t.dims) + " needs " + std::to_string(count(t.dims)));
+      h5::write_dataset(gg, t.name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d.data(), t.dims);
+    }
   }
 }
 

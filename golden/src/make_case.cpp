@@ -14,6 +14,12 @@ double max_abs_err(const std::vector<double>& base, const std::vector<double>& t
 }
 
 GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int threads) {
+  const auto vc = nsa::ref::validate(spec.cfg);
+  return make_case(spec, nsa::ref::generate_inputs(vc, spec.seed, spec.regime), precision, threads);
+}
+
+GoldenCase make_case(const CaseSpec& spec, nsa::ref::Inputs inputs, nsa::ref::Precision precision,
+                     int threads) {
   using nsa::ref::Branch;
   GoldenCase gc;
   gc.name = spec.name;
@@ -21,7 +27,7 @@ GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int th
   gc.seed = spec.seed;
   gc.regime = spec.regime;
   gc.precision = precision;
-  gc.inputs = nsa::ref::generate_inputs(gc.vc, spec.seed, spec.regime);
+  gc.inputs = std::move(inputs);
   nsa::ref::RowSelection sel;
   sel.threads = threads;
   gc.truth = nsa::ref::forward(gc.vc, gc.inputs, precision, sel);
@@ -37,6 +43,18 @@ GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int th
   gc.baseline_err["p_cmp"] = max_abs_err(base.p_cmp, gc.truth.p_cmp);
   gc.baseline_err["scores"] = max_abs_err(base.scores, gc.truth.scores);
   gc.baseline_err["score_gap"] = max_abs_err(base.score_gap, gc.truth.score_gap);
+
+  if (!spec.backward) return gc;
+  gc.has_grad = true;
+  gc.d_o = nsa::ref::generate_grad_output(gc.vc, spec.seed);
+  nsa::ref::GradSelection gsel;
+  gsel.threads = threads;
+  gc.grad_truth = nsa::ref::backward(gc.vc, gc.inputs, gc.d_o, precision, gsel);
+  gc.grad_baseline =
+      nsa::ref::backward(gc.vc, gc.inputs, gc.d_o, nsa::ref::Precision::baseline, gsel);
+  for (const auto& name : nsa::ref::grad_tensor_names(gc.vc))
+    gc.grad_baseline_err[name] = max_abs_err(nsa::ref::grad_tensor(gc.vc, gc.grad_baseline, name),
+                                             nsa::ref::grad_tensor(gc.vc, gc.grad_truth, name));
   return gc;
 }
 

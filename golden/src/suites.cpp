@@ -26,6 +26,11 @@ class Builder {
     std::snprintf(prefix, sizeof prefix, "%03zu_", cases_.size());
     cases_.push_back({prefix + what, std::move(c), seed_ + cases_.size(), r});
   }
+  // A case without the backward (CaseSpec::backward).
+  void add_forward_only(const std::string& what, Config c) {
+    add(what, std::move(c));
+    cases_.back().backward = false;
+  }
   std::vector<CaseSpec> take() { return std::move(cases_); }
 
  private:
@@ -122,14 +127,14 @@ std::vector<CaseSpec> canonical() {
     c.top_n = 6;
     c.window = 512;
     c.shared_kv = true;
-    b.add("lengths_pow2_boundaries_suffix3_fp32", c);
+    b.add_forward_only("lengths_pow2_boundaries_suffix3_fp32", c);
     std::vector<int64_t> every;
     for (int64_t k = 64; k <= 2048; k += 64) every.push_back(k + (k / 64) % 3 - 1);
     every.push_back(2100);
     auto e = varlen(every, 2, Dtype::bf16);
     e.top_n = 5;
     e.shared_kv = true;
-    b.add("lengths_every_64_boundary_suffix2_bf16", e);
+    b.add_forward_only("lengths_every_64_boundary_suffix2_bf16", e);
   }
   // Every short length 0..70 with all queries: all block-boundary positions of l, d, l'.
   {
@@ -253,6 +258,15 @@ std::vector<CaseSpec> canonical() {
       c.cmp_stride = 32;
       c.slc_block = 128;
     });
+  }
+  // The backward over long sequences (the two length sweeps above are forward only): keys far
+  // before the queries receive gradients through the compressed blocks alone; separate K/V per
+  // branch.
+  {
+    auto c = varlen({1025, 2049}, 3, Dtype::f32);
+    c.top_n = 6;
+    c.window = 512;
+    b.add("backward_long_suffix3_fp32", c);
   }
   return b.take();
 }

@@ -70,7 +70,9 @@ std::vector<std::string> grad_tensor_names(const ValidConfig& vc) {
   for (Branch b : kAllBranches) {
     if (!c.enabled(b)) continue;
     const std::string s(to_string(b));
-    names.insert(names.end(), {"dk_" + s, "dv_" + s, "dg_" + s});
+    // With shared K/V there is one K and one V tensor: only their gradients are inputs' gradients.
+    if (!c.shared_kv) names.insert(names.end(), {"dk_" + s, "dv_" + s});
+    names.push_back("dg_" + s);
   }
   if (c.shared_kv) names.insert(names.end(), {"dk_shared", "dv_shared"});
   if (c.enable_cmp)

@@ -16,6 +16,7 @@ enum Stream : uint64_t {
   kPhiK = 11,  // + parameter slot
   kPhiV = 21,
   kIdx = 31,
+  kGradOutput = 41,
 };
 
 double scaled(double u, double amp) { return (2.0 * u - 1.0) * amp; }
@@ -114,6 +115,11 @@ Inputs generate_inputs(const ValidConfig& vc, uint64_t seed, Regime regime) {
   params(in.phi_v, kPhiV, c.d_v, s.phi_pos_v, s.phi_w1_v, s.phi_b1, s.phi_w2_v, s.phi_b2_v);
   if (c.given_indices) in.indices = generate_indices(vc, seed, false);
   return in;
+}
+
+std::vector<double> generate_grad_output(const ValidConfig& vc, uint64_t seed) {
+  return tensor(seed, kGradOutput, vc.total_q * vc.cfg.h_q * vc.cfg.d_v, 1.0, Regime::typical,
+                vc.cfg.dtype);
 }
 
 std::vector<int32_t> generate_indices(const ValidConfig& vc, uint64_t seed, bool adversarial) {

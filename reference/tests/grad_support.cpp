@@ -60,15 +60,6 @@ std::vector<GradPair> grad_pairs(const ref::ValidConfig& vc, Inputs& in, const r
   return p;
 }
 
-std::vector<double> random_grad_output(const ref::ValidConfig& vc, uint64_t seed) {
-  const int64_t n = vc.total_q * vc.cfg.h_q * vc.cfg.d_v;
-  std::vector<double> r(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    r[i] = ref::round_to(2.0 * ref::random_unit(seed, 777, static_cast<uint64_t>(i)) - 1.0,
-                         vc.cfg.dtype);
-  return r;
-}
-
 FdResult finite_differences(const ref::ValidConfig& vc, const Inputs& in,
                             const std::vector<double>& r, const GradPair& pair, double h,
                             int threads) {

@@ -34,9 +34,6 @@ struct GradPair {
 std::vector<GradPair> grad_pairs(const ref::ValidConfig& vc, ref::Inputs& in,
                                  const ref::Gradients& g);
 
-// dO values for a config: seeded, representable in its dtype.
-std::vector<double> random_grad_output(const ref::ValidConfig& vc, uint64_t seed);
-
 // Central differences of L = <R, o>: (L(x + h e) - L(x - h e)) / 2h for every element e of the
 // pair's input, with the forward and L in cpp_bin_float_50 and o never rounded (check_inputs is
 // not applied, so x +- h may sit between dtype values; h = 2^-40 keeps x +- h exact in double for

@@ -15,6 +15,15 @@ namespace nsa::golden {
 nsa::ref::Verdict check_case(const GoldenCase& gc, nsa::ref::Outputs candidate,
                              nsa::ref::Tolerance tol = {});
 
+// Judges a candidate's gradients (any subset of grad_tensor_names; absent ones are "not checked")
+// against the case's truth gradients, the baseline backward setting the bound. With the
+// candidate's own forward indices (candidate_indices, when they differ from the truth's within
+// ties) the gradients are judged against the reference run with those indices. Throws GoldenError
+// for a case without gradients (a schema 1 file).
+nsa::ref::Verdict check_case_gradients(const GoldenCase& gc, nsa::ref::Gradients candidate,
+                                       const std::vector<int32_t>& candidate_indices = {},
+                                       nsa::ref::Tolerance tol = {});
+
 // max over checked tensors of max_err / bound (0 when nothing was checked; indices excluded).
 double worst_ratio(const nsa::ref::Verdict& v);
 

@@ -8,13 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "nsa/ref/backward.hpp"
 #include "nsa/ref/forward.hpp"
 #include "nsa/ref/generate.hpp"
 
 namespace nsa::golden {
 
-// Version of golden/SCHEMA.md that this code writes and the only one it reads.
-inline constexpr int kSchemaVersion = 1;
+// Version of golden/SCHEMA.md that this code writes. Version 2 added the backward (inputs/do,
+// expected/grad/); version 1 files are still read, forward only.
+inline constexpr int kSchemaVersion = 2;
+inline constexpr int kOldestReadableSchema = 1;
 
 // Any problem with a golden or candidate file: what() names the file, the case, the dataset or
 // attribute, and what was expected.
@@ -38,10 +41,20 @@ struct GoldenCase {
   // The baseline's outputs when the case was generated in this process (not stored in files;
   // empty after read_golden, and then recomputed where needed).
   nsa::ref::Outputs baseline;
+
+  // The backward (schema 2): the upstream gradient, the truth's gradients (every row and key) and
+  // max |X_b - X*| of the baseline backward per gradient name (grad_tensor_names). Absent
+  // (has_grad false) in a version 1 file.
+  bool has_grad = false;
+  std::vector<double> d_o;
+  nsa::ref::Gradients grad_truth;
+  std::map<std::string, double> grad_baseline_err;
+  nsa::ref::Gradients grad_baseline;  // as `baseline`: only when generated in this process
 };
 
 struct GoldenFile {
-  std::string suite;  // suite name, or "config" for a file made from --config
+  std::string suite;                    // suite name, or "config" for a file made from --config
+  int schema_version = kSchemaVersion;  // of the file read (1: forward only)
   std::vector<GoldenCase> cases;
 };
 
@@ -56,17 +69,23 @@ std::vector<std::string> expected_tensor_names(const nsa::ref::ValidConfig& vc);
 
 // Output tensors of a candidate file for one case; absent tensors are empty.
 struct CandidateCase {
-  nsa::ref::Outputs outputs;  // only the tensors the candidate holds; rows/heads unset
-  std::vector<std::string> present;
+  nsa::ref::Outputs outputs;         // only the tensors the candidate holds; rows/heads unset
+  nsa::ref::Gradients grads;         // outputs/grad/<name>: only those it holds; rows/keys unset
+  std::vector<std::string> present;  // "o_cmp", ..., "indices", "grad/dq", ...
+  bool has_forward() const;          // any of the forward's tensors
+  bool has_grads() const;            // any gradient
 };
 // Reads the candidate outputs of every case of `golden` present in the candidate file
-// (missing cases are absent from the map). Shapes are checked against the golden case.
+// (missing cases are absent from the map). Shapes are checked against the golden case; a
+// gradient the case cannot have (a disabled branch's, an unknown name) is an error.
 std::map<std::string, CandidateCase> read_candidate(const std::string& path,
                                                     const GoldenFile& golden);
-// Writes a candidate file holding `outputs` for each named case (for tests and other tools).
+// Writes a candidate file holding `outputs` (and, where given, gradients) for each named case
+// (for tests and other tools). Empty tensors are left out.
 void write_candidate(const std::string& path,
                      const std::vector<std::pair<std::string, nsa::ref::Outputs>>& cases,
-                     const GoldenFile& golden);
+                     const GoldenFile& golden,
+                     const std::map<std::string, nsa::ref::Gradients>& grads = {});
 
 // Compares two HDF5 files by content: every group, dataset (shape, type, raw bytes) and
 // attribute. Returns one line per difference (empty: identical content).

@@ -16,6 +16,10 @@ struct CaseSpec {
   nsa::ref::Config cfg;
   uint64_t seed = 1;
   nsa::ref::Regime regime = nsa::ref::Regime::typical;
+  // Whether the case carries the backward (inputs/do, expected/grad/). Off only for the two long
+  // length sweeps of the canonical suite, whose gradients would take a quarter of the committed
+  // data budget (golden/SCHEMA.md).
+  bool backward = true;
 };
 
 struct SuiteInfo {
@@ -32,6 +36,9 @@ double max_abs_err(const std::vector<double>& base, const std::vector<double>& t
 
 // Runs the reference for one case: truth in `precision` and the baseline. `threads` 0 = all.
 GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int threads = 0);
+// The same on given inputs instead of the seeded ones (tests that need special values).
+GoldenCase make_case(const CaseSpec& spec, nsa::ref::Inputs inputs, nsa::ref::Precision precision,
+                     int threads = 0);
 
 // A whole suite; `progress(done, total, case_name)` is called after each case.
 GoldenFile make_suite(

@@ -40,8 +40,9 @@ struct Gradients {
   const std::vector<double>& dg_of(Branch b) const { return dg[static_cast<int>(b)]; }
 };
 
-// The named gradient tensors of a config, in a fixed order: dq, then per enabled branch
-// dk_<b>, dv_<b>, dg_<b>, then dk_shared/dv_shared (shared_kv), then the phi parameter gradients
+// The named gradient tensors of a config (those of its inputs), in a fixed order: dq, then per
+// enabled branch dk_<b>, dv_<b> (separate K/V) and dg_<b>, then dk_shared, dv_shared (shared_kv:
+// the one K/V tensor's gradients replace the per-branch ones), then the phi parameter gradients
 // dphi_k_pos, dphi_k_w1, ... (enabled compression branch with a linear or mlp phi).
 std::vector<std::string> grad_tensor_names(const ValidConfig& vc);
 // A gradient by name. Throws std::invalid_argument naming the tensor for an unknown name, and

@@ -33,6 +33,10 @@ double random_unit(uint64_t seed, uint64_t stream, uint64_t i);
 // cfg.dtype, gates in [0, 1], and (if cfg.given_indices) a valid strict index list.
 Inputs generate_inputs(const ValidConfig& vc, uint64_t seed, Regime regime = Regime::typical);
 
+// An upstream gradient dO for the backward: [total_q, h_q, d_v], uniform in [-1, 1], rounded to
+// cfg.dtype (its own stream: the forward inputs of a seed do not change).
+std::vector<double> generate_grad_output(const ValidConfig& vc, uint64_t seed);
+
 // Index lists [total_q, h_kv, top_n]. Valid lists hold distinct candidate blocks, -1 padded at
 // random slots count; adversarial lists also hold duplicates, -1 anywhere, negative and
 // out-of-range values and future blocks (for the skip_invalid / multiset policies and kernels).
