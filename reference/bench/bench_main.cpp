@@ -1,11 +1,15 @@
 // nsa_ref_bench: wall time and useful GFLOP/s of the reference forward on the NSA paper's shape
 // (H_q=64, H_kv=4, d_k=192, d_v=128, l=32, d=16, l'=64, n=16, w=512, fp32 inputs), all rows in
-// double, and a sampled row subset in float128.
+// double, and a sampled row subset in float128; with --backward, the double backward too and its
+// ratio to the forward.
 //
-//   nsa_ref_bench [--t T_k] [--rows N] [--threads K] [--seed S]
+//   nsa_ref_bench [--t T_k] [--rows N] [--threads K] [--seed S] [--phi mean|linear|mlp]
+//                 [--backward]
 //
-// Useful FLOPs (docs/numerics.md): 2 (d_k + d_v) per (query head, key) a branch attends to, plus
-// the compression (l (d_k + d_v) adds per compressed block and KV head, for the mean phi).
+// Useful FLOPs (docs/numerics.md): forward 2 (d_k + d_v) per (query head, key) a branch attends
+// to, backward 2 (3 d_k + 2 d_v) (recomputed scores, dP, dq, dk, dv), plus phi: the mean's adds,
+// or the GEMMs of linear/mlp (forward once, backward twice: the inputs' and the weights'
+// gradients).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "nsa/ref/backward.hpp"
 #include "nsa/ref/forward.hpp"
 #include "nsa/ref/generate.hpp"
 
@@ -26,6 +31,8 @@ struct Args {
   int64_t rows = 8;
   int threads = 0;
   uint64_t seed = 1;
+  Phi phi = Phi::mean;
+  bool backward = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -44,10 +51,16 @@ Args parse(int argc, char** argv) {
       a.threads = std::stoi(value());
     } else if (k == "--seed") {
       a.seed = std::stoull(value());
+    } else if (k == "--phi") {
+      const std::string v = value();
+      if (!parse_enum(v, a.phi))
+        throw std::invalid_argument("--phi = '" + v + "': expected " + allowed_values<Phi>());
+    } else if (k == "--backward") {
+      a.backward = true;
     } else {
       throw std::invalid_argument("unknown argument " + k +
                                   " (usage: nsa_ref_bench [--t T_k] [--rows N] [--threads K] "
-                                  "[--seed S])");
+                                  "[--seed S] [--phi mean|linear|mlp] [--backward])");
     }
   }
   if (a.t < 1) throw std::invalid_argument("--t must be >= 1");
@@ -66,10 +79,24 @@ int64_t slc_keys(const Config& c, int64_t t, const int32_t* idx) {
   return n;
 }
 
-// Useful FLOPs of the rows `out` holds (all heads), from the key counts of each branch.
-double useful_flops(const ValidConfig& vc, const Outputs& out) {
+// FLOPs of phi over every block of K and V: the mean's adds, or the GEMMs of linear/mlp.
+double phi_flops(const ValidConfig& vc) {
   const auto& c = vc.cfg;
-  const double per_key = 2.0 * static_cast<double>(c.d_k + c.d_v);
+  const double blocks = static_cast<double>(vc.num_cmp_blocks(vc.max_t_k) * c.h_kv);
+  const double l = static_cast<double>(c.cmp_block), m = static_cast<double>(c.phi_hidden);
+  double per_block = 0;
+  for (const double dim : {static_cast<double>(c.d_k), static_cast<double>(c.d_v)}) {
+    if (c.phi == Phi::mean) per_block += l * dim;
+    if (c.phi == Phi::linear) per_block += 2 * l * dim * dim;
+    if (c.phi == Phi::mlp) per_block += 2 * l * dim * m + 2 * m * dim;
+  }
+  return blocks * per_block;
+}
+
+// Useful FLOPs of the rows `out` holds (all heads), from the key counts of each branch, with
+// `per_key` FLOPs per (query head, key) pair.
+double useful_flops(const ValidConfig& vc, const Outputs& out, double per_key) {
+  const auto& c = vc.cfg;
   const int64_t groups = static_cast<int64_t>(out.groups.size());
   double keys = 0;  // (query head, key) pairs over all branches
   for (std::size_t ri = 0; ri < out.rows.size(); ++ri) {
@@ -81,11 +108,7 @@ double useful_flops(const ValidConfig& vc, const Outputs& out) {
       keys += static_cast<double>(vc.group) *
               static_cast<double>(slc_keys(c, t, out.indices.data() + (ri * groups + g) * c.top_n));
   }
-  // Compression: each compressed block sums l rows of K and of V, per KV head. It is done once
-  // per sequence, whatever rows are asked for, so it is counted once.
-  const double compress = static_cast<double>(vc.num_cmp_blocks(vc.max_t_k)) *
-                          static_cast<double>(c.h_kv * c.cmp_block * (c.d_k + c.d_v));
-  return per_key * keys + compress;
+  return per_key * keys;
 }
 
 // Wall seconds of f(); the process CPU seconds it used go to *cpu (on a loaded machine the wall
@@ -116,6 +139,8 @@ int main(int argc, char** argv) {
     c.top_n = 16;
     c.window = 512;
     c.dtype = Dtype::f32;
+    c.phi = a.phi;
+    if (a.phi == Phi::mlp) c.phi_hidden = 2 * c.cmp_block;  // a hidden width of 2 l
     const ValidConfig vc = validate(c);
     std::printf("config: %s\n", describe(vc.cfg).c_str());
     Inputs in;
@@ -130,7 +155,9 @@ int main(int argc, char** argv) {
     Outputs out;
     double cpu64 = 0, cpu128 = 0;
     const double t64 = seconds([&] { out = forward(vc, in, Precision::f64, all); }, &cpu64);
-    const double f64_flops = useful_flops(vc, out);
+    const double fwd_per_key = 2.0 * static_cast<double>(c.d_k + c.d_v);
+    // Compression runs once per sequence, whatever rows are asked for: counted once.
+    const double f64_flops = useful_flops(vc, out, fwd_per_key) + phi_flops(vc);
     std::printf(
         "f64:  T_k=%lld rows=%lld  wall %.2f s (cpu %.2f s)  %.3f GFLOP useful  %.2f GFLOP/s "
         "(%.2f per cpu-second)\n",
@@ -143,7 +170,7 @@ int main(int argc, char** argv) {
     for (int64_t i = 0; i < n; ++i) sampled.rows.push_back((vc.total_q - 1) - i * vc.total_q / n);
     Outputs q;
     const double t128 = seconds([&] { q = forward(vc, in, Precision::f128, sampled); }, &cpu128);
-    const double f128_flops = useful_flops(vc, q);
+    const double f128_flops = useful_flops(vc, q, fwd_per_key) + phi_flops(vc);
     std::printf(
         "f128: T_k=%lld rows=%lld (sampled)  wall %.2f s (cpu %.2f s)  %.3f GFLOP useful  "
         "%.4f GFLOP/s (%.4f per cpu-second)\n",
@@ -156,6 +183,25 @@ int main(int argc, char** argv) {
         worst = std::max(
             worst, std::abs(q.o[ri * c.h_q * c.d_v + e] - out.o[q.rows[ri] * c.h_q * c.d_v + e]));
     std::printf("max |o_f64 - o_f128| on the sampled rows: %.3g\n", worst);
+    if (!a.backward) return 0;
+
+    std::fflush(stdout);
+    const std::vector<double> d_o = generate_grad_output(vc, a.seed);
+    GradSelection gsel;
+    gsel.threads = a.threads;
+    double cpu_b = 0;
+    Gradients g;
+    const double tb = seconds([&] { g = backward(vc, in, d_o, Precision::f64, gsel); }, &cpu_b);
+    const double bwd_flops =
+        useful_flops(vc, out, 2.0 * static_cast<double>(3 * c.d_k + 2 * c.d_v)) + 2 * phi_flops(vc);
+    std::printf(
+        "f64 backward: T_k=%lld rows=%lld keys=%lld  wall %.2f s (cpu %.2f s)  %.3f GFLOP useful  "
+        "%.2f GFLOP/s (%.2f per cpu-second)\n",
+        static_cast<long long>(a.t), static_cast<long long>(g.rows.size()),
+        static_cast<long long>(g.keys.size()), tb, cpu_b, bwd_flops * 1e-9, bwd_flops * 1e-9 / tb,
+        bwd_flops * 1e-9 / cpu_b);
+    std::printf("backward / forward: %.2fx wall, %.2fx cpu (target <= 3x)\n", tb / t64,
+                cpu_b / cpu64);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nsa_ref_bench: %s\n", e.what());

@@ -27,6 +27,49 @@ struct AttnResult {
   Mat<Real> z;
 };
 
+// What attend() keeps besides lse: the output (the exact backward needs only P), the weights,
+// the scaled scores.
+struct AttnKeep {
+  bool o = true;
+  bool p = false;
+  bool z = false;
+};
+
+// a · M_S^T over the key rows of segs, segment after segment: [a.rows(), |S|] (scores, dP).
+template <class Real>
+Mat<Real> times_keys(const Mat<Real>& a, const Mat<Real>& m, const std::vector<Segment>& segs,
+                     int64_t total) {
+  Mat<Real> out(a.rows(), total);
+  int64_t col = 0;
+  for (const auto& s : segs) {
+    out.middleCols(col, s.len).noalias() = a * m.middleRows(s.begin, s.len).transpose();
+    col += s.len;
+  }
+  return out;
+}
+
+// Σ_j w_j M_j over the key rows of segs: [w.rows(), M.cols()] (outputs, dq).
+template <class Real>
+Mat<Real> times_rows(const Mat<Real>& w, const Mat<Real>& m, const std::vector<Segment>& segs) {
+  Mat<Real> out = Mat<Real>::Zero(w.rows(), m.cols());
+  int64_t col = 0;
+  for (const auto& s : segs) {
+    out.noalias() += w.middleCols(col, s.len) * m.middleRows(s.begin, s.len);
+    col += s.len;
+  }
+  return out;
+}
+
+// A matrix as the storage policy keeps it (the exact policy: the matrix itself, no copy).
+template <class Real, class Round>
+decltype(auto) stored(const Mat<Real>& m, const Round& round) {
+  if constexpr (std::is_same_v<Round, Exact>) {
+    return (m);
+  } else {
+    return Mat<Real>(m.unaryExpr([&](const Real& x) { return round.store(x); }));
+  }
+}
+
 // Attn(q, S) = sum_j exp(z_j - m) v_j / sum_j exp(z_j - m), z_j = scale * q·k_j, m = max z;
 // lse = m + log sum exp(z_j - m). Empty S: o = 0, lse = -inf.
 // `round` is the storage policy: the baseline rounds P to the input dtype before P·V while the
@@ -34,7 +77,7 @@ struct AttnResult {
 template <class Real, class Round>
 AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>& v,
                         const std::vector<Segment>& segs, const Real& scale, const Round& round,
-                        bool keep_p, bool keep_z = false) {
+                        AttnKeep keep) {
   using std::exp;
   using std::log;
   const int64_t g = q.rows();
@@ -44,18 +87,13 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
   r.o = Mat<Real>::Zero(g, v.cols());
   r.lse = Vec<Real>::Constant(g, neg_inf<Real>());
   if (total == 0) {
-    if (keep_p) r.p.resize(g, 0);
-    if (keep_z) r.z.resize(g, 0);
+    if (keep.p) r.p.resize(g, 0);
+    if (keep.z) r.z.resize(g, 0);
     return r;
   }
-  Mat<Real> z(g, total);
-  int64_t col = 0;
-  for (const auto& s : segs) {
-    z.middleCols(col, s.len).noalias() = q * k.middleRows(s.begin, s.len).transpose();
-    col += s.len;
-  }
+  Mat<Real> z = times_keys(q, k, segs, total);
   z *= scale;
-  if (keep_z) r.z = z;
+  if (keep.z) r.z = z;
   Vec<Real> sum(g);
   for (int64_t h = 0; h < g; ++h) {
     const Real m = z.row(h).maxCoeff();
@@ -69,21 +107,14 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
     r.lse(h) = m + log(acc);
   }
   // P·V uses the weights as the kernel stores them; normalisation happens once at the end.
-  // The exact policy stores nothing differently, so it skips the rounded copy.
-  Mat<Real> rounded;
-  if constexpr (!std::is_same_v<Round, Exact>)
-    rounded = z.unaryExpr([&](const Real& x) { return round.store(x); });
-  const Mat<Real>& stored = std::is_same_v<Round, Exact> ? z : rounded;
-  col = 0;
-  for (const auto& s : segs) {
-    r.o.noalias() += stored.middleCols(col, s.len) * v.middleRows(s.begin, s.len);
-    col += s.len;
+  if (keep.o) {
+    r.o = times_rows<Real>(stored(z, round), v, segs);
+    for (int64_t h = 0; h < g; ++h) r.o.row(h) /= sum(h);
   }
-  for (int64_t h = 0; h < g; ++h) {
-    r.o.row(h) /= sum(h);
-    if (keep_p) z.row(h) /= sum(h);
+  if (keep.p) {
+    for (int64_t h = 0; h < g; ++h) z.row(h) /= sum(h);
+    r.p = std::move(z);
   }
-  if (keep_p) r.p = std::move(z);
   return r;
 }
 
@@ -95,75 +126,47 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
 // A key listed twice (multiset) is two terms of these sums. The storage policy rounds P and dS
 // as a kernel stores them for its tensor-core products (the exact policy leaves them alone).
 
-// A matrix as the storage policy keeps it.
-template <class Real, class Round>
-Mat<Real> stored(const Mat<Real>& m, const Round& round) {
-  if constexpr (std::is_same_v<Round, Exact>) {
-    return m;
-  } else {
-    return m.unaryExpr([&](const Real& x) { return round.store(x); });
-  }
-}
-
-// P and dS of the rows of z (scaled scores) whose key range is [lo[r], hi[r]) of the columns;
-// both are 0 outside the range. lse and D per row.
+// P = exp(z - lse) row by row: the weights as a backward recomputes them from the forward's lse.
 template <class Real>
-void softmax_backward(const Mat<Real>& z, const Vec<Real>& lse, const Mat<Real>& dp,
-                      const Vec<Real>& D, const std::vector<int64_t>& lo,
-                      const std::vector<int64_t>& hi, Mat<Real>& p, Mat<Real>& ds) {
+Mat<Real> weights_from_lse(const Mat<Real>& z, const Vec<Real>& lse) {
   using std::exp;
-  p = Mat<Real>::Zero(z.rows(), z.cols());
-  ds = Mat<Real>::Zero(z.rows(), z.cols());
+  Mat<Real> p(z.rows(), z.cols());
   for (int64_t r = 0; r < z.rows(); ++r)
-    for (int64_t j = lo[r]; j < hi[r]; ++j) {
-      p(r, j) = exp(z(r, j) - lse(r));
-      ds(r, j) = p(r, j) * (dp(r, j) - D(r));
-    }
+    for (int64_t j = 0; j < z.cols(); ++j) p(r, j) = exp(z(r, j) - lse(r));
+  return p;
 }
 
-// Query side, for the G rows of one (query, KV head) over its key set: the forward's scaled
-// scores and lse (fwd.z, fwd.lse over segs), the upstream gradient d_o [G, d_v] and D [G].
-// Returns dq [G, d_k]; an empty key set gives exactly 0.
+// Query side, for the G rows of one (query, KV head) over its key set: dq [G, d_k] from the
+// weights P and dP = dO V_S^T [G, |S|] and D [G]. An empty key set gives exactly 0.
 template <class Real, class Round>
-Mat<Real> attend_backward_q(const AttnResult<Real>& fwd, const Mat<Real>& k, const Mat<Real>& v,
-                            const std::vector<Segment>& segs, const Mat<Real>& d_o,
-                            const Vec<Real>& D, const Real& scale, const Round& round) {
-  const int64_t g = d_o.rows(), total = fwd.z.cols();
-  Mat<Real> dq = Mat<Real>::Zero(g, k.cols());
-  if (total == 0) return dq;
-  Mat<Real> dp(g, total);
-  int64_t col = 0;
-  for (const auto& s : segs) {
-    dp.middleCols(col, s.len).noalias() = d_o * v.middleRows(s.begin, s.len).transpose();
-    col += s.len;
-  }
-  Mat<Real> p, ds;
-  softmax_backward(fwd.z, fwd.lse, dp, D, std::vector<int64_t>(g, 0),
-                   std::vector<int64_t>(g, total), p, ds);
-  const Mat<Real> ds_st = stored(ds, round);
-  col = 0;
-  for (const auto& s : segs) {
-    dq.noalias() += ds_st.middleCols(col, s.len) * k.middleRows(s.begin, s.len);
-    col += s.len;
-  }
-  return dq * scale;
+Mat<Real> attend_backward_q(const Mat<Real>& p, const Mat<Real>& dp, const Vec<Real>& D,
+                            const Mat<Real>& k, const std::vector<Segment>& segs, const Real& scale,
+                            const Round& round) {
+  if (p.cols() == 0) return Mat<Real>::Zero(p.rows(), k.cols());
+  const Mat<Real> ds = p.cwiseProduct(dp - D.replicate(1, p.cols()));
+  return times_rows<Real>(stored(ds, round), k, segs) * scale;
 }
 
 // Key side, for a tile of keys k_tile [n, d_k], v_tile [n, d_v] and a batch of query rows
 // (q [R, d_k], d_o [R, d_v], lse, D [R]) of which row r attends tile keys [lo[r], hi[r]).
 // Accumulates dk += dS^T q (without the scale: the caller applies it once per tile) and
-// dv += P^T dO.
+// dv += P^T dO; P and dS are 0 outside each row's range.
 template <class Real, class Round>
 void attend_backward_kv(const Mat<Real>& q, const Mat<Real>& d_o, const Vec<Real>& lse,
                         const Vec<Real>& D, const std::vector<int64_t>& lo,
                         const std::vector<int64_t>& hi, const Mat<Real>& k_tile,
                         const Mat<Real>& v_tile, const Real& scale, const Round& round,
                         Mat<Real>& dk, Mat<Real>& dv) {
+  using std::exp;
   Mat<Real> z = q * k_tile.transpose();
   z *= scale;
   const Mat<Real> dp = d_o * v_tile.transpose();
-  Mat<Real> p, ds;
-  softmax_backward(z, lse, dp, D, lo, hi, p, ds);
+  Mat<Real> p = Mat<Real>::Zero(z.rows(), z.cols()), ds = Mat<Real>::Zero(z.rows(), z.cols());
+  for (int64_t r = 0; r < z.rows(); ++r)
+    for (int64_t j = lo[r]; j < hi[r]; ++j) {
+      p(r, j) = exp(z(r, j) - lse(r));
+      ds(r, j) = p(r, j) * (dp(r, j) - D(r));
+    }
   dv.noalias() += stored(p, round).transpose() * d_o;
   dk.noalias() += stored(ds, round).transpose() * q;
 }

@@ -92,6 +92,50 @@ PhiParams flatten_phi_grad(const std::vector<PhiHeadGrad<Real>>& heads, const Ro
   return p;
 }
 
+// What pass 1 keeps of each branch's forward: the exact backward needs only the weights (D and the
+// gate gradient come from P and dP); the baseline recomputes P from the scaled scores and the
+// fp32 lse, and takes D from the output as it stored it, as a kernel does.
+template <class Round>
+inline constexpr AttnKeep kPass1Keep =
+    std::is_same_v<Round, Exact> ? AttnKeep{false, true, false} : AttnKeep{true, false, true};
+
+// The softmax backward's row quantities of one branch for the G heads of one (row, KV head).
+template <class Real>
+struct RowGrad {
+  Mat<Real> p, dp;  // weights and dP = dO_b V_S^T, [G, |S|]
+  Vec<Real> D, dg;  // D = rowsum(dO_b ∘ o_b) and the gate gradient <dO, o_b>, [G]
+};
+
+template <class Real, class Round>
+RowGrad<Real> row_grad(const ValidConfig& vc, const Inputs& in, const std::vector<double>& d_o,
+                       Branch b, int64_t row, int64_t g, const AttnResult<Real>& fwd,
+                       const Mat<Real>& vals, const std::vector<Segment>& segs, int64_t total,
+                       const Round& round) {
+  const auto& c = vc.cfg;
+  const int64_t G = vc.group;
+  RowGrad<Real> r;
+  const Mat<Real> up = load_rows<Real>(d_o, row * c.h_q + g * G, G, 1, 0, c.d_v);  // dO
+  if constexpr (std::is_same_v<Round, Exact>) {
+    // dP' = dO V^T without the gate: <dO, o_b> = Σ_j P_j dP'_j, and dO_b = g_b dO.
+    const Mat<Real> dpu = times_keys(up, vals, segs, total);
+    r.p = fwd.p;
+    r.dg = r.p.cwiseProduct(dpu).rowwise().sum();
+    Vec<Real> gate(G);
+    for (int64_t h = 0; h < G; ++h) gate(h) = Real(in.gates(b)[row * c.h_q + g * G + h]);
+    r.dp = gate.asDiagonal() * dpu;
+    r.D = gate.cwiseProduct(r.dg);
+  } else {
+    const Mat<Real> o = stored(fwd.o, round);
+    Mat<Real> dob(G, c.d_v);
+    branch_upstream(vc, in, d_o, b, row, g, round, dob, 0);
+    r.p = weights_from_lse(fwd.z, fwd.lse);
+    r.dp = times_keys(dob, vals, segs, total);
+    r.D = dob.cwiseProduct(o).rowwise().sum();
+    r.dg = up.cwiseProduct(o).rowwise().sum();
+  }
+  return r;
+}
+
 // One listing of a key range of a tile by a query row: local row `row` attends tile keys
 // [lo, hi) (tile-relative), once per listing (a multiset list can list a range twice).
 struct TileUse {
@@ -184,34 +228,30 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
         const Mat<Real> q = group_queries<Real>(vc, in, row, g);
         const int32_t* given =
             c.given_indices ? in.indices.data() + (row * Hkv + g) * c.top_n : nullptr;
-        const auto ra = attend_row(vc, hd, q, t, seq.t_k, given, scale, round, true);
+        const auto ra = attend_row(vc, hd, q, t, seq.t_k, given, scale, round, kPass1Keep<Round>);
         Mat<Real> dq = Mat<Real>::Zero(G, dk_dim);
         for (Branch b : kAllBranches) {
           if (!c.enabled(b)) continue;
           const int bi = static_cast<int>(b);
-          const Mat<Real> o = stored(ra.res[bi].o, round);
-          Mat<Real> dob(G, dv_dim);
-          branch_upstream(vc, in, d_o, b, row, g, round, dob, 0);
-          const Vec<Real> D = dob.cwiseProduct(o).rowwise().sum();
+          const auto& fwd = ra.res[bi];
+          const auto& segs = ra.segs[bi];
+          const Mat<Real>& keys = b == Branch::cmp ? hd.k_cmp : hd.k[bi];
+          const Mat<Real>& vals = b == Branch::cmp ? hd.v_cmp : hd.v[bi];
+          int64_t total = 0;
+          for (const auto& sg : segs) total += sg.len;
+          const RowGrad<Real> rg = row_grad(vc, in, d_o, b, row, g, fwd, vals, segs, total, round);
           if (any_keys) {
             const std::size_t s = static_cast<std::size_t>(i * Hkv + g);
             for (int64_t h = 0; h < G; ++h) {
-              lse_of[bi][s * G + h] = ra.res[bi].lse(h);
-              d_of[bi][s * G + h] = D(h);
+              lse_of[bi][s * G + h] = fwd.lse(h);
+              d_of[bi][s * G + h] = rg.D(h);
             }
-            segs_of[s][bi] = ra.segs[bi];
+            segs_of[s][bi] = segs;
           }
           if (qslot < 0) continue;
-          const Mat<Real>& keys = b == Branch::cmp ? hd.k_cmp : hd.k[bi];
-          const Mat<Real>& vals = b == Branch::cmp ? hd.v_cmp : hd.v[bi];
-          dq += attend_backward_q(ra.res[bi], keys, vals, ra.segs[bi], dob, D, scale, round);
-          for (int64_t h = 0; h < G; ++h) {
-            const int64_t head = g * G + h;
-            Real acc(0);
-            const double* up = d_o.data() + (row * c.h_q + head) * dv_dim;
-            for (int64_t e = 0; e < dv_dim; ++e) acc += Real(up[e]) * o(h, e);
-            out.dg[bi][qslot * c.h_q + head] = to_double(round.store(acc));
-          }
+          dq += attend_backward_q(rg.p, rg.dp, rg.D, keys, segs, scale, round);
+          for (int64_t h = 0; h < G; ++h)
+            out.dg[bi][qslot * c.h_q + g * G + h] = to_double(round.store(rg.dg(h)));
         }
         if (qslot < 0) continue;
         for (int64_t h = 0; h < G; ++h)

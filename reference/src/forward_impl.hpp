@@ -132,8 +132,8 @@ BasicOutputs<Out> run_forward(const ValidConfig& vc, const Inputs& in, const Row
         const Mat<Real> q = group_queries<Real>(vc, in, row, g);
         const int32_t* given =
             c.given_indices ? in.indices.data() + (row * c.h_kv + g) * n : nullptr;
-        const auto ra = attend_row(vc, heads[static_cast<std::size_t>(gi)], q, t, seq.t_k, given,
-                                   scale, round, false);
+        const auto ra =
+            attend_row(vc, heads[static_cast<std::size_t>(gi)], q, t, seq.t_k, given, scale, round);
         const int ci = static_cast<int>(Branch::cmp);
         if (needs_cmp_scores(c) && sel.keep_scores)
           for (const auto& [hi, h] : group_heads[static_cast<std::size_t>(gi)])

@@ -12,7 +12,8 @@
 
 namespace nsa::ref::detail {
 
-template <class F> void parallel_for(int64_t n, int threads, F&& body) {
+template <class F>
+void parallel_for(int64_t n, int threads, F&& body) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = static_cast<int>(std::min<int64_t>(threads, n));
   if (threads <= 1) {

@@ -17,14 +17,19 @@ namespace nsa::ref::detail {
 using Quad = boost::multiprecision::float128;
 using Bin50 = boost::multiprecision::cpp_bin_float_50;
 
-template <class Real> using Mat = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class Real> using Vec = Eigen::Matrix<Real, Eigen::Dynamic, 1>;
+template <class Real>
+using Mat = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class Real>
+using Vec = Eigen::Matrix<Real, Eigen::Dynamic, 1>;
 
 // Storage rounding. The exact reference never rounds; the baseline rounds every value a typical
 // GPU kernel stores in the input dtype (compressed K/V, P before P·V, outputs) to that dtype.
 struct Exact {
   Dtype dtype;
-  template <class Real> Real store(const Real& x) const { return x; }
+  template <class Real>
+  Real store(const Real& x) const {
+    return x;
+  }
 };
 
 struct DtypeFaithful {
@@ -32,10 +37,19 @@ struct DtypeFaithful {
   float store(float x) const { return static_cast<float>(round_to(static_cast<double>(x), dtype)); }
 };
 
-template <class Real> Real from_double(double x) { return Real(x); }
+template <class Real>
+Real from_double(double x) {
+  return Real(x);
+}
 
-template <class Real> double to_double(const Real& x) { return static_cast<double>(x); }
+template <class Real>
+double to_double(const Real& x) {
+  return static_cast<double>(x);
+}
 
-template <class Real> Real neg_inf() { return -std::numeric_limits<Real>::infinity(); }
+template <class Real>
+Real neg_inf() {
+  return -std::numeric_limits<Real>::infinity();
+}
 
 }  // namespace nsa::ref::detail

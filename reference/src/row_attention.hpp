@@ -80,12 +80,13 @@ struct RowAttention {
 };
 
 // The forward of every branch for the G heads `q` of one KV head at position t of a sequence of
-// t_k keys. `given` is the row's given index list (given_indices) or nullptr. keep_scores keeps
-// each branch's scaled scores for the backward.
+// t_k keys. `given` is the row's given index list (given_indices) or nullptr. `keep` says what
+// each branch's result holds (the compression branch always keeps its weights: the selection
+// scores come from them).
 template <class Real, class Round>
 RowAttention<Real> attend_row(const ValidConfig& vc, const HeadData<Real>& hd, const Mat<Real>& q,
                               int64_t t, int64_t t_k, const int32_t* given, const Real& scale,
-                              const Round& round, bool keep_scores) {
+                              const Round& round, AttnKeep keep = {}) {
   const auto& c = vc.cfg;
   const int64_t G = vc.group;
   const int ci = static_cast<int>(Branch::cmp), si = static_cast<int>(Branch::slc),
@@ -94,7 +95,9 @@ RowAttention<Real> attend_row(const ValidConfig& vc, const HeadData<Real>& hd, c
   if (needs_cmp_scores(c)) {
     r.visible = visible_cmp_blocks(vc, t);
     r.segs[ci] = {{0, r.visible}};
-    r.res[ci] = attend(q, hd.k_cmp, hd.v_cmp, r.segs[ci], scale, round, true, keep_scores);
+    AttnKeep cmp_keep = keep;
+    cmp_keep.p = true;
+    r.res[ci] = attend(q, hd.k_cmp, hd.v_cmp, r.segs[ci], scale, round, cmp_keep);
   }
   if (c.enable_slc) {
     if (given == nullptr) {
@@ -117,11 +120,11 @@ RowAttention<Real> attend_row(const ValidConfig& vc, const HeadData<Real>& hd, c
       r.listed.assign(given, given + c.top_n);
     }
     r.segs[si] = selected_segments(vc, t, t_k, r.listed.data());
-    r.res[si] = attend(q, hd.k[si], hd.v[si], r.segs[si], scale, round, false, keep_scores);
+    r.res[si] = attend(q, hd.k[si], hd.v[si], r.segs[si], scale, round, keep);
   }
   if (c.enable_win) {
     r.segs[wi] = {window_segment(vc, t)};
-    r.res[wi] = attend(q, hd.k[wi], hd.v[wi], r.segs[wi], scale, round, false, keep_scores);
+    r.res[wi] = attend(q, hd.k[wi], hd.v[wi], r.segs[wi], scale, round, keep);
   }
   return r;
 }

@@ -14,9 +14,7 @@
 namespace nsa::ref::detail {
 
 // Selection blocks query t may choose: j <= floor(t / l').
-inline int64_t num_candidates(const ValidConfig& vc, int64_t t) {
-  return t / vc.cfg.slc_block + 1;
-}
+inline int64_t num_candidates(const ValidConfig& vc, int64_t t) { return t / vc.cfg.slc_block + 1; }
 
 // p_slc[j] for j < n_cand from one head's compressed weights p (length = visible blocks; entries
 // beyond it count as 0).
@@ -24,8 +22,7 @@ inline int64_t num_candidates(const ValidConfig& vc, int64_t t) {
 //   paper_eq9: sum_{m < l'/d} sum_{n < l/d} p[(l'/d)*j - m - n]
 //   identity:  p[j]                                            (l = d = l')
 template <class Real, class Row>
-std::vector<Real> map_scores(const ValidConfig& vc, const Row& p, int64_t visible,
-                             int64_t n_cand) {
+std::vector<Real> map_scores(const ValidConfig& vc, const Row& p, int64_t visible, int64_t n_cand) {
   const auto& c = vc.cfg;
   const int64_t per_slc = c.slc_block / c.cmp_stride;  // l'/d
   const int64_t per_cmp = c.cmp_block / c.cmp_stride;  // l/d
@@ -62,7 +59,8 @@ inline std::vector<char> forced_mask(const ValidConfig& vc, int64_t t) {
 }
 
 // The outcome of top-n for one (query, KV head).
-template <class Real> struct TopN {
+template <class Real>
+struct TopN {
   std::vector<int32_t> indices;  // ascending, -1 padded to top_n
   std::vector<Real> scores;      // ranked P per candidate
   double gap = std::numeric_limits<double>::infinity();
