@@ -1,6 +1,8 @@
 // `nsa golden check GOLDEN.h5 CANDIDATE.h5`: judges another implementation's outputs with the
-// tolerance rule, case by case and tensor by tensor.
+// tolerance rule, case by case and tensor by tensor. Exit status: 0 pass, 1 a candidate tensor
+// failed, 2 nothing could be judged (nsa::golden::CheckStatus).
 #include <cstdio>
+#include <exception>
 
 #include "args.hpp"
 #include "golden_commands.hpp"
@@ -9,6 +11,7 @@
 namespace nsa::cli {
 
 int golden_check(const std::vector<std::string>& argv) {
+  using nsa::golden::CheckStatus;
   const Args args(argv, {"--alpha", "--beta"});
   if (args.positional().size() != 2)
     throw UsageError("check: expected two files, GOLDEN.h5 CANDIDATE.h5 (got " +
@@ -18,30 +21,32 @@ int golden_check(const std::vector<std::string>& argv) {
   tol.beta = args.get_double("--beta", tol.beta, 0.0);
   const auto& golden_path = args.positional()[0];
   const auto& cand_path = args.positional()[1];
-  const auto golden = nsa::golden::read_golden(golden_path);
-  const auto cands = nsa::golden::read_candidate(cand_path, golden);
-
-  int failed = 0, passed = 0, missing = 0, tensors = 0;
-  for (const auto& gc : golden.cases) {
-    const auto it = cands.find(gc.name);
-    if (it == cands.end() || it->second.present.empty()) {
-      std::printf("case %s: not checked (no outputs in %s)\n", gc.name.c_str(), cand_path.c_str());
-      ++missing;
+  nsa::golden::FileReport report;
+  try {
+    const auto golden = nsa::golden::read_golden(golden_path);
+    const auto cands = nsa::golden::read_candidate(cand_path, golden);
+    report = nsa::golden::check_file(golden, cands, tol);
+  } catch (const std::exception& e) {
+    // A file missing, unreadable or damaged: no verdict on the candidate at all.
+    std::fprintf(stderr, "nsa golden check: error: %s\nnothing was judged (exit 2)\n", e.what());
+    return static_cast<int>(CheckStatus::no_check);
+  }
+  for (const auto& c : report.cases) {
+    if (!c.checked) {
+      std::printf("case %s: not checked (no outputs in %s)\n", c.name.c_str(), cand_path.c_str());
       continue;
     }
-    const auto v = nsa::golden::check_case(gc, it->second.outputs, tol);
-    for (const auto& t : v.tensors) tensors += t.checked;
-    std::printf("case %s: %s\n%s", gc.name.c_str(), v.pass() ? "PASS" : "FAIL", v.table().c_str());
-    (v.pass() ? passed : failed)++;
+    std::printf("case %s: %s\n%s", c.name.c_str(), c.verdict.pass() ? "PASS" : "FAIL",
+                c.verdict.table().c_str());
   }
   std::printf(
       "\n%d cases passed, %d failed, %d not checked; %d tensors checked (alpha %g, beta %g)\n",
-      passed, failed, missing, tensors, tol.alpha, tol.beta);
-  if (tensors == 0) {
-    std::printf("nothing was checked: the candidate holds no outputs of any golden case\n");
-    return 1;
-  }
-  return failed ? 1 : 0;
+      report.passed, report.failed, report.not_checked, report.tensors, tol.alpha, tol.beta);
+  const auto status = report.status();
+  if (status == CheckStatus::no_check)
+    std::printf(
+        "nothing was checked: the candidate holds no outputs of any golden case (exit 2)\n");
+  return static_cast<int>(status);
 }
 
 }  // namespace nsa::cli

@@ -483,28 +483,40 @@ std::map<std::string, CandidateCase> read_candidate(const std::string& path,
     CandidateCase cc;
     const auto& vc = gc.vc;
     const auto& c = vc.cfg;
+    // A dataset of the wrong shape or type is the candidate's failure, recorded per tensor so
+    // that the other tensors are still judged; a dataset that cannot be read is damage (throws).
+    auto accept = [&](const std::string& name, hid_t ds, const std::vector<int64_t>& dims,
+                      bool is_int) {
+      const auto p = std::string(grp_name) + "/" + name;
+      const auto have = h5::shape_of(ds);
+      const auto type = h5::type_name(ds);
+      std::string why;
+      if (have != dims)
+        why = "dataset " + p + " has shape " + h5::shape_string(have) + ", expected " +
+              h5::shape_string(dims);
+      else if (is_int ? type != "int32"
+                      : type != "fp32" && type != "fp64" && type != "fp16" && type != "bf16")
+        why = "dataset " + p + " has type " + type + ", expected " +
+              (is_int ? "int32" : "a float type (fp32, fp64, fp16, bf16)");
+      if (why.empty()) return true;
+      cc.rejected.emplace(name, why);
+      return false;
+    };
     for (const auto& t : expected_float_tensors(vc)) {
       const bool is_output = t.spec.name.rfind("o", 0) == 0 || t.spec.name.rfind("lse_", 0) == 0;
       if (!is_output || !h5::exists(og, t.spec.name)) continue;
-      const auto p = std::string(grp_name) + "/" + t.spec.name;
       const auto ds = h5::open_dataset(og, t.spec.name, w);
-      const auto have = h5::shape_of(ds);
-      if (have != t.spec.dims)
-        throw GoldenError(w + ": dataset " + p + " has shape " + h5::shape_string(have) +
-                          ", expected " + h5::shape_string(t.spec.dims));
-      *expected_data(cc.outputs, t.spec.name) = h5::read_floats(ds, w + ": dataset " + p);
+      if (!accept(t.spec.name, ds, t.spec.dims, false)) continue;
+      *expected_data(cc.outputs, t.spec.name) =
+          h5::read_floats(ds, w + ": dataset " + grp_name + "/" + t.spec.name);
       cc.present.push_back(t.spec.name);
     }
     if (computes_topn(vc) && h5::exists(og, "indices")) {
-      const auto p = std::string(grp_name) + "/indices";
       const auto ds = h5::open_dataset(og, "indices", w);
-      const std::vector<int64_t> dims{vc.total_q, c.h_kv, c.top_n};
-      if (h5::shape_of(ds) != dims)
-        throw GoldenError(w + ": dataset " + p + " has shape " +
-                          h5::shape_string(h5::shape_of(ds)) + ", expected " +
-                          h5::shape_string(dims));
-      cc.outputs.indices = h5::read_int32(ds, w + ": dataset " + p);
-      cc.present.push_back("indices");
+      if (accept("indices", ds, {vc.total_q, c.h_kv, c.top_n}, true)) {
+        cc.outputs.indices = h5::read_int32(ds, w + ": dataset " + grp_name + "/indices");
+        cc.present.push_back("indices");
+      }
     }
     out.emplace(gc.name, std::move(cc));
   }

@@ -58,9 +58,14 @@ std::vector<std::string> expected_tensor_names(const nsa::ref::ValidConfig& vc);
 struct CandidateCase {
   nsa::ref::Outputs outputs;  // only the tensors the candidate holds; rows/heads unset
   std::vector<std::string> present;
+  // Datasets that are there but cannot be judged, with the reason: a shape other than the
+  // expected tensor's, or a type other than the schema's float types (int32 for indices). They
+  // are the candidate's failures (nsa::golden::check_case), not damage of the file.
+  std::map<std::string, std::string> rejected;
 };
 // Reads the candidate outputs of every case of `golden` present in the candidate file
-// (missing cases are absent from the map). Shapes are checked against the golden case.
+// (missing cases are absent from the map). Shapes and types are checked against the golden case
+// (see CandidateCase::rejected); a file that cannot be opened or read throws GoldenError.
 std::map<std::string, CandidateCase> read_candidate(const std::string& path,
                                                     const GoldenFile& golden);
 // Writes a candidate file holding `outputs` for each named case (for tests and other tools).
