@@ -1,5 +1,6 @@
 // Generation of golden cases from specs.
 #include <cmath>
+#include <stdexcept>
 
 #include "nsa/golden/suites.hpp"
 
@@ -22,6 +23,13 @@ GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int th
   gc.regime = spec.regime;
   gc.precision = precision;
   gc.inputs = nsa::ref::generate_inputs(gc.vc, spec.seed, spec.regime);
+  if (spec.adversarial_indices) {
+    if (!gc.vc.cfg.given_indices || gc.vc.cfg.index_policy == nsa::ref::IndexPolicy::strict)
+      throw std::invalid_argument("case " + spec.name +
+                                  ": adversarial index lists need given indices under a lenient "
+                                  "index_policy (skip_invalid or multiset)");
+    gc.inputs.indices = nsa::ref::generate_indices(gc.vc, spec.seed, true);
+  }
   nsa::ref::RowSelection sel;
   sel.threads = threads;
   gc.truth = nsa::ref::forward(gc.vc, gc.inputs, precision, sel);
