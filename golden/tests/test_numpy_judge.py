@@ -76,12 +76,13 @@ def record(rule, ok, detail=""):
     print(f"{'ok  ' if ok else 'FAIL'} {rule}" + (f"  [{detail}]" if detail and not ok else ""))
 
 
-def expect(rule, c, mine, must_fail, tensor, alpha=ALPHA, beta=BETA, names=None):
-    """Judges `mine`; must_fail: exactly `tensor` fails; else everything passes."""
+def expect(rule, c, mine, must_fail, tensor, note="", alpha=ALPHA, beta=BETA, names=None):
+    """Judges `mine`; must_fail: exactly `tensor` fails, for the reason `note`; else everything
+    passes."""
     names = names or [n for n in OUTPUTS + ("indices",) if n in c.expected]
     failures, _, _ = nn.judge(c, mine, alpha, beta, names)
     if must_fail:
-        ok = len(failures) == 1 and failures[0].startswith(tensor)
+        ok = len(failures) == 1 and failures[0].startswith(tensor) and note in failures[0]
     else:
         ok = not failures
     record(f"{c.name} {tensor}: {rule} ({'must fail' if must_fail else 'must pass'})", ok,
@@ -105,26 +106,28 @@ def tensor_rows(c):
             mine = truth_outputs(c)
             mine[tensor][at] = (just_outside if outside else just_inside)(truth[at], b)
             expect(f"bound alpha {ALPHA} e_b + beta {BETA} ulp_{nn.attr(ds, 'ulp_dtype')}", c,
-                   mine, outside, tensor)
+                   mine, outside, tensor, "max err")
         # Structural rules: NaN, +-inf where the truth is finite; -inf placement.
-        for what, bad in (("NaN", np.nan), ("+inf", np.inf), ("-inf", -np.inf)):
+        for what, bad, note in (("NaN", np.nan, "NaN"), ("+inf", np.inf, "Inf where"),
+                                ("-inf", -np.inf, "Inf where")):
             mine = truth_outputs(c)
             mine[tensor][at] = bad
-            expect(f"{what} where the truth is finite", c, mine, True, tensor)
+            expect(f"{what} where the truth is finite", c, mine, True, tensor, note)
         mine = truth_outputs(c)
         mine[tensor].reshape(-1)[-1] = np.nan
-        expect("an unwritten (NaN-poisoned) last element", c, mine, True, tensor)
+        expect("an unwritten (NaN-poisoned) last element", c, mine, True, tensor, "NaN")
         neg = first(truth == -np.inf)
         if neg is not None:
-            for what, bad in (("the most negative double", -np.finfo(np.float64).max),
-                              ("NaN", np.nan), ("+inf", np.inf)):
+            for what, bad, note in (("the most negative double", -np.finfo(np.float64).max,
+                                     "infinities differ"), ("NaN", np.nan, "NaN"),
+                                    ("+inf", np.inf, "infinities differ")):
                 mine = truth_outputs(c)
                 mine[tensor][neg] = bad
-                expect(f"{what} where the truth is -inf", c, mine, True, tensor)
+                expect(f"{what} where the truth is -inf", c, mine, True, tensor, note)
             expect("-inf where the truth is -inf", c, truth_outputs(c), False, tensor)
         mine = truth_outputs(c)
         mine[tensor] = mine[tensor][..., :-1] if mine[tensor].ndim > 1 else mine[tensor][:-1]
-        expect("a tensor of another shape", c, mine, True, tensor)
+        expect("a tensor of another shape", c, mine, True, tensor, "shape")
         mine = truth_outputs(c)
         del mine[tensor]
         failures, _, not_checked = nn.judge(c, mine, ALPHA, BETA, list(OUTPUTS))
@@ -161,18 +164,25 @@ def index_rows(c):
     short_row, _, short_cand = find_row(c, lambda t, k: 1 < k < n)
     full = [int(x) for x in lists(c)[full_row, 0]]
     short = [int(x) for x in lists(c)[short_row, 0] if x >= 0]
+    t_full = int(c.pos[full_row])
+    free_sel = [j for j in full if j >= 0 and j not in nn.forced_set(c, t_full, full_cand)]
     rows = [
-        ("two entries swapped (not ascending)", with_list(full_row, 0, [full[1], full[0]] + full[2:])),
-        ("a block listed twice", with_list(full_row, 0, [full[0], full[0]] + full[2:])),
-        ("block floor(t/l')+1, not a candidate",
-         with_list(short_row, 0, short[:-1] + [short_cand])),
-        ("a negative entry other than -1", with_list(short_row, 0, [-2] + short[1:])),
-        ("-1 before the end", with_list(short_row, 0, [-1] + short)),
-        ("one block too few of n", with_list(full_row, 0, full[:-1])),
-        ("one block too few of the candidates", with_list(short_row, 0, short[:-1])),
+        ("two entries swapped (not ascending)",
+         with_list(full_row, 0, [full[1], full[0]] + full[2:]), "ascending"),
+        ("a block listed twice", with_list(full_row, 0, [full[0], full[0]] + full[2:]),
+         "ascending"),
+        ("block floor(t/l')+1, not a candidate", with_list(short_row, 0, short + [short_cand]),
+         "not a candidate"),
+        ("a negative entry other than -1", with_list(short_row, 0, [-2] + short[1:]),
+         "not a candidate"),
+        ("-1 before the end", with_list(short_row, 0, [-1] + short), "after -1 padding"),
+        ("one block too few of n (a free one dropped)",
+         with_list(full_row, 0, [j for j in full if j != free_sel[0]]), "blocks selected"),
+        ("one block too few of the candidates", with_list(short_row, 0, short[:-1]),
+         "blocks selected"),
     ]
-    for rule, mine in rows:
-        expect(f"index list: {rule}", c, mine, True, "indices", alpha=big)
+    for rule, mine, note in rows:
+        expect(f"index list: {rule}", c, mine, True, "indices", note, alpha=big)
     expect("index list: the truth's own lists", c, truth_outputs(c), False, "indices", alpha=big)
     # Forced blocks: the current block swapped for a free unselected one fails under any delta;
     # a free block swapped passes under a delta that accepts the swap.
@@ -183,7 +193,7 @@ def index_rows(c):
     cur = t // c.slc_block
     expect("index list: the current (forced) block dropped for a free one", c,
            with_list(full_row, 0, sorted([j for j in full if j != cur] + free_out[:1])), True,
-           "indices", alpha=big)
+           "indices", "forced block", alpha=big)
     expect("index list: a free block swapped for another free one", c,
            with_list(full_row, 0, sorted([j for j in full if j != free_in[0]] + free_out[:1])),
            False, "indices", alpha=big)
@@ -201,10 +211,23 @@ def index_rows(c):
     while a_pass * e_s < gap:
         a_pass = math.nextafter(a_pass, math.inf)
     names = ["indices"]
-    expect(f"tie margin: gap {gap:.3g} just over delta", c, swapped, True, "indices",
-           alpha=a_fail, beta=0.0, names=names)
-    expect(f"tie margin: gap {gap:.3g} at delta", c, swapped, False, "indices", alpha=a_pass,
-           beta=0.0, names=names)
+    expect(f"tie margin (alpha e_s): gap {gap:.3g} just over delta", c, swapped, True, "indices",
+           "chosen over", alpha=a_fail, beta=0.0, names=names)
+    expect(f"tie margin (alpha e_s): gap {gap:.3g} at delta", c, swapped, False, "indices",
+           alpha=a_pass, beta=0.0, names=names)
+    # The same with beta alone: delta = beta ulp_fp32(max |scores|), in fp32 whatever the case
+    # dtype (this case is fp16: its ulp would accept a gap 2^13 times larger).
+    u = spacing(float(np.max(np.abs(scores[np.isfinite(scores)]))), "fp32")
+    b_fail = gap / u
+    while b_fail * u >= gap:
+        b_fail = math.nextafter(b_fail, 0)
+    b_pass = gap / u
+    while b_pass * u < gap:
+        b_pass = math.nextafter(b_pass, math.inf)
+    expect(f"tie margin (beta ulp_fp32): gap {gap:.3g} just over delta", c, swapped, True,
+           "indices", "chosen over", alpha=0.0, beta=b_fail, names=names)
+    expect(f"tie margin (beta ulp_fp32): gap {gap:.3g} at delta", c, swapped, False, "indices",
+           alpha=0.0, beta=b_pass, names=names)
     return swapped, a_fail, a_pass
 
 
