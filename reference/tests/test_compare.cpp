@@ -269,8 +269,12 @@ TEST_CASE("compare: a missing tensor is reported as not checked") {
 }
 
 TEST_CASE("compare: check_candidate judges with the same rule as compare") {
-  // The whole check (truth and baseline computed inside) turns red on the same margins.
-  const auto vc = small_config(Dtype::bf16);
+  // The whole check (truth and baseline computed inside, f128) turns red on the same margins.
+  Config c = small_cfg(Dtype::bf16);
+  c.t_k = 100;
+  c.h_q = 2;
+  c.h_kv = 1;
+  const auto vc = validate(c);
   const auto in = generate_inputs(vc, 8);
   const auto truth = forward(vc, in, Precision::f128);
   const auto base = forward(vc, in, Precision::baseline);

@@ -428,13 +428,20 @@ const std::vector<Rule>& rules() {
 
 }  // namespace
 
+namespace {
+// A profile's own config with a sequence, as a user starts from it.
+Config valid_profile_config(const std::string& name) {
+  Config c = profile_config(name);
+  c.t_k = 100;
+  return c;
+}
+}  // namespace
+
 TEST_CASE("validation: the base config and every profile's own config are valid") {
   CHECK_NOTHROW(validate(base()));
   for (const auto& name : profile_names()) {
-    Config c = profile_config(name);
-    c.t_k = 100;
     INFO(name);
-    CHECK_NOTHROW(validate(c));
+    CHECK_NOTHROW(validate(valid_profile_config(name)));
   }
   // custom accepts any mix of knobs.
   Config c = base();
@@ -550,4 +557,51 @@ TEST_CASE("validation: profile knob values match the table of docs/semantics.md 
   apply_profile(t, "nsa_triton");
   CHECK(t.phi == Phi::mean);
   CHECK(t.phi_hidden == 0);
+}
+
+// Every named profile fixes every convention knob: each other value of one knob is refused,
+// naming the knob, its value and the profile's value; the profile's own value validates.
+template <class E>
+int check_knob(const char* field, E Config::*member) {
+  int rows = 0, expected = 0;
+  for (const auto& name : profile_names()) {
+    if (name == "custom") continue;
+    const Config want = valid_profile_config(name);
+    expected += static_cast<int>(EnumNames<E>::names.size()) - 1;
+    for (std::size_t i = 0; i < EnumNames<E>::names.size(); ++i) {
+      const E v = static_cast<E>(i);
+      Config c = want;
+      c.*member = v;
+      INFO(name << ": " << field << " = " << to_string(v));
+      if (v == want.*member) {
+        CHECK_NOTHROW(validate(c));
+        continue;
+      }
+      try {
+        validate(c);
+        FAIL_CHECK("accepted");
+      } catch (const ConfigError& e) {
+        CHECK(e.field() == field);
+        CHECK(e.value() == std::string(to_string(v)));
+        CHECK_THAT(e.rule(), Catch::Matchers::Contains("profile " + name + " requires " +
+                                                       std::string(to_string(want.*member))));
+      }
+      ++rows;
+    }
+  }
+  CHECK(rows == expected);
+  return rows;
+}
+
+TEST_CASE("validation: every named profile fixes every knob, from both sides") {
+  int rows = 0;
+  rows += check_knob("cmp_visibility", &Config::cmp_visibility);
+  rows += check_knob("score_mapping", &Config::score_mapping);
+  rows += check_knob("group_reduce", &Config::group_reduce);
+  rows += check_knob("forced_mode", &Config::forced_mode);
+  rows += check_knob("tie_break", &Config::tie_break);
+  rows += check_knob("slc_causal", &Config::slc_causal);
+  rows += check_knob("index_policy", &Config::index_policy);
+  rows += check_knob("window_keys", &Config::window_keys);
+  CHECK(rows >= 3 * 8);
 }
