@@ -494,7 +494,7 @@ def judge_main(argv):
                     failed += 1
                 else:
                     passed += 1
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, TypeError) as e:
         print(f"cannot judge: {e}")
         return 2
     print(f"\n{passed} cases passed, {failed} failed, {missing} not checked; {tensors} tensors "
