@@ -501,3 +501,22 @@ TEST_CASE("golden check: exit status 0 pass, 1 a candidate failed, 2 nothing jud
   for (const auto& p : {out, in, misshaped, nothing, truncated, text, newer})
     std::filesystem::remove(p);
 }
+
+TEST_CASE("golden check: each stored tensor's ulp_dtype is the rule's", "[golden]") {
+  // The numpy checker and other readers take the ulp dtype from this attribute: o tensors in the
+  // case dtype, lse, p_cmp, scores and score_gap in fp32 whatever the case dtype.
+  const auto f = h5::open_file(golden_path());
+  int checked = 0;
+  for (const auto& gc : golden().cases) {
+    const std::string dt(nsa::ref::to_string(gc.vc.cfg.dtype));
+    for (const auto& name : expected_tensor_names(gc.vc)) {
+      if (name == "indices") continue;
+      const auto ds = h5::open_dataset(f, "cases/" + gc.name + "/expected/" + name, "test");
+      INFO(gc.name << " " << name);
+      CHECK(h5::read_attr_string(ds, "ulp_dtype", "test") ==
+            (name.rfind("o", 0) == 0 ? dt : std::string("fp32")));
+      ++checked;
+    }
+  }
+  CHECK(checked > 6 * 7);
+}
