@@ -16,6 +16,10 @@ const char* kUsage =
     "f128|bin50|f64]\n"
     "                      [--seed S] [--threads N] --out FILE.h5\n"
     "  nsa golden check GOLDEN.h5 CANDIDATE.h5 [--alpha A] [--beta B]\n"
+    "                      exit 0: every case the candidate holds passed; 1: a candidate tensor\n"
+    "                      failed the tolerance or index rule; 2: nothing could be judged (bad\n"
+    "                      arguments, a file missing, unreadable or damaged, another schema\n"
+    "                      version, no outputs of any golden case)\n"
     "  nsa golden inspect FILE.h5\n"
     "  nsa golden diff A.h5 B.h5      (content comparison; exit 1 if they differ)\n"
     "suites: smoke canonical fla nsa_triton paper (golden/SCHEMA.md)\n";

@@ -7,10 +7,17 @@ the stored truth with the tolerance rule. It is also the worked example for auth
 implementations: replace `forward_case` by a call into your own code.
 
     python3 nsa_numpy.py golden/data/*.h5        exit 0 = every case passed, 1 = a failure,
+                                                  2 = a file it cannot check (schema version),
                                                   77 = h5py or numpy missing (test skipped)
     python3 nsa_numpy.py --candidate OUT.h5 GOLDEN.h5
         also writes its outputs (o* in the case dtype, lse in fp32, indices) as a candidate file
         for `nsa golden check GOLDEN.h5 OUT.h5`: how another implementation reports results.
+    python3 nsa_numpy.py --judge CANDIDATE.h5 GOLDEN.h5 [--alpha A] [--beta B]
+        judges another implementation's candidate file (golden/SCHEMA.md, "Candidate files")
+        with the same rule, without running the forward; exit codes as `nsa golden check`:
+        0 = every case it holds passed, 1 = a candidate tensor failed, 2 = nothing was judged.
+        Rows whose index lists differ within ties are judged by the index rule alone (their
+        o_slc, lse_slc and o are not re-judged here; `nsa golden check` does that).
 """
 import math
 import sys
@@ -68,6 +75,11 @@ class Case:
         self.cu_k = inp["cu_seqlens_k"][()].astype(np.int64)
         self.given_indices = inp["indices"][()] if self.given else None
         self.expected = {n: d for n, d in g["expected"].items() if isinstance(d, h5py.Dataset)}
+        # Position t of every packed query row inside its sequence (queries are the last T_q).
+        self.pos = np.zeros(self.total_q, np.int64)
+        for s in range(len(self.cu_k) - 1):
+            t_k, t_q = self.cu_k[s + 1] - self.cu_k[s], self.cu_q[s + 1] - self.cu_q[s]
+            self.pos[self.cu_q[s]:self.cu_q[s + 1]] = np.arange(t_k - t_q, t_k)
 
 
 # ---- the NSA forward ----------------------------------------------------------------------------
@@ -218,6 +230,9 @@ def forward_case(c):
 
 # ---- the tolerance rule -------------------------------------------------------------------------
 
+OUTPUTS = ("o_cmp", "lse_cmp", "o_slc", "lse_slc", "o_win", "lse_win", "o")
+
+
 def ulp(x, dtype):
     mant, emin = FORMATS[dtype]
     e = emin
@@ -236,10 +251,10 @@ def check_tensor(name, mine, ds, alpha, beta, skip=None):
         return False, f"{name}: shape {mine.shape}, expected {truth.shape}"
     keep = np.ones(truth.shape, bool) if skip is None else ~skip
     if np.isnan(mine[keep]).any():
-        return False, f"{name}: NaN"
+        return False, f"{name}: NaN (unwritten or invalid)"
     inf_t = np.isinf(truth) & keep
     if (mine[inf_t] != truth[inf_t]).any():
-        return False, f"{name}: infinities differ from the truth"
+        return False, f"{name}: infinities differ from the truth (-inf exactly where it is -inf)"
     fin = np.isfinite(truth) & keep
     if np.isinf(mine[fin]).any():
         return False, f"{name}: Inf where the truth is finite"
@@ -247,19 +262,49 @@ def check_tensor(name, mine, ds, alpha, beta, skip=None):
     return err <= bound, f"{name}: max err {err:.3g} bound {bound:.3g}"
 
 
+def index_list_problem(c, lst, t):
+    """Why one (row, kv head) index list is not well formed, or None: strictly ascending
+    candidate blocks 0 <= j <= t // l', then -1 padding, exactly min(n, candidates) entries."""
+    n_cand = t // c.slc_block + 1
+    real = lst[lst != -1]
+    k = len(real)
+    if (lst[k:] != -1).any() or (lst[:k] == -1).any():
+        return "an entry after -1 padding"
+    if ((real < 0) | (real >= n_cand)).any():
+        return f"not a candidate block (0..{n_cand - 1}): {real.tolist()}"
+    if (np.diff(real) <= 0).any():
+        return f"not strictly ascending: {real.tolist()}"
+    if k != min(c.top_n, n_cand):
+        return f"{k} blocks selected, expected {min(c.top_n, n_cand)}"
+    return None
+
+
 def check_indices(c, mine, alpha, beta):
     """Tie-aware index check; returns (ok, message, mask of (row, kv head) pairs that differ)."""
     truth = c.expected["indices"][()]
+    if mine.shape != truth.shape:
+        return False, f"indices: shape {mine.shape}, expected {truth.shape}", None
     scores_ds = c.expected["scores"]
     scores = scores_ds[()]
     fin = np.isfinite(scores)
     delta = alpha * float(scores_ds.attrs["baseline_max_abs_err"]) + \
         beta * ulp(float(np.max(np.abs(scores[fin]), initial=0.0)), "fp32")
+    for row in range(truth.shape[0]):
+        for g in range(truth.shape[1]):
+            why = index_list_problem(c, mine[row, g], int(c.pos[row]))
+            if why:
+                return False, f"indices: row {row} (t {c.pos[row]}) kv head {g}: {why}", None
     differ = np.zeros(truth.shape[:2], bool)
     for row, g in zip(*np.nonzero((mine != truth).any(axis=2))):
         differ[row, g] = True
         a = set(truth[row, g][truth[row, g] >= 0].tolist())
         b = set(mine[row, g][mine[row, g] >= 0].tolist())
+        t = int(c.pos[row])
+        if c.forced_mode == "always":
+            missing = forced_set(c, t, t // c.slc_block + 1) - b
+            if missing:
+                return False, f"indices: row {row} (t {t}) kv head {g}: forced block " \
+                    f"{min(missing)} missing", differ
         for x in a - b:
             for y in b - a:
                 if scores[row, g, x] - scores[row, g, y] > delta:
@@ -269,14 +314,26 @@ def check_indices(c, mine, alpha, beta):
     return True, f"indices: {int(differ.sum())} (row, kv head) lists differ within ties", differ
 
 
-def check_case(c, mine, alpha, beta):
-    failures, notes = [], []
+def judge(c, mine, alpha, beta, names=None):
+    """Judges the tensors `mine` (name -> array) of case c against its expected/ datasets.
+    names: the tensors to judge (default: every expected tensor); a name absent from `mine` is
+    reported as not checked. Returns (failures, notes, not_checked)."""
+    failures, notes, not_checked = [], [], []
+    if names is None:
+        names = [n for n in c.expected if n != "score_gap"]
+    names = [n for n in names if n in c.expected]
     differ = None
-    if "indices" in c.expected:
-        ok, msg, differ = check_indices(c, mine["indices"], alpha, beta)
-        (notes if ok else failures).append(msg)
-    for name, ds in c.expected.items():
-        if name in ("indices", "score_gap"):
+    if "indices" in names:
+        if "indices" in mine:
+            ok, msg, differ = check_indices(c, mine["indices"], alpha, beta)
+            (notes if ok else failures).append(msg)
+        else:
+            not_checked.append("indices")
+    for name in names:
+        if name == "indices":
+            continue
+        if name not in mine:
+            not_checked.append(name)
             continue
         skip = None
         if differ is not None and differ.any() and name in ("o_slc", "lse_slc", "o"):
@@ -284,11 +341,72 @@ def check_case(c, mine, alpha, beta):
             skip = np.repeat(differ, c.group, axis=1)
             if name != "lse_slc":
                 skip = np.repeat(skip[..., None], c.d_v, axis=2)
-        if name == "scores" and differ is not None:
-            skip = None
-        ok, msg = check_tensor(name, mine[name], ds, alpha, beta, skip)
+        ok, msg = check_tensor(name, mine[name], c.expected[name], alpha, beta, skip)
         (notes if ok else failures).append(msg)
+    return failures, notes, not_checked
+
+
+def check_case(c, mine, alpha, beta):
+    """The numpy forward's own outputs, every expected tensor (p_cmp and scores included)."""
+    failures, notes, _ = judge(c, mine, alpha, beta)
     return failures, notes
+
+
+# ---- reading a candidate file -------------------------------------------------------------------
+
+def schema_float(ds):
+    """The schema's name of a float dataset's type (fp16, bf16, fp32, fp64), or None."""
+    t = ds.id.get_type()
+    if t.get_class() != h5py.h5t.FLOAT:
+        return None
+    size, (spos, epos, esize, mpos, msize), ebias = t.get_size(), t.get_fields(), t.get_ebias()
+    known = {(8, 52, 11): "fp64", (4, 23, 8): "fp32", (2, 10, 5, 15): "fp16",
+             (2, 7, 8, 127): "bf16"}
+    return known.get((size, msize, esize, ebias) if size == 2 else (size, msize, esize))
+
+
+def read_output(ds, name):
+    """A candidate's output tensor as float64 (indices as int32), or a string saying why not."""
+    if name == "indices":
+        t = ds.id.get_type()
+        if t.get_class() != h5py.h5t.INTEGER or t.get_size() != 4 or \
+                t.get_sign() != h5py.h5t.SGN_2:
+            return f"indices: type {ds.dtype}, expected int32"
+        return ds[()].astype(np.int32)
+    kind = schema_float(ds)
+    if kind is None:
+        return f"{name}: type {ds.dtype}, expected a float type (fp32, fp64, fp16, bf16)"
+    if kind == "bf16":
+        bits = np.empty(ds.shape, np.uint16)
+        if bits.size:
+            ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, bits, mtype=ds.id.get_type())
+        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return ds[()].astype(np.float64)
+
+
+def judge_file(cand_path, c, f_cand, alpha, beta):
+    """(failures, notes, not_checked) of golden case c against the candidate file, or None when
+    the file holds no outputs for it."""
+    grp = f_cand.get(f"cases/{c.name}")
+    if grp is None:
+        return None
+    grp = grp.get("outputs", grp.get("expected"))
+    if grp is None:
+        return None
+    mine, failures = {}, []
+    names = [n for n in OUTPUTS + ("indices",) if n in c.expected]
+    for name in names:
+        if name in grp:
+            x = read_output(grp[name], name)
+            if isinstance(x, str):
+                failures.append(x)
+            else:
+                mine[name] = x
+    if not mine and not failures:
+        return None
+    bad, notes, not_checked = judge(c, mine, alpha, beta, names)
+    rejected = {m.split(":")[0] for m in failures}
+    return failures + bad, notes, [n for n in not_checked if n not in rejected]
 
 
 # ---- writing a candidate file for `nsa golden check` -------------------------------------------
@@ -330,7 +448,65 @@ def write_candidate(out, results):
                     g.create_dataset(name, data=mine[name].astype(np.int32))
 
 
+def judge_main(argv):
+    """--judge CANDIDATE.h5 GOLDEN.h5 [--alpha A] [--beta B]; exit 0 / 1 / 2 as nsa golden check."""
+    opts, paths, i = {}, [], 0
+    while i < len(argv):
+        if argv[i] in ("--alpha", "--beta") and i + 1 < len(argv):
+            try:
+                opts[argv[i]] = float(argv[i + 1])
+            except ValueError:
+                print(f"{argv[i]} = '{argv[i + 1]}': expected a number")
+                return 2
+            i += 2
+        else:
+            paths.append(argv[i])
+            i += 1
+    if len(paths) != 2 or any(v < 0 for v in opts.values()):
+        print(__doc__)
+        return 2
+    cand_path, golden_path = paths
+    passed = failed = missing = tensors = 0
+    try:
+        with h5py.File(golden_path, "r") as f, h5py.File(cand_path, "r") as fc:
+            version = int(f.attrs["schema_version"])
+            if version not in SUPPORTED_SCHEMA:
+                print(f"{golden_path}: schema_version {version}, this checker reads "
+                      f"{SUPPORTED_SCHEMA}: nothing judged")
+                return 2
+            alpha = opts.get("--alpha", float(f.attrs["tolerance_alpha"]))
+            beta = opts.get("--beta", float(f.attrs["tolerance_beta"]))
+            for name in f["cases"]:
+                c = Case(f["cases"][name])
+                r = judge_file(cand_path, c, fc, alpha, beta)
+                if r is None:
+                    print(f"{name}: not checked (no outputs in {cand_path})")
+                    missing += 1
+                    continue
+                bad, notes, not_checked = r
+                tensors += len(bad) + len(notes)
+                print(f"{name}: {'FAIL' if bad else 'pass'}")
+                for m in bad:
+                    print(f"    FAIL {m}")
+                for m in not_checked:
+                    print(f"    --   {m}: not checked")
+                if bad:
+                    failed += 1
+                else:
+                    passed += 1
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        print(f"cannot judge: {e}")
+        return 2
+    print(f"\n{passed} cases passed, {failed} failed, {missing} not checked; {tensors} tensors "
+          f"checked (alpha {alpha:g}, beta {beta:g})")
+    if failed:
+        return 1
+    return 0 if tensors else 2
+
+
 def main(argv):
+    if argv and argv[0] == "--judge":
+        return judge_main(argv[1:])
     candidate = None
     if len(argv) >= 2 and argv[0] == "--candidate":
         candidate, argv = argv[1], argv[2:]
@@ -345,7 +521,7 @@ def main(argv):
             version = int(f.attrs["schema_version"])
             if version not in SUPPORTED_SCHEMA:
                 print(f"{path}: schema_version {version}, this checker reads {SUPPORTED_SCHEMA}")
-                return 1
+                return 2
             alpha = float(f.attrs["tolerance_alpha"])
             beta = float(f.attrs["tolerance_beta"])
             for name in f["cases"]:

@@ -547,47 +547,76 @@ GoldenFile read_golden_checked(const std::string& path) {
 
 namespace {
 
-// outputs/grad/<name> of one candidate case: every dataset must be a gradient the case has.
+// Why a candidate dataset at path p cannot be judged (its shape or type), "" when it can.
+std::string unjudgeable(hid_t ds, const std::string& p, const std::vector<int64_t>& dims,
+                        bool is_int) {
+  const auto have = h5::shape_of(ds);
+  const auto type = h5::type_name(ds);
+  if (have != dims)
+    return "dataset " + p + " has shape " + h5::shape_string(have) + ", expected " +
+           h5::shape_string(dims);
+  if (is_int ? type != "int32"
+             : type != "fp32" && type != "fp64" && type != "fp16" && type != "bf16")
+    return "dataset " + p + " has type " + type + ", expected " +
+           (is_int ? "int32" : "a float type (fp32, fp64, fp16, bf16)");
+  return "";
+}
+
+// outputs/grad/<name> of one candidate case. A dataset that is no gradient of this case (a
+// disabled branch's, a parameter phi lacks, a per-branch one of a shared_kv case, an unknown
+// name) or that has the wrong shape or type is rejected, as the forward's tensors are.
 void read_candidate_grads(hid_t og, const std::string& grp_name, const std::string& w,
                           const ValidConfig& vc, CandidateCase& cc) {
   const auto gg = h5::open_group(og, "grad", w);
   const auto specs = grad_specs(vc);
   for (const auto& name : member_names(gg, w + ": group " + grp_name + "/grad")) {
     const auto p = grp_name + "/grad/" + name;
+    const auto key = "grad/" + name;
     const auto it =
         std::find_if(specs.begin(), specs.end(), [&](const Spec& s) { return s.name == name; });
     if (it == specs.end()) {
+      std::string why = vc.cfg.shared_kv ? "the case shares K/V between the branches "
+                                           "(shared_kv = 1): its K and V gradients are "
+                                           "dk_shared and dv_shared"
+                                         : "this case has no such gradient";
       try {
-        (void)nsa::ref::grad_tensor(vc, cc.grads, name);  // names the reason
-        throw GoldenError(w + ": dataset " + p +
-                          (vc.cfg.shared_kv ? ": the case shares K/V between the branches "
-                                              "(shared_kv = 1); its K and V gradients are "
-                                              "dk_shared and dv_shared"
-                                            : ": this case has no such gradient"));
+        (void)nsa::ref::grad_tensor(vc, cc.grads, name);
       } catch (const std::invalid_argument& e) {
-        throw GoldenError(w + ": dataset " + p + ": " + e.what());
+        why = e.what();  // names the disabled branch or the missing parameter
       }
+      cc.rejected.emplace(key, "dataset " + p + ": " + why);
+      continue;
     }
     const auto ds = h5::open_dataset(gg, name, w);
-    const auto have = h5::shape_of(ds);
-    if (have != it->dims)
-      throw GoldenError(w + ": dataset " + p + " has shape " + h5::shape_string(have) +
-                        ", expected " + h5::shape_string(it->dims));
+    const auto why = unjudgeable(ds, p, it->dims, false);
+    if (!why.empty()) {
+      cc.rejected.emplace(key, why);
+      continue;
+    }
     nsa::ref::grad_tensor(vc, cc.grads, name) = h5::read_floats(ds, w + ": dataset " + p);
-    cc.present.push_back("grad/" + name);
+    cc.present.push_back(key);
   }
 }
 
 }  // namespace
 
+namespace {
+
+bool any_grad(const std::string& name) { return name.rfind("grad/", 0) == 0; }
+
+}  // namespace
+
 bool CandidateCase::has_grads() const {
-  return std::any_of(present.begin(), present.end(),
-                     [](const std::string& p) { return p.rfind("grad/", 0) == 0; });
+  return std::any_of(present.begin(), present.end(), any_grad) ||
+         std::any_of(rejected.begin(), rejected.end(),
+                     [](const auto& r) { return any_grad(r.first); });
 }
 
 bool CandidateCase::has_forward() const {
   return std::any_of(present.begin(), present.end(),
-                     [](const std::string& p) { return p.rfind("grad/", 0) != 0; });
+                     [](const std::string& p) { return !any_grad(p); }) ||
+         std::any_of(rejected.begin(), rejected.end(),
+                     [](const auto& r) { return !any_grad(r.first); });
 }
 
 std::map<std::string, CandidateCase> read_candidate(const std::string& path,
@@ -608,28 +637,30 @@ std::map<std::string, CandidateCase> read_candidate(const std::string& path,
     CandidateCase cc;
     const auto& vc = gc.vc;
     const auto& c = vc.cfg;
+    // A dataset of the wrong shape or type is the candidate's failure, recorded per tensor so
+    // that the other tensors are still judged; a dataset that cannot be read is damage (throws).
+    auto accept = [&](const std::string& name, hid_t ds, const std::vector<int64_t>& dims,
+                      bool is_int) {
+      const auto why = unjudgeable(ds, std::string(grp_name) + "/" + name, dims, is_int);
+      if (why.empty()) return true;
+      cc.rejected.emplace(name, why);
+      return false;
+    };
     for (const auto& t : expected_float_tensors(vc)) {
       const bool is_output = t.spec.name.rfind("o", 0) == 0 || t.spec.name.rfind("lse_", 0) == 0;
       if (!is_output || !h5::exists(og, t.spec.name)) continue;
-      const auto p = std::string(grp_name) + "/" + t.spec.name;
       const auto ds = h5::open_dataset(og, t.spec.name, w);
-      const auto have = h5::shape_of(ds);
-      if (have != t.spec.dims)
-        throw GoldenError(w + ": dataset " + p + " has shape " + h5::shape_string(have) +
-                          ", expected " + h5::shape_string(t.spec.dims));
-      *expected_data(cc.outputs, t.spec.name) = h5::read_floats(ds, w + ": dataset " + p);
+      if (!accept(t.spec.name, ds, t.spec.dims, false)) continue;
+      *expected_data(cc.outputs, t.spec.name) =
+          h5::read_floats(ds, w + ": dataset " + grp_name + "/" + t.spec.name);
       cc.present.push_back(t.spec.name);
     }
     if (computes_topn(vc) && h5::exists(og, "indices")) {
-      const auto p = std::string(grp_name) + "/indices";
       const auto ds = h5::open_dataset(og, "indices", w);
-      const std::vector<int64_t> dims{vc.total_q, c.h_kv, c.top_n};
-      if (h5::shape_of(ds) != dims)
-        throw GoldenError(w + ": dataset " + p + " has shape " +
-                          h5::shape_string(h5::shape_of(ds)) + ", expected " +
-                          h5::shape_string(dims));
-      cc.outputs.indices = h5::read_int32(ds, w + ": dataset " + p);
-      cc.present.push_back("indices");
+      if (accept("indices", ds, {vc.total_q, c.h_kv, c.top_n}, true)) {
+        cc.outputs.indices = h5::read_int32(ds, w + ": dataset " + grp_name + "/indices");
+        cc.present.push_back("indices");
+      }
     }
     if (h5::exists(og, "grad")) read_candidate_grads(og, grp_name, w, vc, cc);
     out.emplace(gc.name, std::move(cc));

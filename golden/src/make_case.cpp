@@ -1,5 +1,6 @@
 // Generation of golden cases from specs.
 #include <cmath>
+#include <stdexcept>
 
 #include "nsa/golden/suites.hpp"
 
@@ -15,7 +16,15 @@ double max_abs_err(const std::vector<double>& base, const std::vector<double>& t
 
 GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int threads) {
   const auto vc = nsa::ref::validate(spec.cfg);
-  return make_case(spec, nsa::ref::generate_inputs(vc, spec.seed, spec.regime), precision, threads);
+  auto inputs = nsa::ref::generate_inputs(vc, spec.seed, spec.regime);
+  if (spec.adversarial_indices) {
+    if (!vc.cfg.given_indices || vc.cfg.index_policy == nsa::ref::IndexPolicy::strict)
+      throw std::invalid_argument("case " + spec.name +
+                                  ": adversarial index lists need given indices under a lenient "
+                                  "index_policy (skip_invalid or multiset)");
+    inputs.indices = nsa::ref::generate_indices(vc, spec.seed, true);
+  }
+  return make_case(spec, std::move(inputs), precision, threads);
 }
 
 GoldenCase make_case(const CaseSpec& spec, nsa::ref::Inputs inputs, nsa::ref::Precision precision,

@@ -21,10 +21,11 @@ class Builder {
  public:
   explicit Builder(uint64_t seed_base) : seed_(seed_base) {}
   // Adds a case; its name gets the position as a prefix so that name order is suite order.
-  void add(const std::string& what, Config c, Regime r = Regime::typical) {
+  void add(const std::string& what, Config c, Regime r = Regime::typical,
+           bool adversarial_indices = false) {
     char prefix[16];
     std::snprintf(prefix, sizeof prefix, "%03zu_", cases_.size());
-    cases_.push_back({prefix + what, std::move(c), seed_ + cases_.size(), r});
+    cases_.push_back({prefix + what, std::move(c), seed_ + cases_.size(), r, adversarial_indices});
   }
   // A case without the backward (CaseSpec::backward).
   void add_forward_only(const std::string& what, Config c) {
@@ -258,6 +259,19 @@ std::vector<CaseSpec> canonical() {
       c.cmp_stride = 32;
       c.slc_block = 128;
     });
+    // Given lists with duplicates, -1 anywhere, negative, future and out-of-range entries under
+    // both lenient policies (a strict list would be refused): the skipping and the repeated
+    // listing of the same keys are part of the committed truth.
+    for (auto policy : {IndexPolicy::skip_invalid, IndexPolicy::multiset}) {
+      auto c = small(160, policy == IndexPolicy::multiset ? Dtype::bf16 : Dtype::f32);
+      c.profile = "custom";
+      c.given_indices = true;
+      c.index_policy = policy;
+      c.top_n = 8;
+      c.shared_kv = true;  // one K/V stored: keeps the file small
+      b.add("given_indices_adversarial_" + std::string(to_string(policy)), c, Regime::typical,
+            true);
+    }
   }
   // The backward over long sequences (the two length sweeps above are forward only): keys far
   // before the queries receive gradients through the compressed blocks alone; separate K/V per

@@ -1,5 +1,6 @@
 # The nsa golden / verify command lines: bad arguments exit with 2 and name the argument; damaged
-# or mismatching files exit with 1; the normal paths exit with 0.
+# or mismatching files exit with 1 (`golden check`: 2, nothing judged; 1 is a failed candidate);
+# the normal paths exit with 0.
 # Usage: cmake -DNSA=<nsa> -DWORK=<dir> -P cli_checks.cmake
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -54,6 +55,9 @@ expect(0 "window_keys=w_plus_one" golden inspect ${WORK}/g3.h5)
 expect(0 "suite config, 1 cases" golden inspect ${WORK}/g1.h5)
 expect(0 "1 cases passed, 0 failed" golden check ${WORK}/g1.h5 ${WORK}/g1.h5)
 expect(0 "same content" golden diff ${WORK}/g1.h5 ${WORK}/g1.h5)
+expect(2 "nothing was judged" golden check ${WORK}/absent.h5 ${WORK}/g1.h5)
+expect(2 "nothing was judged" golden check ${WORK}/g1.h5 ${WORK}/absent.h5)
+expect(2 "not an HDF5 file" golden check ${WORK}/g1.h5 ${WORK}/good.json)
 # Outputs of other inputs (seed 2) must fail against seed 1's truth.
 expect(1 "0 cases passed, 1 failed" golden check ${WORK}/g1.h5 ${WORK}/g2.h5)
 expect(1 "differences" golden diff ${WORK}/g1.h5 ${WORK}/g2.h5)

@@ -1,5 +1,5 @@
-// Helpers shared by the golden file tests: temporary paths, a written sample golden file, error
-// capture and HDF5 surgery on written files.
+// Shared helpers of the golden tests: the smoke suite with the double truth as a sample golden
+// file, temporary paths, and HDF5 surgery on written files.
 #pragma once
 
 #include <hdf5.h>

@@ -171,7 +171,7 @@ TEST_CASE(
   std::filesystem::remove(cpath);
 }
 
-TEST_CASE("golden grad check: a gradient the case cannot have is rejected naming it", "[golden]") {
+TEST_CASE("golden grad check: a gradient the case cannot have fails, naming it", "[golden]") {
   auto cfg = small();
   cfg.enable_win = false;
   const auto [g, path] = one_case("no_window", cfg);
@@ -187,16 +187,30 @@ TEST_CASE("golden grad check: a gradient the case cannot have is rejected naming
     std::vector<double> x(static_cast<std::size_t>(n));
     h5::write_dataset(gr, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, x.data(), {n});
   };
+  // Each is the candidate's failure: a failed tensor whose note names the dataset and the reason,
+  // not damage of the file.
+  auto rejected = [&](const char* name) {
+    const auto cands = read_candidate(cpath, golden);
+    const auto& cc = cands.at(gc.name);
+    CHECK(cc.has_grads());
+    const auto v = check_case_gradients(gc, cc);
+    CHECK_FALSE(v.pass());
+    const auto* t = v.find(name);
+    REQUIRE(t);
+    CHECK(t->checked);
+    CHECK_FALSE(t->pass);
+    return t->note;
+  };
   write_one("dk_win", gc.vc.total_k * 2 * 8);
-  auto e = error_of([&] { read_candidate(cpath, golden); });
-  CHECK(contains(e, "outputs/grad/dk_win"));
-  CHECK(contains(e, "branch win is disabled"));
+  const auto note = rejected("dk_win");
+  CHECK(contains(note, "outputs/grad/dk_win"));
+  CHECK(contains(note, "branch win is disabled"));
   write_one("dphi_k_w1", 4);
-  e = error_of([&] { read_candidate(cpath, golden); });
-  CHECK(contains(e, "phi mean has no parameter 'w1'"));
+  CHECK(contains(rejected("dphi_k_w1"), "phi mean has no parameter 'w1'"));
   write_one("dq", 3);
-  e = error_of([&] { read_candidate(cpath, golden); });
-  CHECK(contains(e, "outputs/grad/dq has shape [3]"));
+  CHECK(contains(rejected("dq"), "outputs/grad/dq has shape [3]"));
+  // Through the command's path: a failed candidate (exit 1), not damage (exit 2).
+  CHECK(check_file(golden, read_candidate(cpath, golden)).status() == CheckStatus::fail);
   std::filesystem::remove(path);
   std::filesystem::remove(cpath);
 }

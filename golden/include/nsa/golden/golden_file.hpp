@@ -72,12 +72,17 @@ struct CandidateCase {
   nsa::ref::Outputs outputs;         // only the tensors the candidate holds; rows/heads unset
   nsa::ref::Gradients grads;         // outputs/grad/<name>: only those it holds; rows/keys unset
   std::vector<std::string> present;  // "o_cmp", ..., "indices", "grad/dq", ...
-  bool has_forward() const;          // any of the forward's tensors
-  bool has_grads() const;            // any gradient
+  // Datasets that are there but cannot be judged, with the reason: a shape other than the
+  // expected tensor's, a type other than the schema's float types (int32 for indices), or a
+  // gradient the case does not have ("grad/<name>": a disabled branch's, a parameter phi lacks).
+  // They are the candidate's failures (nsa::golden::check_case), not damage of the file.
+  std::map<std::string, std::string> rejected;
+  bool has_forward() const;  // any of the forward's tensors, judgeable or not
+  bool has_grads() const;    // any gradient, judgeable or not
 };
 // Reads the candidate outputs of every case of `golden` present in the candidate file
-// (missing cases are absent from the map). Shapes are checked against the golden case; a
-// gradient the case cannot have (a disabled branch's, an unknown name) is an error.
+// (missing cases are absent from the map). Shapes and types are checked against the golden case
+// (see CandidateCase::rejected); a file that cannot be opened or read throws GoldenError.
 std::map<std::string, CandidateCase> read_candidate(const std::string& path,
                                                     const GoldenFile& golden);
 // Writes a candidate file holding `outputs` (and, where given, gradients) for each named case

@@ -16,6 +16,10 @@ struct CaseSpec {
   nsa::ref::Config cfg;
   uint64_t seed = 1;
   nsa::ref::Regime regime = nsa::ref::Regime::typical;
+  // Given indices only: the lists are nsa::ref::generate_indices(vc, seed, adversarial = true)
+  // (duplicates, -1 anywhere, negative, future and out-of-range blocks) instead of the valid
+  // lists of generate_inputs; for the skip_invalid and multiset policies.
+  bool adversarial_indices = false;
   // Whether the case carries the backward (inputs/do, expected/grad/). Off only for the two long
   // length sweeps of the canonical suite, whose gradients would take a quarter of the committed
   // data budget (golden/SCHEMA.md).
