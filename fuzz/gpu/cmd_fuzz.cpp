@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "case_gen.hpp"
-#include "command.hpp"
+#include "fuzz_cli.hpp"
 #include "gpu_backend.hpp"
 #include "nsa/golden/suites.hpp"
 #include "nsa/ref/compare.hpp"
@@ -297,5 +297,6 @@ int run(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-NSA_REGISTER_COMMAND("fuzz", "configuration fuzzer: kernels (--gpu) or reference (--cpu) vs truth",
-                     run);
+nsa::cli::Command nsa::cli::fuzz_command() {
+  return {"fuzz", "configuration fuzzer: kernels (--gpu) or reference (--cpu) vs truth", run};
+}

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "args.hpp"
-#include "command.hpp"
+#include "golden_cli.hpp"
 #include "golden_commands.hpp"
 
 namespace nsa::cli {
@@ -44,7 +44,9 @@ int run_golden(const std::vector<std::string>& args) {
 }
 
 }  // namespace
-}  // namespace nsa::cli
 
-NSA_REGISTER_COMMAND("golden", "generate, check and inspect golden HDF5 files",
-                     nsa::cli::run_golden);
+Command golden_command() {
+  return {"golden", "generate, check and inspect golden HDF5 files", run_golden};
+}
+
+}  // namespace nsa::cli

@@ -1,15 +1,10 @@
-// The implementation registry, and the two CPU implementations every build has: the reference in
-// double precision and the dtype-faithful baseline.
+// The two CPU implementations every build has: the reference in double precision and the
+// dtype-faithful baseline.
 #include "implementations.hpp"
 
 namespace nsa::cli {
 
 namespace {
-
-std::vector<Implementation>& registry() {
-  static std::vector<Implementation> list;
-  return list;
-}
 
 bool always() { return true; }
 std::string supports_all(const nsa::ref::ValidConfig&) { return {}; }
@@ -34,16 +29,9 @@ nsa::ref::Gradients grad_baseline(const nsa::ref::ValidConfig& vc, const nsa::re
 
 }  // namespace
 
-bool register_implementation(const Implementation& impl) {
-  registry().push_back(impl);
-  return true;
+std::vector<Implementation> reference_implementations() {
+  return {{"ref-f64", always, supports_all, run_f64, grad_f64},
+          {"ref-baseline", always, supports_all, run_baseline, grad_baseline}};
 }
 
-const std::vector<Implementation>& implementations() { return registry(); }
-
 }  // namespace nsa::cli
-
-NSA_REGISTER_IMPLEMENTATION("ref-f64", nsa::cli::always, nsa::cli::supports_all, nsa::cli::run_f64,
-                            nsa::cli::grad_f64);
-NSA_REGISTER_IMPLEMENTATION("ref-baseline", nsa::cli::always, nsa::cli::supports_all,
-                            nsa::cli::run_baseline, nsa::cli::grad_baseline);

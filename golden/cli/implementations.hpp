@@ -1,6 +1,6 @@
-// Registry of NSA implementations that `nsa verify` checks against the f128 truth. Each
-// component registers its own from its own source file with NSA_REGISTER_IMPLEMENTATION
-// (golden: the reference in f64 and the dtype-faithful baseline; kernels: "cuda").
+// An NSA implementation that `nsa verify` checks against the f128 truth. Each component that has
+// one returns it from its CLI library (golden: the reference in f64 and the dtype-faithful
+// baseline; kernels: "cuda"), and nsa_main.cpp hands the list to verify_command.
 #pragma once
 
 #include <string>
@@ -26,13 +26,8 @@ struct Implementation {
                                   const std::vector<double>& d_o) = nullptr;
 };
 
-bool register_implementation(const Implementation& impl);
-const std::vector<Implementation>& implementations();
+// The two CPU implementations every build has: "ref-f64" and "ref-baseline"
+// (implementations.cpp).
+std::vector<Implementation> reference_implementations();
 
 }  // namespace nsa::cli
-
-#define NSA_IMPL_CONCAT_(a, b) a##b
-#define NSA_IMPL_CONCAT(a, b) NSA_IMPL_CONCAT_(a, b)
-#define NSA_REGISTER_IMPLEMENTATION(...)                              \
-  static const bool NSA_IMPL_CONCAT(nsa_impl_registered_, __LINE__) = \
-      ::nsa::cli::register_implementation({__VA_ARGS__})

@@ -1,12 +1,12 @@
 // `nsa verify`: the main job. Generates a suite in memory (f128 truth + dtype-faithful baseline)
-// and checks every registered implementation that is available here against it.
+// and checks every implementation it is given that is available here against it.
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <utility>
 
 #include "args.hpp"
-#include "command.hpp"
-#include "implementations.hpp"
+#include "golden_cli.hpp"
 #include "nsa/golden/check.hpp"
 #include "nsa/golden/suites.hpp"
 
@@ -21,7 +21,8 @@ struct Tally {
   std::string status;  // "not available" etc.
 };
 
-int run_verify(const std::vector<std::string>& argv) {
+int run_verify(const std::vector<Implementation>& implementations,
+               const std::vector<std::string>& argv) {
   try {
     const Args args(argv, {"--suite", "--threads"}, {"--verbose"});
     if (!args.positional().empty())
@@ -46,7 +47,7 @@ int run_verify(const std::vector<std::string>& argv) {
                 cases.size(), gen_s);
 
     std::vector<std::pair<std::string, Tally>> tallies;
-    for (const auto& impl : implementations()) {
+    for (const auto& impl : implementations) {
       Tally t;
       if (!impl.available()) {
         t.status = "not available here (skipped)";
@@ -131,7 +132,12 @@ int run_verify(const std::vector<std::string>& argv) {
 }
 
 }  // namespace
-}  // namespace nsa::cli
 
-NSA_REGISTER_COMMAND("verify", "check every available implementation against the f128 truth",
-                     nsa::cli::run_verify);
+Command verify_command(std::vector<Implementation> implementations) {
+  return {"verify", "check every available implementation against the f128 truth",
+          [implementations = std::move(implementations)](const std::vector<std::string>& args) {
+            return run_verify(implementations, args);
+          }};
+}
+
+}  // namespace nsa::cli

@@ -21,6 +21,12 @@ function(expect code text)
   endif()
 endfunction()
 
+# The program lists the commands of every component (golden/cli/nsa_main.cpp assembles them).
+foreach(command IN ITEMS golden verify bench fuzz)
+  expect(0 "  ${command} " --help)
+endforeach()
+expect(2 "unknown command 'nope'" nope)
+
 set(out ${WORK}/x.h5)
 expect(2 "usage" golden)
 expect(2 "unknown subcommand 'make'" golden make)

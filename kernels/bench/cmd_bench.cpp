@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "command.hpp"
+#include "cuda_cli.hpp"
 #include "nsa/cuda/forward.hpp"
 #include "nsa/ref/config.hpp"
 
@@ -205,4 +205,6 @@ int run_bench(const std::vector<std::string>& args) {
 
 }  // namespace
 
-NSA_REGISTER_COMMAND("bench", "time the CUDA forward per branch (needs a GPU)", run_bench);
+nsa::cli::Command nsa::cli::bench_command() {
+  return {"bench", "time the CUDA forward per branch (needs a GPU)", run_bench};
+}

@@ -1,7 +1,8 @@
-// Registers the CUDA kernels as implementation "cuda" for `nsa verify`.
-#include "implementations.hpp"
+// The CUDA kernels as implementation "cuda" of `nsa verify`.
+#include "cuda_cli.hpp"
 #include "nsa/cuda/forward.hpp"
 
+namespace nsa::cli {
 namespace {
 
 bool cuda_available() { return nsa::cuda::device_available(); }
@@ -14,4 +15,8 @@ nsa::ref::Outputs cuda_run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inpu
 
 }  // namespace
 
-NSA_REGISTER_IMPLEMENTATION("cuda", cuda_available, nsa::cuda::unsupported, cuda_run);
+Implementation cuda_implementation() {
+  return {"cuda", cuda_available, nsa::cuda::unsupported, cuda_run};
+}
+
+}  // namespace nsa::cli
