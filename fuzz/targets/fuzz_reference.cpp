@@ -7,14 +7,20 @@
 //    min(n, candidates) entries, forced blocks present (forced_mode always), and the free blocks
 //    are the best-scored ones under the tie rule (checked against the returned scores);
 //  - causality and sequence isolation: changing K/V at and after a cut point of one sequence
-//    leaves every row that cannot see the cut bit-identical.
+//    leaves every row that cannot see the cut bit-identical;
+//  - the backward (docs/semantics.md, "Backward"): finite gradients for finite inputs and dO;
+//    exactly 0 for a disabled branch, for a row whose key sets are all empty (dq, dg), and for
+//    keys after the last position any query of their sequence reaches.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "finding.hpp"
+#include "nsa/ref/backward.hpp"
 #include "nsa/ref/forward.hpp"
+#include "nsa/ref/generate.hpp"
 #include "tiny_case.hpp"
 
 namespace {
@@ -187,6 +193,68 @@ bool same_row(const ValidConfig& vc, const Outputs& a, const Outputs& b, int64_t
   return true;
 }
 
+// Whether every enabled branch of row r (position t) attends an empty key set, read off the
+// forward's lse (-inf exactly when the key set is empty) for every head.
+bool all_empty(const ValidConfig& vc, const Outputs& out, int64_t r) {
+  for (Branch b : kAllBranches) {
+    if (!vc.cfg.enabled(b)) continue;
+    for (int64_t h = 0; h < vc.cfg.h_q; ++h)
+      if (std::isfinite(out.lse[static_cast<int>(b)][r * vc.cfg.h_q + h])) return false;
+  }
+  return true;
+}
+
+void check_backward(const ValidConfig& vc, const Inputs& in, const Outputs& out, uint64_t seed) {
+  const auto& c = vc.cfg;
+  const auto d_o = generate_grad_output(vc, seed);
+  GradSelection gsel;
+  gsel.threads = 1;
+  const Gradients g = backward(vc, in, d_o, Precision::f64, gsel);
+  for (const auto& name : grad_tensor_names(vc))
+    for (double x : grad_tensor(vc, g, name))
+      NSA_FUZZ_EXPECT(std::isfinite(x), "gradient " + name + " not finite (" + describe(c) + ")");
+  for (Branch b : kAllBranches) {
+    if (c.enabled(b)) continue;
+    const int i = static_cast<int>(b);
+    for (const auto* t : {&g.dk[i], &g.dv[i], &g.dg[i]})
+      for (double x : *t)
+        NSA_FUZZ_EXPECT(x == 0.0,
+                        "a disabled branch's gradient not exactly 0 (" + describe(c) + ")");
+  }
+  for (int64_t row = 0; row < vc.total_q; ++row) {
+    if (!all_empty(vc, out, row)) continue;
+    for (int64_t i = 0; i < c.h_q * c.d_k; ++i)
+      NSA_FUZZ_EXPECT(g.dq[row * c.h_q * c.d_k + i] == 0.0,
+                      at(vc, row, "dq not exactly 0 for a row with empty key sets"));
+    for (int b = 0; b < 3; ++b)
+      for (int64_t h = 0; h < c.h_q; ++h)
+        NSA_FUZZ_EXPECT(g.dg[b][row * c.h_q + h] == 0.0,
+                        at(vc, row, "dg not exactly 0 for a row with empty key sets"));
+  }
+  // Keys no query of their sequence reaches.
+  for (std::size_t s = 0; s < vc.seqs.size(); ++s) {
+    const auto& seq = vc.seqs[s];
+    int64_t reach = -1;
+    for (int64_t i = 0; i < seq.t_q; ++i) {
+      const int64_t t = seq.pos(i);
+      reach = std::max(reach, c.enable_slc && c.slc_causal == SlcCausal::none
+                                  ? std::min((t / c.slc_block + 1) * c.slc_block, seq.t_k) - 1
+                                  : t);
+    }
+    for (int64_t u = reach + 1; u < seq.t_k; ++u)
+      for (int b = 0; b < 3; ++b) {
+        for (int64_t e = 0; e < c.h_kv * c.d_k; ++e)
+          NSA_FUZZ_EXPECT(
+              g.dk[b][(seq.k_begin + u) * c.h_kv * c.d_k + e] == 0.0,
+              "dK of a key after every query's reach not exactly 0 (" + describe(c) + ")");
+        for (int64_t e = 0; e < c.h_kv * c.d_v; ++e)
+          NSA_FUZZ_EXPECT(
+              g.dv[b][(seq.k_begin + u) * c.h_kv * c.d_v + e] == 0.0,
+              "dV of a key after every query's reach not exactly 0 (" + describe(c) + ")");
+      }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -204,6 +272,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const int64_t cut_seq = r.range(0, static_cast<int64_t>(vc.seqs.size()) - 1);
   const int64_t cut = r.range(0, vc.seqs[static_cast<std::size_t>(cut_seq)].t_k);
+  const auto grad_seed = static_cast<uint64_t>(r.range(0, 1 << 20));
   Inputs in = nsa::fuzz::decode_inputs(r, vc, 8);
 
   RowSelection sel;
@@ -216,6 +285,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_p_cmp(vc, out, row, t);
     check_indices(vc, out, row, t);
   }
+  check_backward(vc, in, out, grad_seed);
 
   perturb_after(vc, in, cut_seq, cut);
   const Outputs out2 = forward(vc, in, Precision::f64, sel);
