@@ -25,6 +25,20 @@ enum class IndexPolicy { strict, skip_invalid, multiset };
 enum class WindowKeys { w, w_plus_one };
 enum class Branch { cmp = 0, slc = 1, win = 2 };
 
+// How an fp32-accumulating kernel orders the terms of its dot products and sums
+// (docs/tolerance.md, "Summation orders"). Each is a model of a real way to reduce:
+enum class SumOrder {
+  sequential,         // one running fp32 sum, term after term (products fused: one rounding)
+  pairwise,           // a balanced binary tree of fp32 additions over the rounded products
+  lanes8,             // 8 strided fp32 partial sums (SIMD lanes), then a tree over the lanes
+  blocked16,          // chunks of 16 summed exactly, each added to an fp32 running sum
+  tensor_core,        // MMA, k = 16 per step, accumulator chained through the MMA: the chunk's
+                      // products and the accumulator aligned to their largest exponent,
+                      // truncated 26 bits below it, summed, truncated to fp32
+  tensor_core_split,  // the same MMA on each 16-term chunk from a zero accumulator, chunks
+                      // added by an IEEE fp32 add (this project's q·k split)
+};
+
 inline constexpr std::array<Branch, 3> kAllBranches{Branch::cmp, Branch::slc, Branch::win};
 
 // The spelling table of one enum; the order of entries is the order of enumerators.
@@ -48,6 +62,8 @@ NSA_ENUM_NAMES(SlcCausal, "token", "none")
 NSA_ENUM_NAMES(IndexPolicy, "strict", "skip_invalid", "multiset")
 NSA_ENUM_NAMES(WindowKeys, "w", "w_plus_one")
 NSA_ENUM_NAMES(Branch, "cmp", "slc", "win")
+NSA_ENUM_NAMES(SumOrder, "sequential", "pairwise", "lanes8", "blocked16", "tensor_core",
+               "tensor_core_split")
 #undef NSA_ENUM_NAMES
 
 template <class E> std::string_view to_string(E e) {
