@@ -44,8 +44,10 @@ std::vector<KernelModel> correct_models() {
 }
 
 std::string name_of(const KernelModel& m) {
-  return std::string(to_string(m.order)) + ":" + std::string(to_string(m.accumulator)) +
-         (m.permutation ? "@" + std::to_string(m.permutation) : "");
+  std::string s(to_string(m.order));
+  s.append(1, ':').append(to_string(m.accumulator));
+  if (m.permutation) s.append(1, '@').append(std::to_string(m.permutation));
+  return s;
 }
 
 // The worst max_err / bound of a verdict's value tensors.
@@ -109,7 +111,7 @@ TEST_CASE("kernel models: GPU-size fuzz cases, correct models pass and wrong ker
   // The first cases of the run that found finding 6 (53 failures in 4139 under the old rule),
   // those small enough for a unit test, 12 rows each.
   const uint64_t seed = 20261129;
-  int64_t tried = 0, judged = 0;
+  int64_t tried = 0, judged = 0, with_keys = 0, scale_mutants = 0;
   double worst_correct = 0;
   for (int64_t index = 0; judged < 24 && index < 400; ++index) {
     const auto fc = nsa::fuzz::draw_case(seed, index, nsa::fuzz::gpu_limits(), nullptr);
@@ -127,7 +129,13 @@ TEST_CASE("kernel models: GPU-size fuzz cases, correct models pass and wrong ker
       CHECK(v.pass());
       worst_correct = std::max(worst_correct, worst_ratio(v));
     }
-    // Wrong kernels. A 16-bit accumulator: fails wherever some reduction has enough terms.
+    // Wrong kernels, judged wherever the case computes something (some key set not empty).
+    bool computes = false;
+    for (const auto& lse : d.truth.lse)
+      for (double x : lse) computes = computes || std::isfinite(x);
+    if (!computes) continue;
+    ++with_keys;
+    // A 16-bit accumulator.
     const KernelModel bad = narrow_accumulator(d.fc.vc);
     const Verdict vb = compare(d.fc.vc, d.truth, d.bases, forward_model(d.fc.vc, d.in, bad, d.sel));
     INFO(name_of(bad) << "\n" << vb.table());
@@ -140,9 +148,15 @@ TEST_CASE("kernel models: GPU-size fuzz cases, correct models pass and wrong ker
       const Verdict vs = compare(d.fc.vc, d.truth, d.bases, cand);
       INFO("scale in the input dtype\n" << vs.table());
       CHECK_FALSE(vs.pass());
+      ++scale_mutants;
     }
   }
-  std::printf("GPU-size cases: %lld drawn, %lld judged; worst max_err/bound of a correct model %.3f\n",
-              static_cast<long long>(tried), static_cast<long long>(judged), worst_correct);
+  std::printf(
+      "GPU-size cases: %lld drawn, %lld judged (%lld with keys, %lld with a scale mutant); worst "
+      "max_err/bound of a correct model %.3f\n",
+      static_cast<long long>(tried), static_cast<long long>(judged),
+      static_cast<long long>(with_keys), static_cast<long long>(scale_mutants), worst_correct);
   CHECK(judged == 24);
+  CHECK(with_keys >= 20);
+  CHECK(scale_mutants >= 5);
 }

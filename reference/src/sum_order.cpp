@@ -210,6 +210,29 @@ void tensor_core(const KernelModel& m, bool chained, const float* a, const float
   }
 }
 
+// Per output: the positive terms first, then the negative ones, each sign in term order,
+// summed sequentially (fused). The running sum climbs to the sum of all positive terms before
+// any cancellation, so every step rounds at about the largest magnitude the terms allow: the
+// pessimistic end of what a term order does to a sequential sum. (Adding an exact 0 leaves the
+// accumulator unchanged, so both passes run over all terms with the other sign zeroed.)
+void largest_partials(const KernelModel& m, const float* a, const float* b, int64_t K, int64_t N,
+                      int64_t ldb, float* out) {
+  const TermSequence seq(m.permutation, K);
+  std::fill(out, out + N, 0.0f);
+  for (const bool positive : {true, false})
+    for (int64_t i = 0; i < K; ++i) {
+      const int64_t k = seq[i];
+      const double ak = a ? a[k] : 1.0;
+      const float* row = b + k * ldb;
+      for (int64_t n = 0; n < N; ++n) {
+        const double t = ak * static_cast<double>(row[n]);
+        const double keep = positive ? (t > 0 ? t : 0.0) : (t < 0 ? t : 0.0);
+        out[n] = static_cast<float>(keep + static_cast<double>(out[n]));
+      }
+      narrow(m.accumulator, out, N);
+    }
+}
+
 }  // namespace
 
 void reduce_terms(const KernelModel& model, const float* a, const float* b, int64_t K, int64_t N,
@@ -223,6 +246,8 @@ void reduce_terms(const KernelModel& model, const float* a, const float* b, int6
       return lanes(model, a, b, K, N, ldb, out);
     case SumOrder::blocked16:
       return blocked(model, a, b, K, N, ldb, out);
+    case SumOrder::largest_partials:
+      return largest_partials(model, a, b, K, N, ldb, out);
     case SumOrder::tensor_core:
     case SumOrder::tensor_core_split:
       if (!a) return sequential(model, a, b, K, N, ldb, out);  // plain sums: fp32 registers

@@ -37,6 +37,9 @@ enum class SumOrder {
                       // truncated 26 bits below it, summed, truncated to fp32
   tensor_core_split,  // the same MMA on each 16-term chunk from a zero accumulator, chunks
                       // added by an IEEE fp32 add (this project's q·k split)
+  largest_partials,   // sequential over the positive terms, then the negative ones: the
+                      // running sum climbs to its largest value before any cancellation (the
+                      // pessimistic end of any term order)
 };
 
 inline constexpr std::array<Branch, 3> kAllBranches{Branch::cmp, Branch::slc, Branch::win};
@@ -63,7 +66,7 @@ NSA_ENUM_NAMES(IndexPolicy, "strict", "skip_invalid", "multiset")
 NSA_ENUM_NAMES(WindowKeys, "w", "w_plus_one")
 NSA_ENUM_NAMES(Branch, "cmp", "slc", "win")
 NSA_ENUM_NAMES(SumOrder, "sequential", "pairwise", "lanes8", "blocked16", "tensor_core",
-               "tensor_core_split")
+               "tensor_core_split", "largest_partials")
 #undef NSA_ENUM_NAMES
 
 template <class E> std::string_view to_string(E e) {
