@@ -34,8 +34,8 @@ struct Args {
   std::string save_dir;
   int64_t max_rows = 48;
   std::optional<Precision> truth;
-  std::optional<bool> gpu_draws;        // --draw: the GPU mode's case sizes (default: the mode's)
-  std::optional<KernelModel> model;     // --model: the CPU candidate (default: the f64 reference)
+  std::optional<bool> gpu_draws;     // --draw: the GPU mode's case sizes (default: the mode's)
+  std::optional<KernelModel> model;  // --model: the CPU candidate (default: the f64 reference)
   std::string model_text;
 };
 
@@ -300,7 +300,8 @@ int run(const std::vector<std::string>& argv) {
   } else {
     std::printf("nsa fuzz: CPU mode (%s vs %s truth, %s draws), seed %llu\n",
                 a.model ? ("kernel model " + a.model_text).c_str() : "f64 reference",
-                to_string(a.truth.value_or(Precision::f128)), a.gpu_draws.value_or(false) ? "gpu" : "cpu",
+                to_string(a.truth.value_or(Precision::f128)),
+                a.gpu_draws.value_or(false) ? "gpu" : "cpu",
                 static_cast<unsigned long long>(*a.seed));
   }
   // --draw gpu without --gpu takes every draw: every GPU-size draw is inside the kernels' limits

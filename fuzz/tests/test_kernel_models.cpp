@@ -103,7 +103,8 @@ TEST_CASE("kernel models: the open GPU findings pass as their kernel's model") {
     // A kernel accumulating in 16 bits is wrong and fails.
     const KernelModel bad = narrow_accumulator(d.fc.vc);
     INFO(name_of(bad));
-    CHECK_FALSE(compare(d.fc.vc, d.truth, d.bases, forward_model(d.fc.vc, d.in, bad, d.sel)).pass());
+    CHECK_FALSE(
+        compare(d.fc.vc, d.truth, d.bases, forward_model(d.fc.vc, d.in, bad, d.sel)).pass());
   }
 }
 

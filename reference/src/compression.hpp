@@ -16,14 +16,16 @@ inline int64_t visible_cmp_blocks(const ValidConfig& vc, int64_t t) {
   return vc.num_cmp_blocks(reach);
 }
 
-template <class Real> Real activate(const Real& x, Activation act) {
+template <class Real>
+Real activate(const Real& x, Activation act) {
   using std::exp;
   if (act == Activation::relu) return x > Real(0) ? x : Real(0);
   return x / (Real(1) + exp(-x));  // silu
 }
 
 // One KV head's parameters of phi, widened to Real.
-template <class Real> struct PhiHead {
+template <class Real>
+struct PhiHead {
   Mat<Real> pos;  // [l, D]
   Mat<Real> w1;   // [l*D, D] (linear) or [l*D, m] (mlp)
   Vec<Real> b1;   // [m]

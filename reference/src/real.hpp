@@ -19,8 +19,10 @@ namespace nsa::ref::detail {
 using Quad = boost::multiprecision::float128;
 using Bin50 = boost::multiprecision::cpp_bin_float_50;
 
-template <class Real> using Mat = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class Real> using Vec = Eigen::Matrix<Real, Eigen::Dynamic, 1>;
+template <class Real>
+using Mat = Eigen::Matrix<Real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class Real>
+using Vec = Eigen::Matrix<Real, Eigen::Dynamic, 1>;
 
 // The arithmetic policy of the one code path: how values are stored and how dot products and
 // sums are reduced. Every product of matrices and every sum over keys, tokens or features goes
@@ -30,7 +32,10 @@ template <class Real> using Vec = Eigen::Matrix<Real, Eigen::Dynamic, 1>;
 // order does not matter).
 struct Exact {
   Dtype dtype;
-  template <class Real> Real store(const Real& x) const { return x; }
+  template <class Real>
+  Real store(const Real& x) const {
+    return x;
+  }
   // a * b and a * b^T.
   template <class A, class B>
   Mat<typename A::Scalar> mul(const Eigen::MatrixBase<A>& a, const Eigen::MatrixBase<B>& b) const {
@@ -42,12 +47,14 @@ struct Exact {
     return a * b.transpose();
   }
   // The sum of a row, term after term; the column sums of a matrix.
-  template <class R> typename R::Scalar sum(const Eigen::MatrixBase<R>& row) const {
+  template <class R>
+  typename R::Scalar sum(const Eigen::MatrixBase<R>& row) const {
     typename R::Scalar acc(0);
     for (Eigen::Index j = 0; j < row.size(); ++j) acc += row(j);
     return acc;
   }
-  template <class X> Mat<typename X::Scalar> colsum(const Eigen::MatrixBase<X>& x) const {
+  template <class X>
+  Mat<typename X::Scalar> colsum(const Eigen::MatrixBase<X>& x) const {
     return x.colwise().sum();
   }
 };
@@ -70,14 +77,16 @@ struct DtypeFaithful {
     const Mat<float> rhs = b.transpose();
     return reduce_rows(a, rhs);
   }
-  template <class R> float sum(const Eigen::MatrixBase<R>& row) const {
+  template <class R>
+  float sum(const Eigen::MatrixBase<R>& row) const {
     Vec<float> x(row.size());
     for (Eigen::Index j = 0; j < row.size(); ++j) x(j) = row(j);
     float out = 0;
     reduce_terms(model, nullptr, x.data(), x.size(), 1, 1, &out);
     return out;
   }
-  template <class X> Mat<float> colsum(const Eigen::MatrixBase<X>& x) const {
+  template <class X>
+  Mat<float> colsum(const Eigen::MatrixBase<X>& x) const {
     const Mat<float> m = x;
     Mat<float> out(1, m.cols());
     reduce_terms(model, nullptr, m.data(), m.rows(), m.cols(), m.cols(), out.data());
@@ -85,7 +94,8 @@ struct DtypeFaithful {
   }
 
  private:
-  template <class A> Mat<float> reduce_rows(const Eigen::MatrixBase<A>& a, const Mat<float>& rhs) const {
+  template <class A>
+  Mat<float> reduce_rows(const Eigen::MatrixBase<A>& a, const Mat<float>& rhs) const {
     const Mat<float> lhs = a;
     Mat<float> out(lhs.rows(), rhs.cols());
     for (Eigen::Index r = 0; r < lhs.rows(); ++r)
@@ -95,10 +105,19 @@ struct DtypeFaithful {
   }
 };
 
-template <class Real> Real from_double(double x) { return Real(x); }
+template <class Real>
+Real from_double(double x) {
+  return Real(x);
+}
 
-template <class Real> double to_double(const Real& x) { return static_cast<double>(x); }
+template <class Real>
+double to_double(const Real& x) {
+  return static_cast<double>(x);
+}
 
-template <class Real> Real neg_inf() { return -std::numeric_limits<Real>::infinity(); }
+template <class Real>
+Real neg_inf() {
+  return -std::numeric_limits<Real>::infinity();
+}
 
 }  // namespace nsa::ref::detail

@@ -38,9 +38,9 @@ class TermSequence {
     perm_.resize(static_cast<std::size_t>(k));
     for (int64_t i = 0; i < k; ++i) perm_[i] = i;
     for (int64_t i = k - 1; i > 0; --i) {
-      const auto j = static_cast<int64_t>(random_bits(seed, static_cast<uint64_t>(k),
-                                                      static_cast<uint64_t>(i)) %
-                                          static_cast<uint64_t>(i + 1));
+      const auto j = static_cast<int64_t>(
+          random_bits(seed, static_cast<uint64_t>(k), static_cast<uint64_t>(i)) %
+          static_cast<uint64_t>(i + 1));
       std::swap(perm_[i], perm_[j]);
     }
   }
@@ -73,8 +73,8 @@ void sequential(const KernelModel& m, const float* a, const float* b, int64_t K,
   }
 }
 
-void lanes(const KernelModel& m, const float* a, const float* b, int64_t K, int64_t N,
-           int64_t ldb, float* out) {
+void lanes(const KernelModel& m, const float* a, const float* b, int64_t K, int64_t N, int64_t ldb,
+           float* out) {
   const TermSequence seq(m.permutation, K);
   std::vector<float> lane(static_cast<std::size_t>(kLanes * N), 0.0f);
   for (int64_t i = 0; i < K; ++i) {

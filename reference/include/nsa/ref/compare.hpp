@@ -23,12 +23,12 @@ struct TensorVerdict {
   std::string name;      // "o_cmp", "lse_slc", "o", "indices", ...
   bool checked = false;  // false: the candidate did not provide it
   bool pass = true;
-  double max_err = 0;    // max |X - X*| over finite truth elements (mismatch count for indices)
-  double bound = 0;      // alpha * baseline error + beta * ulp
+  double max_err = 0;       // max |X - X*| over finite truth elements (mismatch count for indices)
+  double bound = 0;         // alpha * baseline error + beta * ulp
   double baseline_err = 0;  // the largest over the baselines compared against
-  int64_t worst = -1;    // flat index of the worst element
+  int64_t worst = -1;       // flat index of the worst element
   double expected = 0, actual = 0;
-  std::string note;      // why it failed (NaN, unwritten, -inf mismatch, index rule), or info
+  std::string note;  // why it failed (NaN, unwritten, -inf mismatch, index rule), or info
 };
 
 struct Verdict {

@@ -22,8 +22,8 @@ enum class Precision {
 // The orders whose largest error sets the baseline error of the tolerance rule. Plain sums
 // (softmax denominators, the compression mean) of the tensor-core orders are sequential fp32.
 inline constexpr std::array<SumOrder, 7> kBaselineOrders{
-    SumOrder::sequential,  SumOrder::pairwise,          SumOrder::lanes8,
-    SumOrder::blocked16,   SumOrder::tensor_core,       SumOrder::tensor_core_split,
+    SumOrder::sequential,      SumOrder::pairwise,    SumOrder::lanes8,
+    SumOrder::blocked16,       SumOrder::tensor_core, SumOrder::tensor_core_split,
     SumOrder::largest_partials};
 
 // A CPU model of a kernel: the dtype-faithful baseline computed with this arithmetic. With
