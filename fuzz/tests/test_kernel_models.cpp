@@ -141,9 +141,13 @@ TEST_CASE("kernel models: GPU-size fuzz cases, correct models pass and wrong ker
     const Verdict vb = compare(d.fc.vc, d.truth, d.bases, forward_model(d.fc.vc, d.in, bad, d.sel));
     INFO(name_of(bad) << "\n" << vb.table());
     CHECK_FALSE(vb.pass());
-    // The softmax scale rounded to the input dtype (where it is not representable there).
-    if (c.dtype != Dtype::f32 && round_to(d.fc.vc.scale, c.dtype) != d.fc.vc.scale) {
+    // The softmax scale rounded to the input dtype (where it is not representable there): a
+    // relative error of up to 2^-9 (bf16) in every score. Outside regime extreme, whose
+    // heavy-tailed 16-bit inputs make the baseline error itself of that order.
+    if (c.dtype != Dtype::f32 && d.fc.regime != Regime::extreme &&
+        round_to(d.fc.vc.scale, c.dtype) != d.fc.vc.scale) {
       Config sc = c;
+      sc.profile = "custom";  // the peers' profiles accept only the default scale
       sc.scale = round_to(d.fc.vc.scale, c.dtype);
       const Outputs cand = forward_model(validate(sc), d.in, {SumOrder::sequential}, d.sel);
       const Verdict vs = compare(d.fc.vc, d.truth, d.bases, cand);
@@ -159,5 +163,5 @@ TEST_CASE("kernel models: GPU-size fuzz cases, correct models pass and wrong ker
       static_cast<long long>(with_keys), static_cast<long long>(scale_mutants), worst_correct);
   CHECK(judged == 24);
   CHECK(with_keys >= 20);
-  CHECK(scale_mutants >= 5);
+  CHECK(scale_mutants >= 4);
 }

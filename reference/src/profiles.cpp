@@ -59,6 +59,7 @@ const std::vector<Profile>& profiles() {
          c.phi = Phi::mean;
          c.phi_hidden = 0;
          c.cmp_block = c.cmp_stride = c.slc_block = 64;
+         c.h_q = 16 * c.h_kv;  // fla's smallest group size (keys of a config file override it)
          c.n_init = 1;
          c.n_local = 2;
        },

@@ -133,9 +133,9 @@ const std::vector<Rule>& rules() {
       {"nsa_triton non-default scale",
        [](Config& c) {
          apply_profile(c, "nsa_triton");
-         c.scale = 0.25;
+         c.scale = 0.5;  // d_k = 16: the default is 0.25
        },
-       "scale", "0.250000", "requires the default 1/sqrt(d_k)"},
+       "scale", "0.500000", "requires the default 1/sqrt(d_k)"},
       {"nsa_triton forbids mlp",
        [](Config& c) {
          apply_profile(c, "nsa_triton");
