@@ -12,10 +12,9 @@ nsa::ref::Verdict check_case(const GoldenCase& gc, nsa::ref::Outputs candidate,
   candidate.groups = gc.truth.groups;
   candidate.d_v = gc.truth.d_v;
   candidate.top_n = gc.truth.top_n;
-  const nsa::ref::Outputs base =
-      gc.baseline.o.empty() ? nsa::ref::forward(gc.vc, gc.inputs, nsa::ref::Precision::baseline)
-                            : gc.baseline;
-  auto v = nsa::ref::compare(gc.vc, gc.truth, base, candidate, tol);
+  const std::vector<nsa::ref::Outputs> bases =
+      gc.baselines.empty() ? nsa::ref::forward_baselines(gc.vc, gc.inputs) : gc.baselines;
+  auto v = nsa::ref::compare(gc.vc, gc.truth, bases, candidate, tol);
   const auto* idx = v.find("indices");
   if (idx && idx->checked && idx->pass && idx->max_err > 0 && !gc.vc.cfg.given_indices)
     v = nsa::ref::check_candidate(gc.vc, gc.inputs, candidate, gc.precision, tol);

@@ -16,14 +16,16 @@ inline int64_t visible_cmp_blocks(const ValidConfig& vc, int64_t t) {
   return vc.num_cmp_blocks(reach);
 }
 
-template <class Real> Real activate(const Real& x, Activation act) {
+template <class Real>
+Real activate(const Real& x, Activation act) {
   using std::exp;
   if (act == Activation::relu) return x > Real(0) ? x : Real(0);
   return x / (Real(1) + exp(-x));  // silu
 }
 
 // One KV head's parameters of phi, widened to Real.
-template <class Real> struct PhiHead {
+template <class Real>
+struct PhiHead {
   Mat<Real> pos;  // [l, D]
   Mat<Real> w1;   // [l*D, D] (linear) or [l*D, m] (mlp)
   Vec<Real> b1;   // [m]
@@ -55,23 +57,24 @@ PhiHead<Real> phi_head(const ValidConfig& vc, const PhiParams& p, int64_t g, int
   return h;
 }
 
-// phi applied to the l x D block starting at row `begin` of x; returns a 1 x D row.
+// phi applied to the l x D block starting at row `begin` of x; returns a 1 x D row. Its sums
+// and products are reduced as the arithmetic policy orders them.
 // vec() is token-major: element [j, c] sits at j*D + c.
-template <class Real>
+template <class Real, class Round>
 Mat<Real> compress_block(const ValidConfig& vc, const PhiHead<Real>& ph, const Mat<Real>& x,
-                         int64_t begin) {
+                         int64_t begin, const Round& round) {
   const auto& c = vc.cfg;
   const int64_t l = c.cmp_block, dim = x.cols();
   if (c.phi == Phi::mean) {
-    Mat<Real> acc = x.middleRows(begin, l).colwise().sum();
+    Mat<Real> acc = round.colsum(x.middleRows(begin, l));
     return acc / Real(l);
   }
   Mat<Real> blk = x.middleRows(begin, l) + ph.pos;
   const Eigen::Map<const Mat<Real>> flat(blk.data(), 1, l * dim);  // row-major: token-major vec
-  if (c.phi == Phi::linear) return flat * ph.w1;
-  Mat<Real> hidden = flat * ph.w1 + ph.b1.transpose();
+  if (c.phi == Phi::linear) return round.mul(flat, ph.w1);
+  Mat<Real> hidden = round.mul(flat, ph.w1) + ph.b1.transpose();
   hidden = hidden.unaryExpr([&](const Real& v) { return activate(v, c.phi_act); });
-  return hidden * ph.w2 + ph.b2.transpose();
+  return round.mul(hidden, ph.w2) + ph.b2.transpose();
 }
 
 // All compressed blocks of one sequence's K (or V) of one KV head: [N_c(t_k), D], each row
@@ -81,7 +84,8 @@ Mat<Real> compress_all(const ValidConfig& vc, const PhiHead<Real>& ph, const Mat
                        const Round& round) {
   const int64_t nc = vc.num_cmp_blocks(x.rows());
   Mat<Real> out(nc, x.cols());
-  for (int64_t i = 0; i < nc; ++i) out.row(i) = compress_block(vc, ph, x, i * vc.cfg.cmp_stride);
+  for (int64_t i = 0; i < nc; ++i)
+    out.row(i) = compress_block(vc, ph, x, i * vc.cfg.cmp_stride, round);
   return out.unaryExpr([&](const Real& v) { return round.store(v); });
 }
 

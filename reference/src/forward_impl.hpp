@@ -197,7 +197,7 @@ Outputs run_forward(const ValidConfig& vc, const Inputs& in, const RowSelection&
             idx = in.indices.data() + (row * c.h_kv + g) * n;
             std::copy(idx, idx + n, out.indices.begin() + (ri * ng + gi) * n);
           }
-          const auto segs = selected_segments(vc, t, seq.t_k, idx);
+          const auto segs = selected_segments(vc, t, seq.t_k, idx, !compute_topn);
           res[si] = attend(q, hd.k[si], hd.v[si], segs, scale, round, false);
         }
 

@@ -14,9 +14,7 @@
 namespace nsa::ref::detail {
 
 // Selection blocks query t may choose: j <= floor(t / l').
-inline int64_t num_candidates(const ValidConfig& vc, int64_t t) {
-  return t / vc.cfg.slc_block + 1;
-}
+inline int64_t num_candidates(const ValidConfig& vc, int64_t t) { return t / vc.cfg.slc_block + 1; }
 
 // p_slc[j] for j < n_cand from one head's compressed weights p (length = visible blocks; entries
 // beyond it count as 0).
@@ -24,8 +22,7 @@ inline int64_t num_candidates(const ValidConfig& vc, int64_t t) {
 //   paper_eq9: sum_{m < l'/d} sum_{n < l/d} p[(l'/d)*j - m - n]
 //   identity:  p[j]                                            (l = d = l')
 template <class Real, class Row>
-std::vector<Real> map_scores(const ValidConfig& vc, const Row& p, int64_t visible,
-                             int64_t n_cand) {
+std::vector<Real> map_scores(const ValidConfig& vc, const Row& p, int64_t visible, int64_t n_cand) {
   const auto& c = vc.cfg;
   const int64_t per_slc = c.slc_block / c.cmp_stride;  // l'/d
   const int64_t per_cmp = c.cmp_block / c.cmp_stride;  // l/d
@@ -62,7 +59,8 @@ inline std::vector<char> forced_mask(const ValidConfig& vc, int64_t t) {
 }
 
 // The outcome of top-n for one (query, KV head).
-template <class Real> struct TopN {
+template <class Real>
+struct TopN {
   std::vector<int32_t> indices;  // ascending, -1 padded to top_n
   std::vector<Real> scores;      // ranked P per candidate
   double gap = std::numeric_limits<double>::infinity();
@@ -96,18 +94,23 @@ TopN<Real> top_n(const ValidConfig& vc, int64_t t, std::vector<Real> score) {
   return r;
 }
 
-// Key segments of an index list for query t under the policy. Entries < 0 or beyond the
-// candidates are skipped (strict lists were validated before, so this only drops -1 padding);
-// skip_invalid counts a duplicate once, multiset once per listing. slc_causal token clips each
-// block at t; none keeps the whole block (clipped to the sequence).
+// Key segments of an index list for query t. A computed list (given = false) is read as a set
+// with -1 padding. A given list follows the index policy: entries < 0 or beyond the candidates
+// are skipped (strict lists were validated before, so this only drops -1 padding), except that
+// negative_to_zero reads every negative entry as block 0; skip_invalid and negative_to_zero count
+// a duplicate once, multiset once per listing. slc_causal token clips each block at t; none keeps
+// the whole block (clipped to the sequence).
 inline std::vector<Segment> selected_segments(const ValidConfig& vc, int64_t t, int64_t t_k,
-                                              const int32_t* idx) {
+                                              const int32_t* idx, bool given) {
   const auto& c = vc.cfg;
   const int64_t n_cand = num_candidates(vc, t);
+  const bool negative_is_first = given && c.index_policy == IndexPolicy::negative_to_zero;
   std::vector<int64_t> blocks;
-  for (int64_t s = 0; s < c.top_n; ++s)
-    if (idx[s] >= 0 && idx[s] < n_cand) blocks.push_back(idx[s]);
-  if (c.index_policy != IndexPolicy::multiset) {
+  for (int64_t s = 0; s < c.top_n; ++s) {
+    const int64_t j = idx[s] < 0 && negative_is_first ? 0 : idx[s];
+    if (j >= 0 && j < n_cand) blocks.push_back(j);
+  }
+  if (!given || c.index_policy != IndexPolicy::multiset) {
     std::sort(blocks.begin(), blocks.end());
     blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
   }

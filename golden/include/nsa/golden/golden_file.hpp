@@ -33,11 +33,12 @@ struct GoldenCase {
   nsa::ref::Inputs inputs;
   nsa::ref::Outputs truth;  // every row and head
   // max |X_b - X*| of the dtype-faithful baseline per expected tensor ("o_cmp", "lse_win",
-  // "o", "scores", "p_cmp").
+  // "o", "scores", "p_cmp"), the largest over the baseline set's summation orders.
   std::map<std::string, double> baseline_err;
-  // The baseline's outputs when the case was generated in this process (not stored in files;
-  // empty after read_golden, and then recomputed where needed).
-  nsa::ref::Outputs baseline;
+  // The baseline set's outputs (nsa::ref::forward_baselines) when the case was generated in
+  // this process (not stored in files; empty after read_golden, and then recomputed where
+  // needed).
+  std::vector<nsa::ref::Outputs> baselines;
 };
 
 struct GoldenFile {

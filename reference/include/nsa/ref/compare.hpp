@@ -23,12 +23,12 @@ struct TensorVerdict {
   std::string name;      // "o_cmp", "lse_slc", "o", "indices", ...
   bool checked = false;  // false: the candidate did not provide it
   bool pass = true;
-  double max_err = 0;    // max |X - X*| over finite truth elements (mismatch count for indices)
-  double bound = 0;      // alpha * baseline error + beta * ulp
-  double baseline_err = 0;
-  int64_t worst = -1;    // flat index of the worst element
+  double max_err = 0;       // max |X - X*| over finite truth elements (mismatch count for indices)
+  double bound = 0;         // alpha * baseline error + beta * ulp
+  double baseline_err = 0;  // the largest over the baselines compared against
+  int64_t worst = -1;       // flat index of the worst element
   double expected = 0, actual = 0;
-  std::string note;      // why it failed (NaN, unwritten, -inf mismatch, index rule), or info
+  std::string note;  // why it failed (NaN, unwritten, -inf mismatch, index rule), or info
 };
 
 struct Verdict {
@@ -40,14 +40,17 @@ struct Verdict {
 };
 
 // Compares a candidate's outputs against truth, with the baseline setting the tolerance. All
-// three must cover the same rows and heads. A candidate tensor that is empty is "not checked".
-// out_dtype is the dtype of the candidate's o tensors (lse is always checked as fp32).
+// must cover the same rows and heads. A candidate tensor that is empty is "not checked".
+// o tensors are judged in the config's dtype, lse always as fp32. With several baselines (the
+// baseline set of forward_baselines), each tensor's baseline error is the largest of theirs.
+Verdict compare(const ValidConfig& vc, const Outputs& truth, const std::vector<Outputs>& baselines,
+                const Outputs& candidate, Tolerance tol = {});
 Verdict compare(const ValidConfig& vc, const Outputs& truth, const Outputs& baseline,
                 const Outputs& candidate, Tolerance tol = {});
 
-// The whole check of one candidate: computes truth (in `truth_precision`) and the baseline on the
-// candidate's rows and heads, compares, and where the candidate's indices differ from the truth's
-// only within ties, re-checks o_slc and o against truth and baseline recomputed with the
+// The whole check of one candidate: computes truth (in `truth_precision`) and the baseline set on
+// the candidate's rows and heads, compares, and where the candidate's indices differ from the
+// truth's only within ties, re-checks o_slc and o against truth and baselines recomputed with the
 // candidate's own indices.
 Verdict check_candidate(const ValidConfig& vc, const Inputs& in, const Outputs& candidate,
                         Precision truth_precision = Precision::f128, Tolerance tol = {});
