@@ -7,7 +7,8 @@
 #   ci/gpu-fuzz.sh [build-dir]        build-dir default build/gpu-kernels (nsa at golden/nsa)
 # Seeds: NSA_FUZZ_SEED (default: today's date as YYYYMMDD, printed, so a run can be repeated).
 # NSA_FUZZ_FIRST_CASE (default 0) continues a seed's stream where an earlier sitting stopped (the
-# log's last line names the next case), so a long run can span several device calls.
+# log's last line names the next case), so a long run can span several device calls;
+# NSA_FUZZ_SAN_MINUTES=0 leaves out the memcheck stretch in such a continuation.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${NSA_GPU_BUILD:-$root/build/gpu-kernels}}
@@ -34,13 +35,16 @@ summary+=("nsa fuzz --gpu --seed $seed --minutes $minutes --first-case $first: r
 grep -E "^  repro:" "$out/fuzz.log" | head -n 20 | sed 's/^  /  failure /' >"$out/repros.txt"
 while IFS= read -r l; do summary+=("$l"); done <"$out/repros.txt"
 
-cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-san_seed=$((seed + 1))
-"$cs" --tool memcheck --error-exitcode 3 "$nsa" fuzz --gpu --seed "$san_seed" \
-  --minutes "$san_minutes" --max-rows 8 --save-dir "$out/cases-memcheck" >"$out/memcheck.log" 2>&1
-rc=$?
-[ $rc -eq 0 ] || status=1
-summary+=("memcheck nsa fuzz --gpu --seed $san_seed --minutes $san_minutes: rc=$rc; $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -n1); $(grep 'nsa fuzz summary' "$out/memcheck.log" | tail -n1)")
+# NSA_FUZZ_SAN_MINUTES=0 skips the memcheck stretch (a continuation call of a long run).
+if [ "$san_minutes" != 0 ]; then
+  cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  san_seed=$((seed + 1))
+  "$cs" --tool memcheck --error-exitcode 3 "$nsa" fuzz --gpu --seed "$san_seed" \
+    --minutes "$san_minutes" --max-rows 8 --save-dir "$out/cases-memcheck" >"$out/memcheck.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] || status=1
+  summary+=("memcheck nsa fuzz --gpu --seed $san_seed --minutes $san_minutes: rc=$rc; $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -n1); $(grep 'nsa fuzz summary' "$out/memcheck.log" | tail -n1)")
+fi
 
 echo "gpu-fuzz summary (logs in $out):"
 printf '  %s\n' "${summary[@]}"

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "nsa/ref/profiles.hpp"
+
 namespace nsa::props {
 
 using nsa::ref::Config;
@@ -242,6 +244,14 @@ rc::Gen<Case> gen_case(GenOptions opt) {
 
         c.seed = *rc::gen::inRange<uint64_t>(0, uint64_t{1} << 32);
         c.regime = pick({Regime::typical, Regime::ties, Regime::peaked, Regime::extreme});
+        // A named profile also fixes what its implementation accepts (fla: G a power of two
+        // >= 16, l = d = l' a power of two; nsa_triton: l in {16, 32, 64, 128}; both: the default
+        // scale); a draw outside that keeps the profile's knobs under profile custom.
+        try {
+          nsa::ref::validate_profile(cfg);
+        } catch (const nsa::ref::ConfigError&) {
+          cfg.profile = "custom";
+        }
         validate(cfg);  // a generator bug shows up here as a failing case, with the config printed
         return c;
       }));

@@ -34,12 +34,15 @@ struct Args {
   std::string save_dir;
   int64_t max_rows = 48;
   std::optional<Precision> truth;
+  std::optional<bool> gpu_draws;     // --draw: the GPU mode's case sizes (default: the mode's)
+  std::optional<KernelModel> model;  // --model: the CPU candidate (default: the f64 reference)
+  std::string model_text;
 };
 
 const char* kUsage =
     "usage: nsa fuzz (--gpu | --cpu) --seed S (--iterations N | --minutes M | --case K[,K...])\n"
     "                [--first-case K] [--save-dir DIR] [--max-rows R] [--truth f64|f128]\n"
-    "                [--verbose]\n"
+    "                [--draw gpu|cpu] [--model ORDER[:ACCUMULATOR][@PERMUTATION]] [--verbose]\n"
     "  --gpu        run the CUDA kernels on each case (needs a CUDA device)\n"
     "  --cpu        run the f64 reference instead (checks the fuzzer itself; no GPU)\n"
     "  --seed S     run seed; case K of seed S is always the same case\n"
@@ -50,7 +53,14 @@ const char* kUsage =
     "               seed's stream can be fuzzed in several sittings without repeating cases\n"
     "  --save-dir   write each failing case's config JSON, seeds and verdict (and golden file)\n"
     "  --max-rows   query rows checked per case (edges first; default 48)\n"
-    "  --truth      precision of the truth (default: f64 with --gpu, f128 with --cpu)\n";
+    "  --truth      precision of the truth (default: f64 with --gpu, f128 with --cpu)\n"
+    "  --draw       case sizes: gpu (up to 2112 tokens, head dims 256, G 64; what --gpu draws,\n"
+    "               so --cpu --draw gpu --case K redraws the GPU run's case K) or cpu (small)\n"
+    "  --model      with --cpu: the candidate is a kernel model instead of the f64 reference:\n"
+    "               the dtype-faithful baseline reduced in ORDER (sequential, pairwise, lanes8,\n"
+    "               blocked16, tensor_core, tensor_core_split), optionally with a narrower\n"
+    "               accumulator (fp16, bf16: a wrong kernel) and a pseudo-random order of the\n"
+    "               terms (@SEED); docs/tolerance.md\n";
 
 int bad_arg(const std::string& msg) {
   std::fprintf(stderr, "nsa fuzz: %s\n%s", msg.c_str(), kUsage);
@@ -139,6 +149,33 @@ std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
       } else {
         return bad_arg("--truth: '" + p + "' is not f64 or f128");
       }
+    } else if (k == "--draw") {
+      if (i + 1 >= argv.size()) return bad_arg("--draw needs gpu or cpu");
+      const std::string d = argv[++i];
+      if (d != "gpu" && d != "cpu") return bad_arg("--draw: '" + d + "' is not gpu or cpu");
+      a.gpu_draws = d == "gpu";
+    } else if (k == "--model") {
+      if (i + 1 >= argv.size()) return bad_arg("--model needs ORDER[:ACCUMULATOR][@PERMUTATION]");
+      a.model_text = argv[++i];
+      std::string rest = a.model_text, order = rest, acc, perm;
+      if (const auto at = rest.find('@'); at != std::string::npos) {
+        perm = rest.substr(at + 1);
+        rest = rest.substr(0, at);
+      }
+      order = rest;
+      if (const auto colon = rest.find(':'); colon != std::string::npos) {
+        order = rest.substr(0, colon);
+        acc = rest.substr(colon + 1);
+      }
+      KernelModel m;
+      if (!parse_enum(order, m.order))
+        return bad_arg("--model: '" + order + "' is not a summation order (" +
+                       allowed_values<SumOrder>() + ")");
+      if (!acc.empty() && (!parse_enum(acc, m.accumulator) || m.accumulator == Dtype::f64))
+        return bad_arg("--model: accumulator '" + acc + "' is not fp32, fp16 or bf16");
+      if (!perm.empty() && (!parse_number(perm, m.permutation) || m.permutation == 0))
+        return bad_arg("--model: permutation '" + perm + "' is not an integer >= 1");
+      a.model = m;
     } else {
       return bad_arg("unknown argument '" + k + "'");
     }
@@ -158,13 +195,18 @@ std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
     return bad_arg("--case runs the listed cases: drop --iterations/--minutes");
   if (!a.cases.empty() && a.first_case != 0)
     return bad_arg("--first-case applies to --iterations/--minutes runs, not to --case");
+  if (a.model && !a.cpu) return bad_arg("--model replaces the f64 candidate of --cpu");
   return std::nullopt;
 }
 
 std::string repro(const Args& a, const FuzzCase& fc) {
+  std::string extra;
+  if (a.gpu_draws && *a.gpu_draws != a.gpu) extra += *a.gpu_draws ? " --draw gpu" : " --draw cpu";
+  if (a.model) extra += " --model " + a.model_text;
+  if (a.truth) extra += std::string(" --truth ") + to_string(*a.truth);
   return std::string("nsa fuzz ") + (a.gpu ? "--gpu" : "--cpu") + " --seed " +
          std::to_string(fc.run_seed) + " --case " + std::to_string(fc.index) +
-         (a.max_rows != 48 ? " --max-rows " + std::to_string(a.max_rows) : "");
+         (a.max_rows != 48 ? " --max-rows " + std::to_string(a.max_rows) : "") + extra;
 }
 
 void save_case(const Args& a, const FuzzCase& fc, const std::string& report) {
@@ -219,7 +261,8 @@ bool run_case(const Args& a, const FuzzCase& fc, Totals& tot) {
     } else {
       RowSelection sel;
       sel.rows = rows;
-      cand = forward(fc.vc, in, Precision::f64, sel);
+      cand = a.model ? forward_model(fc.vc, in, *a.model, sel)
+                     : forward(fc.vc, in, Precision::f64, sel);
     }
     const Verdict v = check_candidate(fc.vc, in, cand, truth);
     pass = v.pass();
@@ -255,10 +298,17 @@ int run(const std::vector<std::string>& argv) {
     std::printf("nsa fuzz: GPU mode on %s, seed %llu\n", nsa::fuzz::gpu_device_name().c_str(),
                 static_cast<unsigned long long>(*a.seed));
   } else {
-    std::printf("nsa fuzz: CPU mode (f64 reference vs f128 truth), seed %llu\n",
+    std::printf("nsa fuzz: CPU mode (%s vs %s truth, %s draws), seed %llu\n",
+                a.model ? ("kernel model " + a.model_text).c_str() : "f64 reference",
+                to_string(a.truth.value_or(Precision::f128)),
+                a.gpu_draws.value_or(false) ? "gpu" : "cpu",
                 static_cast<unsigned long long>(*a.seed));
   }
-  const auto limits = a.gpu ? nsa::fuzz::gpu_limits() : nsa::fuzz::cpu_limits();
+  // --draw gpu without --gpu takes every draw: every GPU-size draw is inside the kernels' limits
+  // (nsa::cuda::unsupported: d <= 256, G * d_k <= 16384, top_n <= 6144, no fp64), so the cases
+  // are those of a --gpu run of the same seed.
+  const auto limits =
+      a.gpu_draws.value_or(a.gpu) ? nsa::fuzz::gpu_limits() : nsa::fuzz::cpu_limits();
   const auto accept = [&](const ValidConfig& vc) {
     return !a.gpu || nsa::fuzz::gpu_unsupported(vc).empty();
   };

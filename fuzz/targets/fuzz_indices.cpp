@@ -72,8 +72,11 @@ Bad first_strict_violation(const ValidConfig& vc, const std::vector<int32_t>& id
 // multiset).
 std::vector<int64_t> selected_blocks(const ValidConfig& vc, const int32_t* row, int64_t t) {
   std::vector<int64_t> out;
-  for (int64_t k = 0; k < vc.cfg.top_n; ++k)
-    if (row[k] >= 0 && row[k] <= t / vc.cfg.slc_block) out.push_back(row[k]);
+  const bool negative_is_first = vc.cfg.index_policy == IndexPolicy::negative_to_zero;
+  for (int64_t k = 0; k < vc.cfg.top_n; ++k) {
+    const int64_t j = row[k] < 0 && negative_is_first ? 0 : row[k];
+    if (j >= 0 && j <= t / vc.cfg.slc_block) out.push_back(j);
+  }
   std::sort(out.begin(), out.end());
   if (vc.cfg.index_policy != IndexPolicy::multiset)
     out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -162,7 +165,9 @@ void check_against_naive(const ValidConfig& vc, const Inputs& in, const Outputs&
   }
 }
 
-// Valid entries first in ascending order (duplicates kept for multiset), then -1.
+// Valid entries first in ascending order (duplicates kept for multiset), then padding: -1, or
+// under negative_to_zero (where -1 reads as block 0) the first block after the candidates,
+// which every policy but strict skips.
 std::vector<int32_t> canonicalise(const ValidConfig& vc, const std::vector<int32_t>& idx) {
   std::vector<int32_t> out(idx.size(), -1);
   const int64_t n = vc.cfg.top_n;
@@ -170,6 +175,9 @@ std::vector<int32_t> canonicalise(const ValidConfig& vc, const std::vector<int32
     for (int64_t i = 0; i < seq.t_q; ++i)
       for (int64_t g = 0; g < vc.cfg.h_kv; ++g) {
         const int64_t base = ((seq.q_begin + i) * vc.cfg.h_kv + g) * n;
+        if (vc.cfg.index_policy == IndexPolicy::negative_to_zero)
+          std::fill_n(out.begin() + base, n,
+                      static_cast<int32_t>(seq.pos(i) / vc.cfg.slc_block + 1));
         const auto blocks = selected_blocks(vc, idx.data() + base, seq.pos(i));
         for (std::size_t k = 0; k < blocks.size(); ++k)
           out[static_cast<std::size_t>(base) + k] = static_cast<int32_t>(blocks[k]);

@@ -151,9 +151,13 @@ def top_n(c, scores, forced):
 
 
 def given_blocks(c, row_list, t):
-    """Blocks of a given index list under index_policy (a list; repeats kept for multiset)."""
+    """Blocks of a given index list under index_policy (a list; repeats kept for multiset).
+    negative_to_zero reads a negative entry as block 0."""
     cur = t // c.slc_block
-    valid = [int(j) for j in row_list if 0 <= j <= cur]
+    entries = [int(j) for j in row_list]
+    if c.index_policy == "negative_to_zero":
+        entries = [0 if j < 0 else j for j in entries]
+    valid = [j for j in entries if 0 <= j <= cur]
     if c.index_policy == "multiset":
         return valid
     return sorted(set(valid))

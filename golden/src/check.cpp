@@ -13,10 +13,9 @@ nsa::ref::Verdict check_case(const GoldenCase& gc, nsa::ref::Outputs candidate,
   candidate.groups = gc.truth.groups;
   candidate.d_v = gc.truth.d_v;
   candidate.top_n = gc.truth.top_n;
-  const nsa::ref::Outputs base =
-      gc.baseline.o.empty() ? nsa::ref::forward(gc.vc, gc.inputs, nsa::ref::Precision::baseline)
-                            : gc.baseline;
-  auto v = nsa::ref::compare(gc.vc, gc.truth, base, candidate, tol);
+  const std::vector<nsa::ref::Outputs> bases =
+      gc.baselines.empty() ? nsa::ref::forward_baselines(gc.vc, gc.inputs) : gc.baselines;
+  auto v = nsa::ref::compare(gc.vc, gc.truth, bases, candidate, tol);
   const auto* idx = v.find("indices");
   if (idx && idx->checked && idx->pass && idx->max_err > 0 && !gc.vc.cfg.given_indices)
     v = nsa::ref::check_candidate(gc.vc, gc.inputs, candidate, gc.precision, tol);
@@ -53,11 +52,10 @@ nsa::ref::Verdict check_case_gradients(const GoldenCase& gc, nsa::ref::Gradients
   if (own_indices)
     return nsa::ref::check_candidate_gradients(gc.vc, gc.inputs, gc.d_o, candidate, gc.precision,
                                                tol, candidate_indices);
-  const nsa::ref::Gradients base =
-      gc.grad_baseline.dq.empty()
-          ? nsa::ref::backward(gc.vc, gc.inputs, gc.d_o, nsa::ref::Precision::baseline)
-          : gc.grad_baseline;
-  return nsa::ref::compare_gradients(gc.vc, gc.grad_truth, base, candidate, tol);
+  const std::vector<nsa::ref::Gradients> bases =
+      gc.grad_baselines.empty() ? nsa::ref::backward_baselines(gc.vc, gc.inputs, gc.d_o)
+                                : gc.grad_baselines;
+  return nsa::ref::compare_gradients(gc.vc, gc.grad_truth, bases, candidate, tol);
 }
 
 nsa::ref::Verdict check_case_gradients(const GoldenCase& gc, const CandidateCase& candidate,

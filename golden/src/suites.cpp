@@ -91,6 +91,7 @@ std::vector<CaseSpec> smoke() {
   b.add("fla_profile", [] {
     auto c = small(100);
     nsa::ref::apply_profile(c, "fla");
+    c.h_q = 16;  // fla's group size: a power of two >= 16
     c.cmp_block = c.cmp_stride = c.slc_block = 16;
     return c;
   }());
@@ -285,39 +286,58 @@ std::vector<CaseSpec> canonical() {
   return b.take();
 }
 
+// Three cases per profile (bf16, fp16, fp32; the last varlen with an empty sequence), with more
+// candidate blocks than forced ones so that the ranking decides (n > n_init + n_local), and for
+// nsa_triton a fourth with given index lists holding -1 (read as block 0 by its HEAD code).
 std::vector<CaseSpec> profile_suite(const std::string& profile) {
   Builder b(profile == "fla" ? 3000 : 4000);
   const Dtype dts[] = {Dtype::bf16, Dtype::f16, Dtype::f32};
+  const bool fla = profile == "fla";
   for (int i = 0; i < 3; ++i) {
     Config c;
     nsa::ref::apply_profile(c, profile);
     c.dtype = dts[i];
     c.h_kv = 1;
     c.d_k = c.d_v = 32;
-    if (profile == "fla") {
-      c.h_q = 16;  // fla's kernels want the group size to be a multiple of 16
+    if (fla) {
+      c.h_q = 16;  // fla's group size is a power of two >= 16
       c.t_k = 200 + 56 * i;
       c.t_q = 48;
-      c.top_n = 3;
+      c.cmp_block = c.cmp_stride = c.slc_block = i == 0 ? 16 : 32;  // 13 and 8 blocks
+      c.top_n = 5;                                                  // 2 ranked slots
       c.window = 64;
     } else {
       c.h_q = 4;
-      c.t_k = 200 + 50 * i;
+      c.t_k = 300 + 50 * i;  // 5-6 selection blocks of 64
       c.t_q = 64;
-      c.top_n = 4;
+      c.top_n = 5;
       c.window = 64;
-      if (i == 1) c.phi = Phi::linear;
+      if (i == 1) c.phi = Phi::linear;  // phi_v_pos is 0 under this profile
     }
     if (i == 2) {
-      c = varlen({0, 70, 129}, profile == "fla" ? 24 : 40, dts[i]);
+      c = varlen({0, 70, 229}, fla ? 24 : 40, dts[i]);
       nsa::ref::apply_profile(c, profile);
-      c.h_q = profile == "fla" ? 16 : 4;
+      c.h_q = fla ? 16 : 4;
       c.d_k = c.d_v = 32;
-      c.top_n = 3;
+      c.top_n = 4;
       c.window = 64;
-      if (profile == "fla") c.cmp_block = c.cmp_stride = c.slc_block = 32;
+      if (fla) c.cmp_block = c.cmp_stride = c.slc_block = 32;
     }
     b.add(profile + "_" + std::string(nsa::ref::to_string(dts[i])), c);
+  }
+  if (!fla) {
+    Config c;
+    nsa::ref::apply_profile(c, profile);
+    c.dtype = Dtype::bf16;
+    c.h_q = 4;
+    c.h_kv = 2;
+    c.d_k = c.d_v = 32;
+    c.t_k = 300;
+    c.t_q = 64;
+    c.top_n = 4;
+    c.window = 64;
+    c.given_indices = true;  // generated lists: distinct candidates in random slots, -1 elsewhere
+    b.add(profile + "_given_indices_negative_to_zero", c);
   }
   return b.take();
 }

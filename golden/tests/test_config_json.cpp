@@ -131,7 +131,7 @@ TEST_CASE("config json: the profile is applied first, other keys override it", "
   CHECK(c.t_k == 100);
   const auto t = config_from_json(R"({"profile": "nsa_triton"})");
   CHECK(t.window_keys == WindowKeys::w_plus_one);
-  CHECK(t.index_policy == IndexPolicy::skip_invalid);
+  CHECK(t.index_policy == IndexPolicy::negative_to_zero);
 }
 
 TEST_CASE("config json: round trip through config_to_json", "[config_json]") {

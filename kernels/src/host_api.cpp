@@ -41,6 +41,8 @@ std::string unsupported(const nsa::ref::ValidConfig& vc) {
     return "phi_hidden = " + std::to_string(c.phi_hidden) + " > 16384 is not supported";
   if (vc.group * c.d_k > 16384)
     return "G * d_k = " + std::to_string(vc.group * c.d_k) + " > 16384 is not supported";
+  if (c.given_indices && c.enable_slc && c.index_policy == nsa::ref::IndexPolicy::negative_to_zero)
+    return "index_policy negative_to_zero is not supported for given index lists";
   return "";
 }
 

@@ -35,31 +35,6 @@ struct AttnKeep {
   bool z = false;
 };
 
-// a · M_S^T over the key rows of segs, segment after segment: [a.rows(), |S|] (scores, dP).
-template <class Real>
-Mat<Real> times_keys(const Mat<Real>& a, const Mat<Real>& m, const std::vector<Segment>& segs,
-                     int64_t total) {
-  Mat<Real> out(a.rows(), total);
-  int64_t col = 0;
-  for (const auto& s : segs) {
-    out.middleCols(col, s.len).noalias() = a * m.middleRows(s.begin, s.len).transpose();
-    col += s.len;
-  }
-  return out;
-}
-
-// Σ_j w_j M_j over the key rows of segs: [w.rows(), M.cols()] (outputs, dq).
-template <class Real>
-Mat<Real> times_rows(const Mat<Real>& w, const Mat<Real>& m, const std::vector<Segment>& segs) {
-  Mat<Real> out = Mat<Real>::Zero(w.rows(), m.cols());
-  int64_t col = 0;
-  for (const auto& s : segs) {
-    out.noalias() += w.middleCols(col, s.len) * m.middleRows(s.begin, s.len);
-    col += s.len;
-  }
-  return out;
-}
-
 // A matrix as the storage policy keeps it (the exact policy: the matrix itself, no copy).
 template <class Real, class Round>
 decltype(auto) stored(const Mat<Real>& m, const Round& round) {
@@ -70,46 +45,46 @@ decltype(auto) stored(const Mat<Real>& m, const Round& round) {
   }
 }
 
-// Attn(q, S) = sum_j exp(z_j - m) v_j / sum_j exp(z_j - m), z_j = scale * q·k_j, m = max z;
-// lse = m + log sum exp(z_j - m). Empty S: o = 0, lse = -inf.
-// `round` is the storage policy: the baseline rounds P to the input dtype before P·V while the
-// denominator uses the unrounded weights, as flash-style kernels do.
-template <class Real, class Round>
-AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>& v,
-                        const std::vector<Segment>& segs, const Real& scale, const Round& round,
-                        AttnKeep keep) {
-  using std::exp;
-  using std::log;
-  const int64_t g = q.rows();
+// The rows of x that a key set lists, segment after segment (a segment listed twice appears
+// twice).
+template <class Real>
+Mat<Real> gather_rows(const Mat<Real>& x, const std::vector<Segment>& segs) {
   int64_t total = 0;
   for (const auto& s : segs) total += s.len;
-  AttnResult<Real> r;
-  r.o = Mat<Real>::Zero(g, v.cols());
-  r.lse = Vec<Real>::Constant(g, neg_inf<Real>());
-  if (total == 0) {
-    if (keep.p) r.p.resize(g, 0);
-    if (keep.z) r.z.resize(g, 0);
-    return r;
+  Mat<Real> out(total, x.cols());
+  int64_t row = 0;
+  for (const auto& s : segs) {
+    out.middleRows(row, s.len) = x.middleRows(s.begin, s.len);
+    row += s.len;
   }
-  Mat<Real> z = times_keys(q, k, segs, total);
+  return out;
+}
+
+// Attention of q over the key rows `keys` with values `vals` (at least one key).
+template <class Real, class Round, class Keys, class Vals>
+AttnResult<Real> attend_rows(const Mat<Real>& q, const Keys& keys, const Vals& vals,
+                             const Real& scale, const Round& round, AttnKeep keep) {
+  using std::exp;
+  using std::log;
+  const int64_t g = q.rows(), total = keys.rows();
+  AttnResult<Real> r;
+  r.lse.resize(g);
+  Mat<Real> z = round.mul_nt(q, keys);
   z *= scale;
   if (keep.z) r.z = z;
   Vec<Real> sum(g);
   for (int64_t h = 0; h < g; ++h) {
     const Real m = z.row(h).maxCoeff();
-    Real acc(0);
-    for (int64_t j = 0; j < total; ++j) {
-      const Real e = exp(z(h, j) - m);
-      acc += e;
-      z(h, j) = e;
-    }
-    sum(h) = acc;
-    r.lse(h) = m + log(acc);
+    for (int64_t j = 0; j < total; ++j) z(h, j) = exp(z(h, j) - m);
+    sum(h) = round.sum(z.row(h));
+    r.lse(h) = m + log(sum(h));
   }
   // P·V uses the weights as the kernel stores them; normalisation happens once at the end.
   if (keep.o) {
-    r.o = times_rows<Real>(stored(z, round), v, segs);
+    r.o = round.mul(stored(z, round), vals);
     for (int64_t h = 0; h < g; ++h) r.o.row(h) /= sum(h);
+  } else {
+    r.o = Mat<Real>::Zero(g, vals.cols());
   }
   if (keep.p) {
     for (int64_t h = 0; h < g; ++h) z.row(h) /= sum(h);
@@ -118,13 +93,47 @@ AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>&
   return r;
 }
 
+// Attn(q, S) = sum_j exp(z_j - m) v_j / sum_j exp(z_j - m), z_j = scale * q·k_j, m = max z;
+// lse = m + log sum exp(z_j - m). Empty S: o = 0, lse = -inf.
+// `round` is the arithmetic policy (real.hpp): the baseline rounds P to the input dtype before
+// P·V while the denominator uses the unrounded weights, as flash-style kernels do, and reduces
+// q·k, the denominator and P·V over the whole key set in its kernel model's order.
+template <class Real, class Round>
+AttnResult<Real> attend(const Mat<Real>& q, const Mat<Real>& k, const Mat<Real>& v,
+                        const std::vector<Segment>& segs, const Real& scale, const Round& round,
+                        AttnKeep keep = {}) {
+  int64_t total = 0;
+  for (const auto& s : segs) total += s.len;
+  if (total == 0) {
+    AttnResult<Real> r;
+    r.o = Mat<Real>::Zero(q.rows(), v.cols());
+    r.lse = Vec<Real>::Constant(q.rows(), neg_inf<Real>());
+    if (keep.p) r.p.resize(q.rows(), 0);
+    if (keep.z) r.z.resize(q.rows(), 0);
+    return r;
+  }
+  if (segs.size() == 1)  // one run of rows: no copy
+    return attend_rows(q, k.middleRows(segs[0].begin, segs[0].len),
+                       v.middleRows(segs[0].begin, segs[0].len), scale, round, keep);
+  return attend_rows(q, gather_rows(k, segs), gather_rows(v, segs), scale, round, keep);
+}
+
 // --- backward ----------------------------------------------------------------------------
 // The gradient of Attn(q, S) for an upstream gradient dO of the output (SPEC section 6), in the
 // form flash-style kernels compute it: with the forward's lse and D = rowsum(dO ∘ o),
 //   P_j = exp(z_j - lse),  dP_j = <dO, v_j>,  dS_j = P_j (dP_j - D),
 //   dq = s Σ_j dS_j k_j,   dk_j += s dS_j q,   dv_j += P_j dO.
-// A key listed twice (multiset) is two terms of these sums. The storage policy rounds P and dS
-// as a kernel stores them for its tensor-core products (the exact policy leaves them alone).
+// A key listed twice (multiset) is two terms of these sums. The arithmetic policy reduces every
+// product in its kernel model's order and rounds P and dS as a kernel stores them for its
+// tensor-core products (the exact policy leaves them alone).
+
+// a · M_S^T over the key rows of segs (the scores' and dP's shape, [a.rows(), |S|]).
+template <class Real, class Round>
+Mat<Real> times_keys(const Mat<Real>& a, const Mat<Real>& m, const std::vector<Segment>& segs,
+                     const Round& round) {
+  if (segs.size() == 1) return round.mul_nt(a, m.middleRows(segs[0].begin, segs[0].len));
+  return round.mul_nt(a, gather_rows(m, segs));
+}
 
 // P = exp(z - lse) row by row: the weights as a backward recomputes them from the forward's lse.
 template <class Real>
@@ -144,7 +153,10 @@ Mat<Real> attend_backward_q(const Mat<Real>& p, const Mat<Real>& dp, const Vec<R
                             const Round& round) {
   if (p.cols() == 0) return Mat<Real>::Zero(p.rows(), k.cols());
   const Mat<Real> ds = p.cwiseProduct(dp - D.replicate(1, p.cols()));
-  return times_rows<Real>(stored(ds, round), k, segs) * scale;
+  Mat<Real> dq = segs.size() == 1
+                     ? round.mul(stored(ds, round), k.middleRows(segs[0].begin, segs[0].len))
+                     : round.mul(stored(ds, round), gather_rows(k, segs));
+  return dq * scale;
 }
 
 // Key side, for a tile of keys k_tile [n, d_k], v_tile [n, d_v] and a batch of query rows
@@ -158,17 +170,17 @@ void attend_backward_kv(const Mat<Real>& q, const Mat<Real>& d_o, const Vec<Real
                         const Mat<Real>& v_tile, const Real& scale, const Round& round,
                         Mat<Real>& dk, Mat<Real>& dv) {
   using std::exp;
-  Mat<Real> z = q * k_tile.transpose();
+  Mat<Real> z = round.mul_nt(q, k_tile);
   z *= scale;
-  const Mat<Real> dp = d_o * v_tile.transpose();
+  const Mat<Real> dp = round.mul_nt(d_o, v_tile);
   Mat<Real> p = Mat<Real>::Zero(z.rows(), z.cols()), ds = Mat<Real>::Zero(z.rows(), z.cols());
   for (int64_t r = 0; r < z.rows(); ++r)
     for (int64_t j = lo[r]; j < hi[r]; ++j) {
       p(r, j) = exp(z(r, j) - lse(r));
       ds(r, j) = p(r, j) * (dp(r, j) - D(r));
     }
-  dv.noalias() += stored(p, round).transpose() * d_o;
-  dk.noalias() += stored(ds, round).transpose() * q;
+  dv += round.mul(stored(p, round).transpose(), d_o);
+  dk += round.mul(stored(ds, round).transpose(), q);
 }
 
 }  // namespace nsa::ref::detail

@@ -107,9 +107,22 @@ Gradients backward(const ValidConfig& vc, const Inputs& in, const std::vector<do
     case Precision::bin50:
       return detail::run_backward<detail::Bin50>(vc, in, d_o, sel, exact);
     case Precision::baseline:
-      return detail::run_backward<float>(vc, in, d_o, sel, detail::DtypeFaithful{vc.cfg.dtype});
+      return detail::run_backward<float>(vc, in, d_o, sel,
+                                         detail::DtypeFaithful{vc.cfg.dtype, {kBaselineOrders[0]}});
   }
   throw std::invalid_argument("backward: unknown precision");
+}
+
+std::vector<Gradients> backward_baselines(const ValidConfig& vc, const Inputs& in,
+                                          const std::vector<double>& d_o,
+                                          const GradSelection& sel) {
+  check_inputs(vc, in);
+  check_grad_output(vc, d_o);
+  std::vector<Gradients> runs;
+  for (SumOrder order : kBaselineOrders)
+    runs.push_back(detail::run_backward<float>(vc, in, d_o, sel,
+                                               detail::DtypeFaithful{vc.cfg.dtype, {order}}));
+  return runs;
 }
 
 }  // namespace nsa::ref

@@ -109,17 +109,30 @@ struct RowGrad {
 template <class Real, class Round>
 RowGrad<Real> row_grad(const ValidConfig& vc, const Inputs& in, const std::vector<double>& d_o,
                        Branch b, int64_t row, int64_t g, const AttnResult<Real>& fwd,
-                       const Mat<Real>& vals, const std::vector<Segment>& segs, int64_t total,
+                       const Mat<Real>& vals, const std::vector<Segment>& segs,
                        const Round& round) {
   const auto& c = vc.cfg;
   const int64_t G = vc.group;
   RowGrad<Real> r;
   const Mat<Real> up = load_rows<Real>(d_o, row * c.h_q + g * G, G, 1, 0, c.d_v);  // dO
+  auto rowsums = [&](const Mat<Real>& x) {
+    Vec<Real> s(x.rows());
+    for (int64_t h = 0; h < x.rows(); ++h) s(h) = round.sum(x.row(h));
+    return s;
+  };
+  int64_t total = 0;
+  for (const auto& sg : segs) total += sg.len;
+  if (total == 0) {  // empty key set: every term is 0
+    r.p = Mat<Real>(G, 0);
+    r.dp = Mat<Real>(G, 0);
+    r.D = r.dg = Vec<Real>::Zero(G);
+    return r;
+  }
   if constexpr (std::is_same_v<Round, Exact>) {
     // dP' = dO V^T without the gate: <dO, o_b> = Σ_j P_j dP'_j, and dO_b = g_b dO.
-    const Mat<Real> dpu = times_keys(up, vals, segs, total);
+    const Mat<Real> dpu = times_keys(up, vals, segs, round);
     r.p = fwd.p;
-    r.dg = r.p.cwiseProduct(dpu).rowwise().sum();
+    r.dg = rowsums(r.p.cwiseProduct(dpu));
     Vec<Real> gate(G);
     for (int64_t h = 0; h < G; ++h) gate(h) = Real(in.gates(b)[row * c.h_q + g * G + h]);
     r.dp = gate.asDiagonal() * dpu;
@@ -129,9 +142,9 @@ RowGrad<Real> row_grad(const ValidConfig& vc, const Inputs& in, const std::vecto
     Mat<Real> dob(G, c.d_v);
     branch_upstream(vc, in, d_o, b, row, g, round, dob, 0);
     r.p = weights_from_lse(fwd.z, fwd.lse);
-    r.dp = times_keys(dob, vals, segs, total);
-    r.D = dob.cwiseProduct(o).rowwise().sum();
-    r.dg = up.cwiseProduct(o).rowwise().sum();
+    r.dp = times_keys(dob, vals, segs, round);
+    r.D = rowsums(dob.cwiseProduct(o));
+    r.dg = rowsums(up.cwiseProduct(o));
   }
   return r;
 }
@@ -237,9 +250,7 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
           const auto& segs = ra.segs[bi];
           const Mat<Real>& keys = b == Branch::cmp ? hd.k_cmp : hd.k[bi];
           const Mat<Real>& vals = b == Branch::cmp ? hd.v_cmp : hd.v[bi];
-          int64_t total = 0;
-          for (const auto& sg : segs) total += sg.len;
-          const RowGrad<Real> rg = row_grad(vc, in, d_o, b, row, g, fwd, vals, segs, total, round);
+          const RowGrad<Real> rg = row_grad(vc, in, d_o, b, row, g, fwd, vals, segs, round);
           if (any_keys) {
             const std::size_t s = static_cast<std::size_t>(i * Hkv + g);
             for (int64_t h = 0; h < G; ++h) {
@@ -335,8 +346,8 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
         const PhiHead<Real> hk = phi_head<Real>(vc, in.phi_k, g, dk_dim);
         const PhiHead<Real> hv = phi_head<Real>(vc, in.phi_v, g, dv_dim);
         PhiHeadGrad<Real> sk = zero_phi_grad(hk), sv = zero_phi_grad(hv);
-        dks[ci][g] = compress_all_backward(vc, hk, hd.k[ci], dks[ci][g], sk);
-        dvs[ci][g] = compress_all_backward(vc, hv, hd.v[ci], dvs[ci][g], sv);
+        dks[ci][g] = compress_all_backward(vc, hk, hd.k[ci], dks[ci][g], sk, round);
+        dvs[ci][g] = compress_all_backward(vc, hv, hd.v[ci], dvs[ci][g], sv, round);
         if (!want_phi) return;
         add_phi_grad(gk[static_cast<std::size_t>(g)], sk);
         add_phi_grad(gv[static_cast<std::size_t>(g)], sv);

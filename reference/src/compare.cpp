@@ -49,18 +49,24 @@ double max_err(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 TensorVerdict check_tensor(const std::string& name, const std::vector<double>& truth,
-                           const std::vector<double>& base, const std::vector<double>& cand,
+                           const BaselineTensors& bases, const std::vector<double>& cand,
                            Dtype dtype, const Tolerance& tol) {
   TensorVerdict v;
   v.name = name;
   if (cand.empty() && !truth.empty()) return v;  // not provided: not checked
   v.checked = true;
-  if (cand.size() != truth.size() || base.size() != truth.size()) {
+  if (cand.size() != truth.size()) {
     v.pass = false;
     v.note = "size " + std::to_string(cand.size()) + ", expected " + std::to_string(truth.size());
     return v;
   }
-  v.baseline_err = max_err(base, truth);
+  for (const auto* base : bases) {
+    if (base->size() != truth.size())
+      throw std::invalid_argument("compare: baseline tensor " + name + " has " +
+                                  std::to_string(base->size()) + " elements, the truth " +
+                                  std::to_string(truth.size()));
+    v.baseline_err = std::max(v.baseline_err, max_err(*base, truth));
+  }
   v.bound = tol.alpha * v.baseline_err + tol.beta * ulp(max_abs_finite(truth), dtype);
   for (std::size_t i = 0; i < truth.size(); ++i) {
     const double t = truth[i], c = cand[i];
@@ -100,7 +106,10 @@ TensorVerdict check_tensor(const std::string& name, const std::vector<double>& t
 
 namespace {
 
+using detail::BaselineTensors;
 using detail::check_tensor;
+using detail::max_abs_finite;
+using detail::max_err;
 
 int64_t position_of_row(const ValidConfig& vc, int64_t row) {
   for (const auto& s : vc.seqs)
@@ -110,8 +119,9 @@ int64_t position_of_row(const ValidConfig& vc, int64_t row) {
 
 // Indices: well-formed (ascending, unique, -1 padded, candidates, right count), forced blocks
 // identical, and any other difference only between blocks whose truth scores are within delta.
-TensorVerdict check_indices(const ValidConfig& vc, const Outputs& truth, const Outputs& base,
-                            const Outputs& cand, const Tolerance& tol, bool* differs) {
+TensorVerdict check_indices(const ValidConfig& vc, const Outputs& truth,
+                            const std::vector<Outputs>& bases, const Outputs& cand,
+                            const Tolerance& tol, bool* differs) {
   TensorVerdict v;
   v.name = "indices";
   *differs = false;
@@ -140,17 +150,17 @@ TensorVerdict check_indices(const ValidConfig& vc, const Outputs& truth, const O
   }
   const int64_t n = c.top_n, ng = static_cast<int64_t>(truth.groups.size());
   const bool have_scores = truth.ns_max > 0 && !truth.scores.empty();
-  // delta: the score error model of the baseline, as for any other tensor (scores are fp32).
+  // delta: the score error model of the baselines, as for any other tensor (scores are fp32).
   double delta = 0;
   if (have_scores) {
-    double base_err = 0, mag = 0;
-    for (std::size_t i = 0; i < truth.scores.size(); ++i) {
-      if (!std::isfinite(truth.scores[i])) continue;
-      mag = std::max(mag, std::abs(truth.scores[i]));
-      if (std::isfinite(base.scores[i]))
-        base_err = std::max(base_err, std::abs(base.scores[i] - truth.scores[i]));
+    double base_err = 0;
+    for (const auto& base : bases) {
+      if (base.scores.size() != truth.scores.size())
+        throw std::invalid_argument("compare: baseline scores cover other blocks than the truth");
+      base_err = std::max(base_err, max_err(base.scores, truth.scores));
     }
-    delta = tol.alpha * base_err + tol.beta * ulp(mag, Dtype::f32);
+    delta = tol.alpha * base_err + tol.beta * ulp(max_abs_finite(truth.scores), Dtype::f32);
+    v.baseline_err = base_err;
   }
   v.bound = delta;
   int64_t mismatched_rows = 0;
@@ -284,26 +294,43 @@ std::string Verdict::table() const {
   return o.str();
 }
 
-Verdict compare(const ValidConfig& vc, const Outputs& truth, const Outputs& baseline,
+Verdict compare(const ValidConfig& vc, const Outputs& truth, const std::vector<Outputs>& baselines,
                 const Outputs& candidate, Tolerance tol) {
-  require_same_rows(truth, baseline, "the baseline");
+  if (baselines.empty()) throw std::invalid_argument("compare: no baseline");
+  for (const auto& b : baselines) require_same_rows(truth, b, "a baseline");
   require_same_rows(truth, candidate, "the candidate");
   const auto& c = vc.cfg;
+  auto tensors = [&](auto member) {
+    BaselineTensors out;
+    for (const auto& b : baselines) out.push_back(&member(b));
+    return out;
+  };
   Verdict v;
   bool differs = false;
   if (c.enable_slc)
-    v.tensors.push_back(check_indices(vc, truth, baseline, candidate, tol, &differs));
+    v.tensors.push_back(check_indices(vc, truth, baselines, candidate, tol, &differs));
   for (Branch b : kAllBranches) {
     if (!c.enabled(b)) continue;
     const std::string s(to_string(b));
     const int i = static_cast<int>(b);
-    v.tensors.push_back(check_tensor("o_" + s, truth.o_branch[i], baseline.o_branch[i],
-                                     candidate.o_branch[i], c.dtype, tol));
-    v.tensors.push_back(
-        check_tensor("lse_" + s, truth.lse[i], baseline.lse[i], candidate.lse[i], Dtype::f32, tol));
+    v.tensors.push_back(check_tensor(
+        "o_" + s, truth.o_branch[i],
+        tensors([i](const Outputs& o) -> const std::vector<double>& { return o.o_branch[i]; }),
+        candidate.o_branch[i], c.dtype, tol));
+    v.tensors.push_back(check_tensor(
+        "lse_" + s, truth.lse[i],
+        tensors([i](const Outputs& o) -> const std::vector<double>& { return o.lse[i]; }),
+        candidate.lse[i], Dtype::f32, tol));
   }
-  v.tensors.push_back(check_tensor("o", truth.o, baseline.o, candidate.o, c.dtype, tol));
+  v.tensors.push_back(check_tensor(
+      "o", truth.o, tensors([](const Outputs& o) -> const std::vector<double>& { return o.o; }),
+      candidate.o, c.dtype, tol));
   return v;
+}
+
+Verdict compare(const ValidConfig& vc, const Outputs& truth, const Outputs& baseline,
+                const Outputs& candidate, Tolerance tol) {
+  return compare(vc, truth, std::vector<Outputs>{baseline}, candidate, tol);
 }
 
 Verdict check_candidate(const ValidConfig& vc, const Inputs& in, const Outputs& candidate,
@@ -313,8 +340,8 @@ Verdict check_candidate(const ValidConfig& vc, const Inputs& in, const Outputs& 
   sel.heads = candidate.heads;
   sel.keep_scores = true;
   const Outputs truth = forward(vc, in, truth_precision, sel);
-  const Outputs base = forward(vc, in, Precision::baseline, sel);
-  Verdict v = compare(vc, truth, base, candidate, tol);
+  const std::vector<Outputs> bases = forward_baselines(vc, in, sel);
+  Verdict v = compare(vc, truth, bases, candidate, tol);
   const TensorVerdict* idx = v.find("indices");
   if (!idx || !idx->pass || idx->max_err == 0 || vc.cfg.given_indices) return v;
   // Indices differ only within ties: judge o_slc and o against the reference run with the
@@ -333,8 +360,8 @@ Verdict check_candidate(const ValidConfig& vc, const Inputs& in, const Outputs& 
                   ik.indices.begin() + (candidate.rows[ri] * cc.h_kv + candidate.groups[gi]) * n);
   sel.keep_scores = false;
   const Outputs truth_k = forward(vk, ik, truth_precision, sel);
-  const Outputs base_k = forward(vk, ik, Precision::baseline, sel);
-  Verdict vk_verdict = compare(vk, truth_k, base_k, candidate, tol);
+  const std::vector<Outputs> bases_k = forward_baselines(vk, ik, sel);
+  Verdict vk_verdict = compare(vk, truth_k, bases_k, candidate, tol);
   for (auto& t : v.tensors) {
     if (t.name != "o_slc" && t.name != "o" && t.name != "lse_slc") continue;
     const TensorVerdict* redo = vk_verdict.find(t.name);

@@ -6,19 +6,29 @@
 
 namespace nsa::ref {
 
+Verdict compare_gradients(const ValidConfig& vc, const Gradients& truth,
+                          const std::vector<Gradients>& baselines, const Gradients& candidate,
+                          Tolerance tol) {
+  auto same = [&](const Gradients& g, const std::string& who) {
+    if (g.rows != truth.rows || g.keys != truth.keys)
+      throw std::invalid_argument("compare_gradients: " + who +
+                                  " covers other rows or keys than the truth");
+  };
+  for (const auto& b : baselines) same(b, "a baseline");
+  same(candidate, "the candidate");
+  Verdict v;
+  for (const auto& name : grad_tensor_names(vc)) {
+    detail::BaselineTensors bases;
+    for (const auto& b : baselines) bases.push_back(&grad_tensor(vc, b, name));
+    v.tensors.push_back(detail::check_tensor(name, grad_tensor(vc, truth, name), bases,
+                                             grad_tensor(vc, candidate, name), vc.cfg.dtype, tol));
+  }
+  return v;
+}
+
 Verdict compare_gradients(const ValidConfig& vc, const Gradients& truth, const Gradients& baseline,
                           const Gradients& candidate, Tolerance tol) {
-  for (const Gradients* g : {&baseline, &candidate})
-    if (g->rows != truth.rows || g->keys != truth.keys)
-      throw std::invalid_argument(std::string("compare_gradients: the ") +
-                                  (g == &baseline ? "baseline" : "candidate") +
-                                  " covers other rows or keys than the truth");
-  Verdict v;
-  for (const auto& name : grad_tensor_names(vc))
-    v.tensors.push_back(detail::check_tensor(name, grad_tensor(vc, truth, name),
-                                             grad_tensor(vc, baseline, name),
-                                             grad_tensor(vc, candidate, name), vc.cfg.dtype, tol));
-  return v;
+  return compare_gradients(vc, truth, std::vector<Gradients>{baseline}, candidate, tol);
 }
 
 Verdict check_candidate_gradients(const ValidConfig& vc, const Inputs& in,
@@ -50,11 +60,11 @@ Verdict check_candidate_gradients(const ValidConfig& vc, const Inputs& in,
     }
   }
   const Gradients truth = backward(*judged, *inputs, d_o, truth_precision, sel);
-  const Gradients base = backward(*judged, *inputs, d_o, Precision::baseline, sel);
+  const auto bases = backward_baselines(*judged, *inputs, d_o, sel);
   Gradients cand = candidate;
   cand.rows = truth.rows;
   cand.keys = truth.keys;
-  Verdict v = compare_gradients(vc, truth, base, cand, tol);
+  Verdict v = compare_gradients(vc, truth, bases, cand, tol);
   if (judged != &vc)
     for (auto& t : v.tensors)
       t.note = (t.note.empty() ? "" : t.note + "; ") + "judged with the candidate's indices";

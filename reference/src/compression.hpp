@@ -57,23 +57,24 @@ PhiHead<Real> phi_head(const ValidConfig& vc, const PhiParams& p, int64_t g, int
   return h;
 }
 
-// phi applied to the l x D block starting at row `begin` of x; returns a 1 x D row.
+// phi applied to the l x D block starting at row `begin` of x; returns a 1 x D row. Its sums
+// and products are reduced as the arithmetic policy orders them.
 // vec() is token-major: element [j, c] sits at j*D + c.
-template <class Real>
+template <class Real, class Round>
 Mat<Real> compress_block(const ValidConfig& vc, const PhiHead<Real>& ph, const Mat<Real>& x,
-                         int64_t begin) {
+                         int64_t begin, const Round& round) {
   const auto& c = vc.cfg;
   const int64_t l = c.cmp_block, dim = x.cols();
   if (c.phi == Phi::mean) {
-    Mat<Real> acc = x.middleRows(begin, l).colwise().sum();
+    Mat<Real> acc = round.colsum(x.middleRows(begin, l));
     return acc / Real(l);
   }
   Mat<Real> blk = x.middleRows(begin, l) + ph.pos;
   const Eigen::Map<const Mat<Real>> flat(blk.data(), 1, l * dim);  // row-major: token-major vec
-  if (c.phi == Phi::linear) return flat * ph.w1;
-  Mat<Real> hidden = flat * ph.w1 + ph.b1.transpose();
+  if (c.phi == Phi::linear) return round.mul(flat, ph.w1);
+  Mat<Real> hidden = round.mul(flat, ph.w1) + ph.b1.transpose();
   hidden = hidden.unaryExpr([&](const Real& v) { return activate(v, c.phi_act); });
-  return hidden * ph.w2 + ph.b2.transpose();
+  return round.mul(hidden, ph.w2) + ph.b2.transpose();
 }
 
 // All compressed blocks of one sequence's K (or V) of one KV head: [N_c(t_k), D], each row
@@ -83,7 +84,8 @@ Mat<Real> compress_all(const ValidConfig& vc, const PhiHead<Real>& ph, const Mat
                        const Round& round) {
   const int64_t nc = vc.num_cmp_blocks(x.rows());
   Mat<Real> out(nc, x.cols());
-  for (int64_t i = 0; i < nc; ++i) out.row(i) = compress_block(vc, ph, x, i * vc.cfg.cmp_stride);
+  for (int64_t i = 0; i < nc; ++i)
+    out.row(i) = compress_block(vc, ph, x, i * vc.cfg.cmp_stride, round);
   return out.unaryExpr([&](const Real& v) { return round.store(v); });
 }
 
@@ -133,10 +135,11 @@ Real activate_grad(const Real& x, Activation act) {
 }
 
 // Backward of compress_all for one sequence of one KV head: dy [N_c, D] holds the gradient of
-// each compressed block. Returns dX [tokens, D]; adds the parameter gradients to *grad.
-template <class Real>
+// each compressed block. Returns dX [tokens, D]; adds the parameter gradients to `grad`. Products
+// and sums over blocks are reduced as the arithmetic policy orders them.
+template <class Real, class Round>
 Mat<Real> compress_all_backward(const ValidConfig& vc, const PhiHead<Real>& ph, const Mat<Real>& x,
-                                const Mat<Real>& dy, PhiHeadGrad<Real>& grad) {
+                                const Mat<Real>& dy, PhiHeadGrad<Real>& grad, const Round& round) {
   const auto& c = vc.cfg;
   const int64_t l = c.cmp_block, d = c.cmp_stride, dim = x.cols(), nc = dy.rows();
   Mat<Real> dx = Mat<Real>::Zero(x.rows(), dim);
@@ -156,20 +159,20 @@ Mat<Real> compress_all_backward(const ValidConfig& vc, const PhiHead<Real>& ph, 
   }
   Mat<Real> dflat;
   if (c.phi == Phi::linear) {
-    grad.w1.noalias() += flat.transpose() * dy;
-    dflat = dy * ph.w1.transpose();
+    grad.w1 += round.mul(flat.transpose(), dy);
+    dflat = round.mul_nt(dy, ph.w1);
   } else {
-    Mat<Real> h = flat * ph.w1;
+    Mat<Real> h = round.mul(flat, ph.w1);
     h.rowwise() += ph.b1.transpose();
     const Mat<Real> a = h.unaryExpr([&](const Real& v) { return activate(v, c.phi_act); });
     const Mat<Real> act_grad =
         h.unaryExpr([&](const Real& v) { return activate_grad(v, c.phi_act); });
-    grad.b2 += dy.colwise().sum().transpose();
-    grad.w2.noalias() += a.transpose() * dy;
-    const Mat<Real> dh = (dy * ph.w2.transpose()).cwiseProduct(act_grad);
-    grad.b1 += dh.colwise().sum().transpose();
-    grad.w1.noalias() += flat.transpose() * dh;
-    dflat = dh * ph.w1.transpose();
+    grad.b2 += round.colsum(dy).transpose();
+    grad.w2 += round.mul(a.transpose(), dy);
+    const Mat<Real> dh = round.mul_nt(dy, ph.w2).cwiseProduct(act_grad);
+    grad.b1 += round.colsum(dh).transpose();
+    grad.w1 += round.mul(flat.transpose(), dh);
+    dflat = round.mul_nt(dh, ph.w1);
   }
   for (int64_t i = 0; i < nc; ++i) {
     const Eigen::Map<const Mat<Real>> dblk(dflat.row(i).data(), l, dim);

@@ -1,8 +1,9 @@
 // Validation of Config: every rule of docs/semantics.md "Configuration rules", one check each.
+#include "nsa/ref/config.hpp"
+
 #include <cmath>
 #include <sstream>
 
-#include "nsa/ref/config.hpp"
 #include "nsa/ref/profiles.hpp"
 
 namespace nsa::ref {
@@ -29,8 +30,7 @@ std::vector<int64_t> lengths_of(const std::vector<int64_t>& cu, const char* fiel
   if (cu.size() < 2)
     throw ConfigError(field, "<" + std::to_string(cu.size()) + " entries>",
                       "needs at least 2 entries (B+1 offsets, B >= 1)");
-  if (cu[0] != 0)
-    throw ConfigError(std::string(field) + "[0]", std::to_string(cu[0]), "must be 0");
+  if (cu[0] != 0) throw ConfigError(std::string(field) + "[0]", std::to_string(cu[0]), "must be 0");
   std::vector<int64_t> len(cu.size() - 1);
   for (std::size_t b = 0; b + 1 < cu.size(); ++b) {
     const auto where = std::string(field) + "[" + std::to_string(b + 1) + "]";
@@ -82,9 +82,10 @@ void validate_layout(ValidConfig& v) {
                 ")");
     for (std::size_t b = 0; b < lk.size(); ++b) {
       if (lq[b] > lk[b])
-        throw ConfigError("cu_seqlens_q", "sequence " + std::to_string(b) + " has " +
-                                              std::to_string(lq[b]) + " queries",
-                          "must be <= its " + std::to_string(lk[b]) + " keys");
+        throw ConfigError(
+            "cu_seqlens_q",
+            "sequence " + std::to_string(b) + " has " + std::to_string(lq[b]) + " queries",
+            "must be <= its " + std::to_string(lk[b]) + " keys");
     }
     c.batch = static_cast<int64_t>(lk.size());
   }
@@ -209,8 +210,7 @@ std::string describe(const Config& c) {
     << " score_mapping=" << to_string(c.score_mapping)
     << " group_reduce=" << to_string(c.group_reduce) << " forced_mode=" << to_string(c.forced_mode)
     << " tie_break=" << to_string(c.tie_break) << " slc_causal=" << to_string(c.slc_causal)
-    << " index_policy=" << to_string(c.index_policy)
-    << " window_keys=" << to_string(c.window_keys);
+    << " index_policy=" << to_string(c.index_policy) << " window_keys=" << to_string(c.window_keys);
   return o.str();
 }
 

@@ -29,9 +29,30 @@ Outputs forward(const ValidConfig& vc, const Inputs& in, Precision precision,
     case Precision::bin50:
       return detail::run_forward<detail::Bin50>(vc, in, sel, exact);
     case Precision::baseline:
-      return detail::run_forward<float>(vc, in, sel, detail::DtypeFaithful{vc.cfg.dtype});
+      return detail::run_forward<float>(vc, in, sel,
+                                        detail::DtypeFaithful{vc.cfg.dtype, {kBaselineOrders[0]}});
   }
   throw std::invalid_argument("forward: unknown precision");
+}
+
+Outputs forward_model(const ValidConfig& vc, const Inputs& in, const KernelModel& model,
+                      const RowSelection& sel) {
+  if (model.accumulator == Dtype::f64)
+    throw std::invalid_argument(
+        "forward_model: accumulator fp64 is not modelled (the models compute in fp32; use "
+        "Precision::f64 for a double-precision candidate)");
+  check_inputs(vc, in);
+  return detail::run_forward<float>(vc, in, sel, detail::DtypeFaithful{vc.cfg.dtype, model});
+}
+
+std::vector<Outputs> forward_baselines(const ValidConfig& vc, const Inputs& in,
+                                       const RowSelection& sel) {
+  check_inputs(vc, in);
+  std::vector<Outputs> runs;
+  for (SumOrder order : kBaselineOrders)
+    runs.push_back(
+        detail::run_forward<float>(vc, in, sel, detail::DtypeFaithful{vc.cfg.dtype, {order}}));
+  return runs;
 }
 
 }  // namespace nsa::ref

@@ -1,11 +1,11 @@
 // Shape, value and index-list checks of Inputs, and exact dtype rounding (Eigen's half and
 // bfloat16 round to nearest even).
+#include "nsa/ref/inputs.hpp"
+
 #include <Eigen/Core>
 #include <cmath>
 #include <stdexcept>
 #include <string>
-
-#include "nsa/ref/inputs.hpp"
 
 namespace nsa::ref {
 
@@ -95,12 +95,14 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
     std::string suffix = "_";
     suffix += to_string(b);
     // The selection branch needs compression inputs for its scores unless indices are given.
-    const bool needed = b == Branch::cmp ? (c.enable_cmp || (c.enable_slc && !c.given_indices))
-                                         : c.enabled(b);
-    check_input_tensor("k" + suffix, in.k[i], needed ? s.k : static_cast<int64_t>(in.k[i].size()), dt);
-    check_input_tensor("v" + suffix, in.v[i], needed ? s.v : static_cast<int64_t>(in.v[i].size()), dt);
+    const bool needed =
+        b == Branch::cmp ? (c.enable_cmp || (c.enable_slc && !c.given_indices)) : c.enabled(b);
+    check_input_tensor("k" + suffix, in.k[i], needed ? s.k : static_cast<int64_t>(in.k[i].size()),
+                       dt);
+    check_input_tensor("v" + suffix, in.v[i], needed ? s.v : static_cast<int64_t>(in.v[i].size()),
+                       dt);
     check_input_tensor("g" + suffix, in.gate[i],
-                 c.enabled(b) ? s.gate : static_cast<int64_t>(in.gate[i].size()), dt);
+                       c.enabled(b) ? s.gate : static_cast<int64_t>(in.gate[i].size()), dt);
   }
   check_input_tensor("phi_k.pos", in.phi_k.pos, s.phi_pos_k, dt);
   check_input_tensor("phi_v.pos", in.phi_v.pos, s.phi_pos_v, dt);
@@ -113,6 +115,15 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
   check_input_tensor("phi_k.b2", in.phi_k.b2, s.phi_b2_k, dt);
   check_input_tensor("phi_v.b2", in.phi_v.b2, s.phi_b2_v, dt);
   check_size("indices", in.indices, s.indices);
+  // native-sparse-attention-triton compresses V without a position table (its module passes
+  // pe=None for V): under that profile a linear phi's V table must be 0 (docs/semantics.md).
+  if (c.profile == "nsa_triton")
+    for (std::size_t i = 0; i < in.phi_v.pos.size(); ++i)
+      if (in.phi_v.pos[i] != 0)
+        throw std::invalid_argument("input phi_v.pos[" + std::to_string(i) +
+                                    "] = " + std::to_string(in.phi_v.pos[i]) +
+                                    ": profile nsa_triton compresses V without a position table "
+                                    "(every entry must be 0)");
   if (c.given_indices && c.enable_slc && c.index_policy == IndexPolicy::strict)
     check_indices_strict(vc, in.indices);
 }

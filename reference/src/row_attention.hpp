@@ -119,7 +119,7 @@ RowAttention<Real> attend_row(const ValidConfig& vc, const HeadData<Real>& hd, c
     } else {
       r.listed.assign(given, given + c.top_n);
     }
-    r.segs[si] = selected_segments(vc, t, t_k, r.listed.data());
+    r.segs[si] = selected_segments(vc, t, t_k, r.listed.data(), given != nullptr);
     r.res[si] = attend(q, hd.k[si], hd.v[si], r.segs[si], scale, round, keep);
   }
   if (c.enable_win) {

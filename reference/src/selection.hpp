@@ -94,18 +94,23 @@ TopN<Real> top_n(const ValidConfig& vc, int64_t t, std::vector<Real> score) {
   return r;
 }
 
-// Key segments of an index list for query t under the policy. Entries < 0 or beyond the
-// candidates are skipped (strict lists were validated before, so this only drops -1 padding);
-// skip_invalid counts a duplicate once, multiset once per listing. slc_causal token clips each
-// block at t; none keeps the whole block (clipped to the sequence).
+// Key segments of an index list for query t. A computed list (given = false) is read as a set
+// with -1 padding. A given list follows the index policy: entries < 0 or beyond the candidates
+// are skipped (strict lists were validated before, so this only drops -1 padding), except that
+// negative_to_zero reads every negative entry as block 0; skip_invalid and negative_to_zero count
+// a duplicate once, multiset once per listing. slc_causal token clips each block at t; none keeps
+// the whole block (clipped to the sequence).
 inline std::vector<Segment> selected_segments(const ValidConfig& vc, int64_t t, int64_t t_k,
-                                              const int32_t* idx) {
+                                              const int32_t* idx, bool given) {
   const auto& c = vc.cfg;
   const int64_t n_cand = num_candidates(vc, t);
+  const bool negative_is_first = given && c.index_policy == IndexPolicy::negative_to_zero;
   std::vector<int64_t> blocks;
-  for (int64_t s = 0; s < c.top_n; ++s)
-    if (idx[s] >= 0 && idx[s] < n_cand) blocks.push_back(idx[s]);
-  if (c.index_policy != IndexPolicy::multiset) {
+  for (int64_t s = 0; s < c.top_n; ++s) {
+    const int64_t j = idx[s] < 0 && negative_is_first ? 0 : idx[s];
+    if (j >= 0 && j < n_cand) blocks.push_back(j);
+  }
+  if (!given || c.index_policy != IndexPolicy::multiset) {
     std::sort(blocks.begin(), blocks.end());
     blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
   }

@@ -77,7 +77,8 @@ std::vector<int> listed_blocks(const Config& c, int64_t t, const int32_t* row, b
   std::vector<int> count(static_cast<std::size_t>(n_slc), 0);
   const int64_t cur = t / c.slc_block;
   for (int64_t s = 0; s < c.top_n; ++s) {
-    const int64_t j = row[s];
+    int64_t j = row[s];
+    if (!computed && c.index_policy == ref::IndexPolicy::negative_to_zero && j < 0) j = 0;
     if (j < 0 || j > cur) continue;  // padding, or invalid under the lenient policies
     int& k = count[static_cast<std::size_t>(j)];
     const bool multiset = !computed && c.index_policy == ref::IndexPolicy::multiset;

@@ -130,10 +130,30 @@ TEST_CASE("knobs: index_policy") {
   auto in = generate_inputs(vs, 1);
   adversarial(vs, in);
   CHECK_THROWS_AS(forward(vs, in, Precision::f64), std::invalid_argument);
-  Config a = c, b = c;
+  Config a = c, b = c, z = c;
   a.index_policy = IndexPolicy::skip_invalid;
   b.index_policy = IndexPolicy::multiset;
+  z.index_policy = IndexPolicy::negative_to_zero;
   CHECK(differ(a, b, Regime::typical, adversarial));
+  // negative_to_zero reads -1 (and any negative entry) as block 0: it differs from skip_invalid
+  // on lists that hold negatives and block 0 is not listed, and agrees where they hold none.
+  CHECK(differ(a, z, Regime::typical, adversarial));
+  const Tweak no_block0 = [](const ValidConfig& vc, Inputs& inputs) {
+    inputs.indices = generate_indices(vc, 12, false);  // distinct candidates, -1 elsewhere
+    for (auto& j : inputs.indices)
+      if (j == 0) j = -1;
+  };
+  CHECK(differ(a, z, Regime::typical, no_block0));
+  const Tweak no_negatives = [](const ValidConfig& vc, Inputs& inputs) {
+    inputs.indices = generate_indices(vc, 13, false);
+    for (auto& j : inputs.indices)
+      if (j < 0) j = 0;  // block 0 (repeats count once under both policies)
+  };
+  for (uint64_t seed = 1; seed <= 2; ++seed) {
+    const auto oa = run_checked(a, seed, Regime::typical, no_negatives);
+    const auto oz = run_checked(z, seed, Regime::typical, no_negatives);
+    CHECK(test::max_diff(oa.o, oz.o) == 0);
+  }
   // On valid lists (distinct candidates) all three policies agree, up to the summation order
   // (multiset keeps the listing order, the others sort).
   Config v = c;

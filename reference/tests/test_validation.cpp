@@ -125,9 +125,115 @@ const std::vector<Rule>& rules() {
        },
        [](C c) {
          apply_profile(c, "nsa_triton");
-         c.index_policy = IndexPolicy::skip_invalid;
+         c.index_policy = IndexPolicy::negative_to_zero;
        },
-       "index_policy", "strict", "profile nsa_triton requires skip_invalid"},
+       "index_policy", "strict", "profile nsa_triton requires negative_to_zero"},
+      {"fla group size below 16",
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 8;
+       },
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+       },
+       "h_q", "8", "G = h_q / h_kv a power of two >= 16 (G = 8)"},
+      {"fla group size not a power of two",
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 24;
+       },
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 32;
+       },
+       "h_q", "24", "(G = 24)"},
+      {"fla block not a power of two",
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+         c.cmp_block = c.cmp_stride = c.slc_block = 48;
+       },
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+         c.cmp_block = c.cmp_stride = c.slc_block = 64;
+       },
+       "slc_block", "48", "a power of two >= 16"},
+      {"fla block below 16",
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+         c.cmp_block = c.cmp_stride = c.slc_block = 8;
+         c.top_n = 3;
+       },
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+         c.cmp_block = c.cmp_stride = c.slc_block = 16;
+         c.top_n = 3;
+       },
+       "slc_block", "8", "a power of two >= 16"},
+      {"fla top_n beyond the top-k tile",
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+         c.cmp_block = c.cmp_stride = c.slc_block = 16;
+         c.top_n = 9;  // next power of two 16, 2 * 16 > 16
+       },
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+         c.cmp_block = c.cmp_stride = c.slc_block = 16;
+         c.top_n = 8;  // 2 * 8 = 16 fits
+       },
+       "top_n", "9", "l' >= 2 * next_power_of_2(n) = 32"},
+      {"fla non-default scale",
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+         c.scale = 0.5;
+       },
+       [](C c) {
+         apply_profile(c, "fla");
+         c.h_q = 16;
+       },
+       "scale", "0.500000", "requires the default 1/sqrt(d_k)"},
+      {"nsa_triton kernel size",
+       [](C c) {
+         apply_profile(c, "nsa_triton");
+         c.cmp_block = 8;
+         c.cmp_stride = 4;
+         c.slc_block = 16;
+       },
+       [](C c) {
+         apply_profile(c, "nsa_triton");
+         c.cmp_block = 16;
+         c.cmp_stride = 4;
+         c.slc_block = 16;
+       },
+       "cmp_block", "8", "l in {16, 32, 64, 128}"},
+      {"nsa_triton selection block not a multiple of l",
+       [](C c) {
+         apply_profile(c, "nsa_triton");
+         c.cmp_block = 32;
+         c.cmp_stride = 16;
+         c.slc_block = 48;
+       },
+       [](C c) {
+         apply_profile(c, "nsa_triton");
+         c.cmp_block = 32;
+         c.cmp_stride = 16;
+         c.slc_block = 64;
+       },
+       "slc_block", "48", "l' % l == 0 (l = 32)"},
+      {"nsa_triton non-default scale",
+       [](C c) {
+         apply_profile(c, "nsa_triton");
+         c.scale = 0.5;  // d_k = 16: the default is 0.25
+       },
+       [](C c) { apply_profile(c, "nsa_triton"); }, "scale", "0.500000",
+       "requires the default 1/sqrt(d_k)"},
       {"nsa_triton forbids mlp",
        [](C c) {
          apply_profile(c, "nsa_triton");
@@ -533,7 +639,7 @@ TEST_CASE("validation: profile knob values match the table of docs/semantics.md 
                         {"fla", CV::inclusive, SM::identity, GR::mean, FM::score_one,
                          TB::lower_index_first, SC::token, IP::multiset, WK::w},
                         {"nsa_triton", CV::inclusive, SM::overlap, GR::sum, FM::always,
-                         TB::lower_index_first, SC::token, IP::skip_invalid, WK::w_plus_one}}) {
+                         TB::lower_index_first, SC::token, IP::negative_to_zero, WK::w_plus_one}}) {
     Config c = profile_config(r.profile);
     INFO(r.profile);
     CHECK(c.cmp_visibility == r.vis);

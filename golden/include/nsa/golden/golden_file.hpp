@@ -36,20 +36,23 @@ struct GoldenCase {
   nsa::ref::Inputs inputs;
   nsa::ref::Outputs truth;  // every row and head
   // max |X_b - X*| of the dtype-faithful baseline per expected tensor ("o_cmp", "lse_win",
-  // "o", "scores", "p_cmp").
+  // "o", "scores", "p_cmp"), the largest over the baseline set's summation orders.
   std::map<std::string, double> baseline_err;
-  // The baseline's outputs when the case was generated in this process (not stored in files;
-  // empty after read_golden, and then recomputed where needed).
-  nsa::ref::Outputs baseline;
+  // The baseline set's outputs (nsa::ref::forward_baselines) when the case was generated in
+  // this process (not stored in files; empty after read_golden, and then recomputed where
+  // needed).
+  std::vector<nsa::ref::Outputs> baselines;
 
   // The backward (schema 2): the upstream gradient, the truth's gradients (every row and key) and
-  // max |X_b - X*| of the baseline backward per gradient name (grad_tensor_names). Absent
-  // (has_grad false) in a version 1 file.
+  // max |G_b - G*| over the backward baseline set per gradient name (grad_tensor_names). Absent
+  // (has_grad false) in a version 1 file and in a case with backward = 0.
   bool has_grad = false;
   std::vector<double> d_o;
   nsa::ref::Gradients grad_truth;
   std::map<std::string, double> grad_baseline_err;
-  nsa::ref::Gradients grad_baseline;  // as `baseline`: only when generated in this process
+  // The backward baseline set (nsa::ref::backward_baselines), as `baselines`: only when the case
+  // was generated in this process.
+  std::vector<nsa::ref::Gradients> grad_baselines;
 };
 
 struct GoldenFile {

@@ -35,10 +35,11 @@ const std::vector<SuiteInfo>& suites();
 // The cases of a suite; throws std::invalid_argument naming the known suites.
 std::vector<CaseSpec> suite_cases(const std::string& name);
 
-// max |b - t| over elements where both are finite: the baseline error of the tolerance rule.
+// max |b - t| over elements where both are finite: one baseline run's error (the tolerance rule
+// takes the largest over the baseline set).
 double max_abs_err(const std::vector<double>& base, const std::vector<double>& truth);
 
-// Runs the reference for one case: truth in `precision` and the baseline. `threads` 0 = all.
+// Runs the reference for one case: truth in `precision` and the baseline set. `threads` 0 = all.
 GoldenCase make_case(const CaseSpec& spec, nsa::ref::Precision precision, int threads = 0);
 // The same on given inputs instead of the seeded ones (tests that need special values).
 GoldenCase make_case(const CaseSpec& spec, nsa::ref::Inputs inputs, nsa::ref::Precision precision,

@@ -55,8 +55,14 @@ std::vector<double>& grad_tensor(const ValidConfig& vc, Gradients& g, const std:
 // in the config's dtype. Throws std::invalid_argument naming "do", its size or the element.
 void check_grad_output(const ValidConfig& vc, const std::vector<double>& d_o);
 
-// Runs the backward. check_inputs() and check_grad_output() are applied first.
+// Runs the backward. check_inputs() and check_grad_output() are applied first. Precision::baseline
+// is the backward baseline in the first summation order of kBaselineOrders.
 Gradients backward(const ValidConfig& vc, const Inputs& in, const std::vector<double>& d_o,
                    Precision precision, const GradSelection& sel = {});
+// The backward baseline set: the dtype-faithful backward in each order of kBaselineOrders (fp32
+// accumulators), whose largest error sets each gradient's tolerance (docs/tolerance.md).
+std::vector<Gradients> backward_baselines(const ValidConfig& vc, const Inputs& in,
+                                          const std::vector<double>& d_o,
+                                          const GradSelection& sel = {});
 
 }  // namespace nsa::ref

@@ -16,7 +16,25 @@ enum class Precision {
   f64,       // double
   f128,      // boost::multiprecision::float128 (113-bit significand)
   bin50,     // boost::multiprecision::cpp_bin_float_50 (168-bit significand)
-  baseline,  // the dtype-faithful baseline: fp32 arithmetic, storage rounded to cfg.dtype
+  baseline,  // the dtype-faithful baseline in its first summation order (kBaselineOrders[0])
+};
+
+// The orders whose largest error sets the baseline error of the tolerance rule. Plain sums
+// (softmax denominators, the compression mean) of the tensor-core orders are sequential fp32.
+inline constexpr std::array<SumOrder, 7> kBaselineOrders{
+    SumOrder::sequential,      SumOrder::pairwise,    SumOrder::lanes8,
+    SumOrder::blocked16,       SumOrder::tensor_core, SumOrder::tensor_core_split,
+    SumOrder::largest_partials};
+
+// A CPU model of a kernel: the dtype-faithful baseline computed with this arithmetic. With
+// accumulator = fp32 and permutation = 0 it is one member of the baseline set; the other
+// settings model kernels outside it: any other fixed order of the terms (permutation: a seed
+// of a pseudo-random order of every reduction's terms, then `order` over that sequence), or
+// a wrong kernel that accumulates in a narrower dtype (accumulator = fp16/bf16).
+struct KernelModel {
+  SumOrder order = SumOrder::sequential;
+  Dtype accumulator = Dtype::f32;
+  uint64_t permutation = 0;
 };
 
 // Which rows to compute. Empty lists mean "all". Rows are packed query rows (0 .. total_q-1);
@@ -59,6 +77,13 @@ Outputs select_rows(const Outputs& full, const std::vector<int64_t>& rows);
 // Runs the forward. check_inputs() is applied first (strict index lists are validated there).
 Outputs forward(const ValidConfig& vc, const Inputs& in, Precision precision,
                 const RowSelection& sel = {});
+
+// The dtype-faithful baseline computed by one kernel model (check_inputs() first).
+Outputs forward_model(const ValidConfig& vc, const Inputs& in, const KernelModel& model,
+                      const RowSelection& sel = {});
+// The baseline set: forward_model in each order of kBaselineOrders (fp32 accumulators).
+std::vector<Outputs> forward_baselines(const ValidConfig& vc, const Inputs& in,
+                                       const RowSelection& sel = {});
 
 const char* to_string(Precision p);
 

@@ -24,9 +24,9 @@ struct PhiParams {
 };
 
 struct Inputs {
-  std::vector<double> q;               // [total_q, h_q, d_k]
-  std::array<std::vector<double>, 3> k;  // per branch (cmp, slc, win): [total_k, h_kv, d_k]
-  std::array<std::vector<double>, 3> v;  // per branch: [total_k, h_kv, d_v]
+  std::vector<double> q;                    // [total_q, h_q, d_k]
+  std::array<std::vector<double>, 3> k;     // per branch (cmp, slc, win): [total_k, h_kv, d_k]
+  std::array<std::vector<double>, 3> v;     // per branch: [total_k, h_kv, d_v]
   std::array<std::vector<double>, 3> gate;  // per branch: [total_q, h_q]
   PhiParams phi_k, phi_v;
   std::vector<int32_t> indices;  // given_indices: [total_q, h_kv, top_n]

@@ -21,18 +21,37 @@ enum class GroupReduce { sum, mean };
 enum class ForcedMode { always, score_one };
 enum class TieBreak { lower_index_first, higher_index_first };
 enum class SlcCausal { token, none };
-enum class IndexPolicy { strict, skip_invalid, multiset };
+enum class IndexPolicy { strict, skip_invalid, multiset, negative_to_zero };
 enum class WindowKeys { w, w_plus_one };
 enum class Branch { cmp = 0, slc = 1, win = 2 };
+
+// How an fp32-accumulating kernel orders the terms of its dot products and sums
+// (docs/tolerance.md, "Summation orders"). Each is a model of a real way to reduce:
+enum class SumOrder {
+  sequential,         // one running fp32 sum, term after term (products fused: one rounding)
+  pairwise,           // a balanced binary tree of fp32 additions over the rounded products
+  lanes8,             // 8 strided fp32 partial sums (SIMD lanes), then a tree over the lanes
+  blocked16,          // chunks of 16 summed exactly, each added to an fp32 running sum
+  tensor_core,        // MMA, k = 16 per step, accumulator chained through the MMA: the chunk's
+                      // products and the accumulator aligned to their largest exponent,
+                      // truncated 26 bits below it, summed, truncated to fp32
+  tensor_core_split,  // the same MMA on each 16-term chunk from a zero accumulator, chunks
+                      // added by an IEEE fp32 add (this project's q·k split)
+  largest_partials,   // sequential over the positive terms, then the negative ones: the
+                      // running sum climbs to its largest value before any cancellation (the
+                      // pessimistic end of any term order)
+};
 
 inline constexpr std::array<Branch, 3> kAllBranches{Branch::cmp, Branch::slc, Branch::win};
 
 // The spelling table of one enum; the order of entries is the order of enumerators.
-template <class E> struct EnumNames;
+template <class E>
+struct EnumNames;
 
-#define NSA_ENUM_NAMES(E, ...)                                                                     \
-  template <> struct EnumNames<E> {                                                                \
-    static constexpr auto names = std::to_array<std::string_view>({__VA_ARGS__});                  \
+#define NSA_ENUM_NAMES(E, ...)                                                    \
+  template <>                                                                     \
+  struct EnumNames<E> {                                                           \
+    static constexpr auto names = std::to_array<std::string_view>({__VA_ARGS__}); \
   };
 
 NSA_ENUM_NAMES(Dtype, "fp32", "fp16", "bf16", "fp64")
@@ -45,18 +64,22 @@ NSA_ENUM_NAMES(GroupReduce, "sum", "mean")
 NSA_ENUM_NAMES(ForcedMode, "always", "score_one")
 NSA_ENUM_NAMES(TieBreak, "lower_index_first", "higher_index_first")
 NSA_ENUM_NAMES(SlcCausal, "token", "none")
-NSA_ENUM_NAMES(IndexPolicy, "strict", "skip_invalid", "multiset")
+NSA_ENUM_NAMES(IndexPolicy, "strict", "skip_invalid", "multiset", "negative_to_zero")
 NSA_ENUM_NAMES(WindowKeys, "w", "w_plus_one")
 NSA_ENUM_NAMES(Branch, "cmp", "slc", "win")
+NSA_ENUM_NAMES(SumOrder, "sequential", "pairwise", "lanes8", "blocked16", "tensor_core",
+               "tensor_core_split", "largest_partials")
 #undef NSA_ENUM_NAMES
 
-template <class E> std::string_view to_string(E e) {
+template <class E>
+std::string_view to_string(E e) {
   const auto i = static_cast<std::size_t>(e);
   return i < EnumNames<E>::names.size() ? EnumNames<E>::names[i] : std::string_view{"<invalid>"};
 }
 
 // All accepted spellings joined by '|', for error messages ("one of mean|linear|mlp").
-template <class E> std::string allowed_values() {
+template <class E>
+std::string allowed_values() {
   std::string s;
   for (auto n : EnumNames<E>::names) {
     if (!s.empty()) s += '|';
@@ -66,7 +89,8 @@ template <class E> std::string allowed_values() {
 }
 
 // Parses one spelling; returns false on anything else (the caller names the field).
-template <class E> bool parse_enum(std::string_view text, E& out) {
+template <class E>
+bool parse_enum(std::string_view text, E& out) {
   const auto& names = EnumNames<E>::names;
   for (std::size_t i = 0; i < names.size(); ++i) {
     if (names[i] == text) {
