@@ -248,9 +248,13 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
           const int bi = static_cast<int>(b);
           const auto& fwd = ra.res[bi];
           const auto& segs = ra.segs[bi];
-          const Mat<Real>& keys = b == Branch::cmp ? hd.k_cmp : hd.k[bi];
-          const Mat<Real>& vals = b == Branch::cmp ? hd.v_cmp : hd.v[bi];
-          const RowGrad<Real> rg = row_grad(vc, in, d_o, b, row, g, fwd, vals, segs, round);
+          // The rows the products read: the gathered selection keys where attend_row made them.
+          const bool gathered = b == Branch::slc && ra.slc_k.rows() > 0;
+          const std::vector<Segment> local = {{0, gathered ? ra.slc_k.rows() : 0}};
+          const Mat<Real>& keys = gathered ? ra.slc_k : b == Branch::cmp ? hd.k_cmp : hd.k[bi];
+          const Mat<Real>& vals = gathered ? ra.slc_v : b == Branch::cmp ? hd.v_cmp : hd.v[bi];
+          const auto& key_rows = gathered ? local : segs;
+          const RowGrad<Real> rg = row_grad(vc, in, d_o, b, row, g, fwd, vals, key_rows, round);
           if (any_keys) {
             const std::size_t s = static_cast<std::size_t>(i * Hkv + g);
             for (int64_t h = 0; h < G; ++h) {
@@ -260,7 +264,7 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
             segs_of[s][bi] = segs;
           }
           if (qslot < 0) continue;
-          dq += attend_backward_q(rg.p, rg.dp, rg.D, keys, segs, scale, round);
+          dq += attend_backward_q(rg.p, rg.dp, rg.D, keys, key_rows, scale, round);
           for (int64_t h = 0; h < G; ++h)
             out.dg[bi][qslot * c.h_q + g * G + h] = to_double(round.store(rg.dg(h)));
         }
@@ -333,7 +337,20 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
             hi[r0 + h] = use.hi;
           }
         }
-        attend_backward_kv(q, dob, lse, D, lo, hi, k_tile, v_tile, scale, round, dk, dv);
+        // Only the tile keys some listing of the chunk reaches enter the products.
+        const int64_t c0 = *std::min_element(lo.begin(), lo.end());
+        const int64_t c1 = *std::max_element(hi.begin(), hi.end());
+        for (int64_t r = 0; r < R; ++r) {
+          lo[r] -= c0;
+          hi[r] -= c0;
+        }
+        Mat<Real> dk_part = Mat<Real>::Zero(c1 - c0, dk_dim),
+                  dv_part = Mat<Real>::Zero(c1 - c0, dv_dim);
+        attend_backward_kv(q, dob, lse, D, lo, hi, Mat<Real>(k_tile.middleRows(c0, c1 - c0)),
+                           Mat<Real>(v_tile.middleRows(c0, c1 - c0)), scale, round, dk_part,
+                           dv_part);
+        dk.middleRows(c0, c1 - c0) += dk_part;
+        dv.middleRows(c0, c1 - c0) += dv_part;
       }
       dks[bi][task.g].middleRows(k0, n) = dk * scale;
       dvs[bi][task.g].middleRows(k0, n) = dv;

@@ -77,6 +77,9 @@ struct RowAttention {
   bool computed_top = false;    // the selection was computed here (not given)
   TopN<Real> top;               // the computed selection: indices, ranked scores, gap
   std::vector<int32_t> listed;  // the index list the selection branch used
+  // The selection branch's keys and values in key-set order, gathered once when its key set has
+  // several segments (every product of the row reads them); empty otherwise.
+  Mat<Real> slc_k, slc_v;
 };
 
 // The forward of every branch for the G heads `q` of one KV head at position t of a sequence of
@@ -120,7 +123,13 @@ RowAttention<Real> attend_row(const ValidConfig& vc, const HeadData<Real>& hd, c
       r.listed.assign(given, given + c.top_n);
     }
     r.segs[si] = selected_segments(vc, t, t_k, r.listed.data(), given != nullptr);
-    r.res[si] = attend(q, hd.k[si], hd.v[si], r.segs[si], scale, round, keep);
+    if (r.segs[si].size() > 1) {
+      r.slc_k = gather_rows(hd.k[si], r.segs[si]);
+      r.slc_v = gather_rows(hd.v[si], r.segs[si]);
+      r.res[si] = attend(q, r.slc_k, r.slc_v, {{0, r.slc_k.rows()}}, scale, round, keep);
+    } else {
+      r.res[si] = attend(q, hd.k[si], hd.v[si], r.segs[si], scale, round, keep);
+    }
   }
   if (c.enable_win) {
     r.segs[wi] = {window_segment(vc, t)};
