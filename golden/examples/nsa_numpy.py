@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
-"""A second, independent NSA forward in plain numpy, and a checker of golden files.
+"""A second, independent NSA forward and backward in plain numpy, and a checker of golden files.
 
 Written from docs/semantics.md and golden/SCHEMA.md only: it reads every case of the given golden
 files, computes every branch in float64 from the stored inputs, and judges its own outputs against
-the stored truth with the tolerance rule. It is also the worked example for authors of other
-implementations: replace `forward_case` by a call into your own code.
+the stored truth with the tolerance rule; where a case holds gradients (schema 2), also its own
+backward (nsa_numpy_grad.py) for the stored dO against expected/grad/. It is also the worked
+example for authors of other implementations: replace `forward_case` / `backward_case` by calls
+into your own code.
 
     python3 nsa_numpy.py golden/data/*.h5        exit 0 = every case passed, 1 = a failure,
                                                   2 = a file it cannot check (schema version),
                                                   77 = h5py or numpy missing (test skipped)
     python3 nsa_numpy.py --candidate OUT.h5 GOLDEN.h5
-        also writes its outputs (o* in the case dtype, lse in fp32, indices) as a candidate file
-        for `nsa golden check GOLDEN.h5 OUT.h5`: how another implementation reports results.
+        also writes its outputs (o* in the case dtype, lse in fp32, indices; gradients in the case
+        dtype under outputs/grad/) as a candidate file for `nsa golden check GOLDEN.h5 OUT.h5`:
+        how another implementation reports results.
     python3 nsa_numpy.py --judge CANDIDATE.h5 GOLDEN.h5 [--alpha A] [--beta B]
         judges another implementation's candidate file (golden/SCHEMA.md, "Candidate files")
         with the same rule, without running the forward; exit codes as `nsa golden check`:
         0 = every case it holds passed, 1 = a candidate tensor failed, 2 = nothing was judged.
         Rows whose index lists differ within ties are judged by the index rule alone (their
-        o_slc, lse_slc and o are not re-judged here; `nsa golden check` does that).
+        o_slc, lse_slc and o are not re-judged here; `nsa golden check` does that); gradients
+        are judged against the truth's (`nsa golden check` re-judges them with the candidate's
+        own indices).
 """
 import math
 import sys
@@ -28,6 +33,8 @@ try:
 except ImportError as e:  # pragma: no cover - the ctest treats 77 as "skipped"
     print(f"skipping: {e}")
     sys.exit(77)
+
+from nsa_numpy_grad import backward_case  # noqa: E402 (after the skip check)
 
 SUPPORTED_SCHEMA = (1, 2)  # 2 added the backward (inputs/do, expected/grad/)
 # (mantissa bits, minimum normal exponent) of each dtype, for ulp().
@@ -75,6 +82,11 @@ class Case:
         self.cu_k = inp["cu_seqlens_k"][()].astype(np.int64)
         self.given_indices = inp["indices"][()] if self.given else None
         self.expected = {n: d for n, d in g["expected"].items() if isinstance(d, h5py.Dataset)}
+        # The backward (schema 2, backward = 1): dO and the truth's gradients.
+        self.shared_kv = bool(g.attrs["shared_kv"])
+        self.has_grad = bool(g.attrs.get("backward", 0)) and "grad" in g["expected"]
+        self.do = read_float(inp["do"]) if self.has_grad else None
+        self.expected_grad = dict(g["expected"]["grad"].items()) if self.has_grad else {}
         # Position t of every packed query row inside its sequence (queries are the last T_q).
         self.pos = np.zeros(self.total_q, np.int64)
         for s in range(len(self.cu_k) - 1):
@@ -356,6 +368,32 @@ def check_case(c, mine, alpha, beta):
     return failures, notes
 
 
+def forward_selection(c):
+    """The index lists the case's forward used: expected/indices when computed, else the given
+    lists (zeros of the right shape when the selection branch is off)."""
+    if "indices" in c.expected:
+        return c.expected["indices"][()]
+    if c.given:
+        return c.given_indices
+    return np.full((c.total_q, c.h_kv, c.top_n), -1, np.int32)
+
+
+def judge_grads(c, grads, alpha, beta):
+    """Judges gradient arrays (name -> array) against expected/grad/; returns (failures, notes,
+    not_checked). A name the case does not have is a failure."""
+    failures, notes, not_checked = [], [], []
+    for name in grads:
+        if name not in c.expected_grad:
+            failures.append(f"grad/{name}: not a gradient of this case")
+    for name, ds in c.expected_grad.items():
+        if name not in grads:
+            not_checked.append("grad/" + name)
+            continue
+        ok, msg = check_tensor("grad/" + name, grads[name], ds, alpha, beta)
+        (notes if ok else failures).append(msg)
+    return failures, notes, not_checked
+
+
 # ---- reading a candidate file -------------------------------------------------------------------
 
 def schema_float(ds):
@@ -406,9 +444,22 @@ def judge_file(cand_path, c, f_cand, alpha, beta):
                 failures.append(x)
             else:
                 mine[name] = x
-    if not mine and not failures:
+    grads = {}
+    for name, ds in grp.get("grad", {}).items():
+        x = read_output(ds, "grad/" + name)
+        if isinstance(x, str):
+            failures.append(x)
+        else:
+            grads[name] = x
+    if not mine and not grads and not failures:
         return None
-    bad, notes, not_checked = judge(c, mine, alpha, beta, names)
+    bad, notes, not_checked = judge(c, mine, alpha, beta, names) if mine or failures else \
+        ([], [], list(names))
+    if c.has_grad:
+        gbad, gnotes, gnot = judge_grads(c, grads, alpha, beta)
+        bad, notes, not_checked = bad + gbad, notes + gnotes, not_checked + gnot
+    elif grads:
+        not_checked += ["grad/" + n for n in grads]  # the golden case holds no gradients
     rejected = {m.split(":")[0] for m in failures}
     return failures + bad, notes, [n for n in not_checked if n not in rejected]
 
@@ -439,9 +490,10 @@ def write_output(group, name, x, dtype):
 
 
 def write_candidate(out, results):
-    """results: [(case, outputs)] -> /cases/<name>/outputs/<tensor> (golden/SCHEMA.md)."""
+    """results: [(case, outputs, gradients or None)] -> /cases/<name>/outputs/<tensor> and
+    outputs/grad/<gradient> in the case dtype (golden/SCHEMA.md)."""
     with h5py.File(out, "w") as f:
-        for c, mine in results:
+        for c, mine, grads in results:
             g = f.create_group(f"cases/{c.name}/outputs")
             for name in c.expected:
                 if name.startswith("o"):
@@ -450,6 +502,10 @@ def write_candidate(out, results):
                     g.create_dataset(name, data=mine[name].astype(np.float32))
                 elif name == "indices":
                     g.create_dataset(name, data=mine[name].astype(np.int32))
+            if grads:
+                gg = g.create_group("grad")
+                for name, x in grads.items():
+                    write_output(gg, name, x, c.dtype)
 
 
 def judge_main(argv):
@@ -519,7 +575,7 @@ def main(argv):
         print(__doc__)
         return 2
     results = []
-    total, failed = 0, 0
+    total, failed, grad_total, grad_failed = 0, 0, 0, 0
     for path in paths:
         with h5py.File(path, "r") as f:
             version = int(f.attrs["schema_version"])
@@ -532,10 +588,17 @@ def main(argv):
                 c = Case(f["cases"][name])
                 mine = forward_case(c)
                 failures, notes = check_case(c, mine, alpha, beta)
-                results.append((c, mine))
+                grads = None
+                if c.has_grad:
+                    grads = backward_case(c, forward_selection(c))
+                    gfail, _, _ = judge_grads(c, grads, alpha, beta)
+                    grad_total += 1
+                    grad_failed += bool(gfail)
+                    failures += gfail
+                results.append((c, mine, grads))
                 total += 1
                 status = "FAIL" if failures else "pass"
-                print(f"{path}: {name}: {status}")
+                print(f"{path}: {name}: {status}" + (" (forward and backward)" if grads else ""))
                 for m in failures:
                     print(f"    FAIL {m}")
                 failed += bool(failures)
@@ -543,7 +606,8 @@ def main(argv):
                 write_candidate(candidate, results)
                 print(f"wrote the numpy outputs to {candidate} (check: nsa golden check "
                       f"{path} {candidate})")
-    print(f"\nnumpy NSA forward: {total - failed}/{total} cases within tolerance")
+    print(f"\nnumpy NSA: {total - failed}/{total} cases within tolerance; backward on "
+          f"{grad_total} of them, {grad_total - grad_failed} within tolerance")
     return 1 if failed else 0
 
 
