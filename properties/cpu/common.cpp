@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include <cmath>
+#include <numeric>
 
 namespace nsa::props {
 
@@ -65,6 +66,15 @@ void expect_same_outputs(const std::string& what, const Outputs& a, const Output
   }
   expect_same(what + " o", a.o, b.o);
   expect_same(what + " indices", a.indices, b.indices);
+}
+
+std::vector<int64_t> permutation(uint64_t seed, uint64_t stream, int64_t n) {
+  std::vector<int64_t> p(static_cast<std::size_t>(n));
+  std::iota(p.begin(), p.end(), 0);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(p[i],
+              p[choose(seed, stream, static_cast<uint64_t>(i), static_cast<uint64_t>(i + 1))]);
+  return p;
 }
 
 bool computes_top_n(const nsa::ref::Config& c) { return c.enable_slc && !c.given_indices; }

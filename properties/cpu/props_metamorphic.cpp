@@ -18,36 +18,6 @@ void copy_rows(std::vector<T>& dst, const std::vector<T>& src, int64_t r0, int64
   std::copy(src.begin() + r0 * per_row, src.begin() + r1 * per_row, dst.begin() + r0 * per_row);
 }
 
-// Rows [r0, r1) of a [rows, per_row] tensor.
-template <class T>
-std::vector<T> slice_rows(const std::vector<T>& x, int64_t r0, int64_t r1, int64_t per_row) {
-  if (x.empty()) return {};
-  return std::vector<T>(x.begin() + r0 * per_row, x.begin() + r1 * per_row);
-}
-
-// A seed-derived permutation of n elements.
-std::vector<int64_t> permutation(uint64_t seed, uint64_t stream, int64_t n) {
-  std::vector<int64_t> p(static_cast<std::size_t>(n));
-  std::iota(p.begin(), p.end(), 0);
-  for (int64_t i = n - 1; i > 0; --i)
-    std::swap(p[i],
-              p[choose(seed, stream, static_cast<uint64_t>(i), static_cast<uint64_t>(i + 1))]);
-  return p;
-}
-
-// y[outer, i, rest] = x[outer, perm(i), rest] for a tensor [outer, n, inner].
-template <class T>
-std::vector<T> permute_axis(const std::vector<T>& x, int64_t n, int64_t inner,
-                            const std::vector<int64_t>& perm) {
-  if (x.empty()) return x;
-  std::vector<T> y(x.size());
-  const int64_t outer = static_cast<int64_t>(x.size()) / (n * inner);
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < n; ++i)
-      std::copy_n(x.begin() + (o * n + perm[i]) * inner, inner, y.begin() + (o * n + i) * inner);
-  return y;
-}
-
 }  // namespace
 
 void prop_causality(const Case& c) {
