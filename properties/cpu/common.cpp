@@ -11,6 +11,28 @@ Prepared prepare(const Case& c) {
   return p;
 }
 
+Prepared sequence_alone(const Prepared& p, std::size_t s) {
+  const auto& cfg = p.vc.cfg;
+  const auto& seq = p.vc.seqs[s];
+  nsa::ref::Config one = cfg;
+  one.layout = nsa::ref::Layout::padded;
+  one.cu_seqlens_k.clear();
+  one.cu_seqlens_q.clear();
+  one.batch = 1;
+  one.t_k = seq.t_k;
+  one.t_q = seq.t_q;
+  Prepared alone{nsa::ref::validate(one), p.in};
+  const int64_t q0 = seq.q_begin, q1 = q0 + seq.t_q, k0 = seq.k_begin, k1 = k0 + seq.t_k;
+  alone.in.q = slice_rows(p.in.q, q0, q1, cfg.h_q * cfg.d_k);
+  for (int b = 0; b < 3; ++b) {
+    alone.in.k[b] = slice_rows(p.in.k[b], k0, k1, cfg.h_kv * cfg.d_k);
+    alone.in.v[b] = slice_rows(p.in.v[b], k0, k1, cfg.h_kv * cfg.d_v);
+    alone.in.gate[b] = slice_rows(p.in.gate[b], q0, q1, cfg.h_q);
+  }
+  alone.in.indices = slice_rows(p.in.indices, q0, q1, cfg.h_kv * cfg.top_n);
+  return alone;
+}
+
 Outputs run(const ValidConfig& vc, const Inputs& in, nsa::ref::Precision p,
             nsa::ref::RowSelection sel) {
   sel.threads = 1;

@@ -20,6 +20,10 @@ struct Prepared {
 };
 Prepared prepare(const Case& c);
 
+// Sequence s of a prepared case on its own: a padded batch of one with its t_k and t_q, and
+// its rows of every input (index lists included).
+Prepared sequence_alone(const Prepared& p, std::size_t s);
+
 Outputs run(const ValidConfig& vc, const Inputs& in,
             nsa::ref::Precision p = nsa::ref::Precision::f64, nsa::ref::RowSelection sel = {});
 

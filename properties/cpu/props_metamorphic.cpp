@@ -66,24 +66,9 @@ void prop_varlen_equals_separate_runs(const Case& c) {
   const auto all = run(vc, p.in);
   for (std::size_t s = 0; s < vc.seqs.size(); ++s) {
     const auto& seq = vc.seqs[s];
-    nsa::ref::Config one = c.cfg;
-    one.layout = nsa::ref::Layout::padded;
-    one.cu_seqlens_k.clear();
-    one.cu_seqlens_q.clear();
-    one.batch = 1;
-    one.t_k = seq.t_k;
-    one.t_q = seq.t_q;
-    const auto vc1 = nsa::ref::validate(one);
-    Inputs in1 = p.in;
-    const int64_t q0 = seq.q_begin, q1 = q0 + seq.t_q, k0 = seq.k_begin, k1 = k0 + seq.t_k;
-    in1.q = slice_rows(p.in.q, q0, q1, cfg.h_q * cfg.d_k);
-    for (int b = 0; b < 3; ++b) {
-      in1.k[b] = slice_rows(p.in.k[b], k0, k1, cfg.h_kv * cfg.d_k);
-      in1.v[b] = slice_rows(p.in.v[b], k0, k1, cfg.h_kv * cfg.d_v);
-      in1.gate[b] = slice_rows(p.in.gate[b], q0, q1, cfg.h_q);
-    }
-    in1.indices = slice_rows(p.in.indices, q0, q1, cfg.h_kv * cfg.top_n);
-    const auto alone = run(vc1, in1);
+    const auto one = sequence_alone(p, s);
+    const int64_t q0 = seq.q_begin, q1 = q0 + seq.t_q;
+    const auto alone = run(one.vc, one.in);
     const std::string what = "sequence " + std::to_string(s) + " alone vs packed:";
     const auto rows = [&](const std::vector<double>& x, int64_t per_row) {
       return slice_rows(x, q0, q1, per_row);

@@ -159,7 +159,8 @@ void zero_gradients(const ref::ValidConfig& vc, const ref::Inputs& in, ref::Grad
 }  // namespace
 
 DenseGradients dense_backward(const ref::ValidConfig& vc, const ref::Inputs& in,
-                              const std::vector<double>& d_o) {
+                              const std::vector<double>& d_o,
+                              const std::vector<int32_t>& selection) {
   const Config& c = vc.cfg;
   const int64_t H = c.h_q, Hkv = c.h_kv, G = H / Hkv, n = c.top_n, dk = c.d_k, dv = c.d_v;
   const double s = vc.scale;
@@ -168,7 +169,9 @@ DenseGradients dense_backward(const ref::ValidConfig& vc, const ref::Inputs& in,
   zero_gradients(vc, in, out.magnitude);
   // The selection is a constant of the backward: the forward's index lists (given or computed).
   const DenseResult fwd = dense_forward(vc, in);
-  const int32_t* lists = c.given_indices ? in.indices.data() : fwd.indices.data();
+  const int32_t* lists = c.given_indices     ? in.indices.data()
+                         : selection.empty() ? fwd.indices.data()
+                                             : selection.data();
   const PhiParams abs_k = absolute(in.phi_k), abs_v = absolute(in.phi_v);
 
   for (const auto& seq : vc.seqs) {
@@ -278,6 +281,31 @@ DenseGradients dense_backward(const ref::ValidConfig& vc, const ref::Inputs& in,
         for (std::size_t i = 0; i < gr->dv_shared.size(); ++i) gr->dv_shared[i] += gr->dv[b][i];
       }
   return out;
+}
+
+std::string tie_aware_selection(const ref::ValidConfig& vc, const ref::Inputs& in,
+                                const ref::Outputs& forward, double tie_tol,
+                                std::vector<int32_t>& selection) {
+  selection.clear();
+  const Config& c = vc.cfg;
+  if (!c.enable_slc || c.given_indices) return "";
+  const DenseResult own = dense_forward(vc, in);
+  if (own.indices == forward.indices) return "";
+  double top = 0;
+  for (double x : forward.scores)
+    if (std::isfinite(x)) top = std::max(top, std::abs(x));
+  for (std::size_t k = 0; k < forward.score_gap.size(); ++k) {
+    const auto a = forward.indices.begin() + static_cast<std::ptrdiff_t>(k) * c.top_n;
+    if (std::equal(a, a + c.top_n, own.indices.begin() + (a - forward.indices.begin()))) continue;
+    if (forward.score_gap[k] > tie_tol * top) {
+      std::ostringstream o;
+      o << "selection of (row, KV head) " << k << " differs from the oracle's at a score gap "
+        << forward.score_gap[k] << " (tie tolerance " << tie_tol * top << ")";
+      return o.str();
+    }
+  }
+  selection = forward.indices;
+  return "";
 }
 
 double grad_rel_tol(const ref::ValidConfig& vc) {

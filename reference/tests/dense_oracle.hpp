@@ -46,8 +46,20 @@ struct DenseGradients {
   ref::Gradients magnitude;
 };
 
+// `selection` ([total_q, h_kv, top_n], or empty: the oracle's own top-n) are the computed index
+// lists to differentiate; they are ignored with given_indices.
 DenseGradients dense_backward(const ref::ValidConfig& vc, const ref::Inputs& in,
-                              const std::vector<double>& d_o);
+                              const std::vector<double>& d_o,
+                              const std::vector<int32_t>& selection = {});
+
+// The computed index lists to differentiate when a backward is checked against the oracle: the
+// oracle's own, or a forward's (`forward`, every row, with scores) where the two differ only at
+// near-ties, i.e. where that forward's score gap is at most tie_tol times its largest score (two
+// summation orders may break an exact tie of the scores apart). Sets `selection` (empty: the
+// oracle's own) and returns "", or returns the first list that differs at a clear gap.
+std::string tie_aware_selection(const ref::ValidConfig& vc, const ref::Inputs& in,
+                                const ref::Outputs& forward, double tie_tol,
+                                std::vector<int32_t>& selection);
 
 // Relative tolerance of a double backward against the oracle, per tensor, in units of the
 // tensor's largest magnitude: 4 * K * 2^-53, K the longest chain of sums an element goes through
