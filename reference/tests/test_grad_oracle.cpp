@@ -219,3 +219,33 @@ TEST_CASE("grad: the gradient comparison flags a perturbed element of every tens
     CHECK(perturbed >= 14);  // dq, 3 x (dk, dv, dg), shared, phi k and v parameters
   }
 }
+
+TEST_CASE("grad: relu'(0) = 0 at a hidden unit that is exactly 0 in every block") {
+  // docs/semantics.md section 10 takes relu'(0) as 0. With b1 = 0 and W1's column 0 = 0 the
+  // pre-activation of hidden unit 0 is exactly 0 in every block, so its parameters get nothing;
+  // relu'(0) = 1 would hand them the other units' chain-rule terms. Random inputs almost never
+  // hit 0 exactly, hence the constructed case.
+  Config c = test::tiny(12);
+  c.h_q = 2;
+  c.d_k = 3;
+  c.d_v = 2;
+  c.phi = Phi::mlp;
+  c.phi_hidden = 3;
+  c.phi_act = Activation::relu;
+  const auto vc = validate(c);
+  auto in = generate_inputs(vc, 5);
+  const int64_t m = c.phi_hidden;
+  for (auto* phi : {&in.phi_k, &in.phi_v}) {
+    const int64_t rows = static_cast<int64_t>(phi->w1.size()) / m;  // h_kv * l * D
+    for (int64_t r = 0; r < rows; ++r) phi->w1[r * m] = 0.0;
+    for (int64_t g = 0; g < c.h_kv; ++g) phi->b1[g * m] = 0.0;
+  }
+  const auto d_o = test::random_grad_output(vc, 5);
+  const auto got = reference_grads(vc, in, d_o);
+  const auto want = oracle::dense_backward(vc, in, d_o);
+  CHECK(oracle::diff(got, want, oracle::grad_rel_tol(vc)) == "");
+  for (const auto* g : {&got.dphi_k, &got.dphi_v}) {
+    for (int64_t k = 0; k < c.h_kv; ++k) CHECK(g->b1[k * m] == 0.0);
+    for (int64_t r = 0; r < static_cast<int64_t>(g->w1.size()) / m; ++r) CHECK(g->w1[r * m] == 0.0);
+  }
+}
