@@ -64,8 +64,9 @@ const Property* find_property(const std::string& name);
 std::string run_case(const std::string& name, const PropertyFn& fn, const Case& c);
 
 // The RapidCheck property of one property: draws cases from gen, runs run_case, fails with its
-// message. Use inside a Catch TEST_CASE.
-void check_property(const std::string& name, const rc::Gen<Case>& gen);
+// message. Use inside a Catch TEST_CASE. An expensive property runs 1/cost of the configured
+// case count (max_success of RC_PARAMS, at least one case); the seed is the same.
+void check_property(const std::string& name, const rc::Gen<Case>& gen, int cost = 1);
 
 // The repro command line of a saved case.
 std::string repro_command(const std::string& name, const std::string& config_file, const Case& c);

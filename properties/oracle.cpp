@@ -47,6 +47,78 @@ DenseAttention dense_attention(const ValidConfig& vc, const Inputs& in, Branch b
   return r;
 }
 
+AttentionGrad attention_grad(const std::vector<const double*>& k,
+                             const std::vector<const double*>& v, const double* q,
+                             const double* d_o_b, int64_t d_k, int64_t d_v, double scale) {
+  using LD = long double;
+  const std::size_t n = k.size();
+  AttentionGrad g;
+  g.o.assign(static_cast<std::size_t>(d_v), 0.0);
+  g.o_mag = g.o;
+  g.dq.assign(static_cast<std::size_t>(d_k), 0.0);
+  g.dq_mag = g.dq;
+  g.dk.assign(n, std::vector<double>(static_cast<std::size_t>(d_k), 0.0));
+  g.dk_mag = g.dk;
+  g.dv.assign(n, std::vector<double>(static_cast<std::size_t>(d_v), 0.0));
+  g.dv_mag = g.dv;
+  if (n == 0) return g;
+  const LD s = scale;
+  std::vector<LD> z(n), p(n), dp(n), dp_abs(n);
+  LD m = -std::numeric_limits<LD>::infinity(), z_mag = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    LD dot = 0, dot_abs = 0;
+    for (int64_t e = 0; e < d_k; ++e) {
+      dot += static_cast<LD>(q[e]) * k[i][e];
+      dot_abs += std::fabs(static_cast<LD>(q[e]) * k[i][e]);
+    }
+    z[i] = s * dot;
+    z_mag = std::max(z_mag, s * dot_abs);
+    m = std::max(m, z[i]);
+  }
+  LD sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += p[i] = std::exp(z[i] - m);
+  LD D = 0, D_abs = 0;
+  std::vector<LD> o(static_cast<std::size_t>(d_v), 0), o_mag(o.size(), 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    p[i] /= sum;
+    LD dot = 0, dot_abs = 0;
+    for (int64_t e = 0; e < d_v; ++e) {
+      o[e] += p[i] * v[i][e];
+      o_mag[e] += p[i] * (1 + z_mag) * std::fabs(v[i][e]);
+      dot += static_cast<LD>(d_o_b[e]) * v[i][e];
+      dot_abs += std::fabs(static_cast<LD>(d_o_b[e]) * v[i][e]);
+    }
+    dp[i] = dot;
+    dp_abs[i] = dot_abs;
+    D += p[i] * dot;
+    D_abs += p[i] * (1 + z_mag) * dot_abs;
+  }
+  std::vector<LD> dq(static_cast<std::size_t>(d_k), 0), dq_mag(dq.size(), 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const LD pm = p[i] * (1 + z_mag);
+    const LD ds = p[i] * (dp[i] - D), ds_abs = pm * (dp_abs[i] + D_abs);
+    for (int64_t e = 0; e < d_k; ++e) {
+      dq[e] += s * ds * k[i][e];
+      dq_mag[e] += s * ds_abs * std::fabs(k[i][e]);
+      g.dk[i][e] = static_cast<double>(s * ds * q[e]);
+      g.dk_mag[i][e] = static_cast<double>(s * ds_abs * std::fabs(q[e]));
+    }
+    for (int64_t e = 0; e < d_v; ++e) {
+      g.dv[i][e] = static_cast<double>(p[i] * d_o_b[e]);
+      g.dv_mag[i][e] = static_cast<double>(pm * std::fabs(d_o_b[e]));
+    }
+  }
+  for (int64_t e = 0; e < d_k; ++e) {
+    g.dq[e] = static_cast<double>(dq[e]);
+    g.dq_mag[e] = static_cast<double>(dq_mag[e]);
+  }
+  for (int64_t e = 0; e < d_v; ++e) {
+    g.o[e] = static_cast<double>(o[e]);
+    g.o_mag[e] = static_cast<double>(o_mag[e]);
+  }
+  return g;
+}
+
 double attention_tol_o(const DenseAttention& a, double v_max) {
   return 1e-13 * v_max * (4.0 + a.z_abs + static_cast<double>(a.keys));
 }

@@ -34,6 +34,25 @@ DenseAttention dense_attention(const ValidConfig& vc, const Inputs& in, Branch b
 double attention_tol_o(const DenseAttention& a, double v_max);
 double attention_tol_lse(const DenseAttention& a);
 
+// The gradient of Attn(q, S) over an explicit key list (key i has key vector k[i] and value
+// vector v[i]; a key listed twice appears twice) for the branch's upstream gradient d_o_b
+// (= g_b * dO), in long double, from the formulas of docs/semantics.md section 10:
+//   P_i = softmax weight, dP_i = <dO_b, v_i>, D = sum_i P_i dP_i, dS_i = P_i (dP_i - D),
+//   dq = s sum_i dS_i k_i,  dk_i = s dS_i q,  dv_i = P_i dO_b.
+// The *_mag members run the same formulas on absolute values (|dP_i| + |D| for dP_i - D, the
+// weights times 1 + Z with Z = max_i s sum_e |q_e k_ie|): they bound every term of each element
+// and so scale its rounding error (the dense oracle's magnitudes, docs/numerics.md section 3).
+// An empty list gives exactly 0 everywhere.
+struct AttentionGrad {
+  std::vector<double> o, o_mag;                 // [d_v]
+  std::vector<double> dq, dq_mag;               // [d_k]
+  std::vector<std::vector<double>> dk, dk_mag;  // [keys][d_k]
+  std::vector<std::vector<double>> dv, dv_mag;  // [keys][d_v]
+};
+AttentionGrad attention_grad(const std::vector<const double*>& k,
+                             const std::vector<const double*>& v, const double* q,
+                             const double* d_o_b, int64_t d_k, int64_t d_v, double scale);
+
 // Largest |x| of a tensor (1 if empty or all zero).
 double max_abs(const std::vector<double>& x);
 

@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include <cmath>
+#include <numeric>
 
 namespace nsa::props {
 
@@ -8,6 +9,28 @@ Prepared prepare(const Case& c) {
   Prepared p{nsa::ref::validate(c.cfg), {}};
   p.in = nsa::ref::generate_inputs(p.vc, c.seed, c.regime);
   return p;
+}
+
+Prepared sequence_alone(const Prepared& p, std::size_t s) {
+  const auto& cfg = p.vc.cfg;
+  const auto& seq = p.vc.seqs[s];
+  nsa::ref::Config one = cfg;
+  one.layout = nsa::ref::Layout::padded;
+  one.cu_seqlens_k.clear();
+  one.cu_seqlens_q.clear();
+  one.batch = 1;
+  one.t_k = seq.t_k;
+  one.t_q = seq.t_q;
+  Prepared alone{nsa::ref::validate(one), p.in};
+  const int64_t q0 = seq.q_begin, q1 = q0 + seq.t_q, k0 = seq.k_begin, k1 = k0 + seq.t_k;
+  alone.in.q = slice_rows(p.in.q, q0, q1, cfg.h_q * cfg.d_k);
+  for (int b = 0; b < 3; ++b) {
+    alone.in.k[b] = slice_rows(p.in.k[b], k0, k1, cfg.h_kv * cfg.d_k);
+    alone.in.v[b] = slice_rows(p.in.v[b], k0, k1, cfg.h_kv * cfg.d_v);
+    alone.in.gate[b] = slice_rows(p.in.gate[b], q0, q1, cfg.h_q);
+  }
+  alone.in.indices = slice_rows(p.in.indices, q0, q1, cfg.h_kv * cfg.top_n);
+  return alone;
 }
 
 Outputs run(const ValidConfig& vc, const Inputs& in, nsa::ref::Precision p,
@@ -65,6 +88,15 @@ void expect_same_outputs(const std::string& what, const Outputs& a, const Output
   }
   expect_same(what + " o", a.o, b.o);
   expect_same(what + " indices", a.indices, b.indices);
+}
+
+std::vector<int64_t> permutation(uint64_t seed, uint64_t stream, int64_t n) {
+  std::vector<int64_t> p(static_cast<std::size_t>(n));
+  std::iota(p.begin(), p.end(), 0);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(p[i],
+              p[choose(seed, stream, static_cast<uint64_t>(i), static_cast<uint64_t>(i + 1))]);
+  return p;
 }
 
 bool computes_top_n(const nsa::ref::Config& c) { return c.enable_slc && !c.given_indices; }

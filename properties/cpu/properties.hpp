@@ -23,4 +23,20 @@ void prop_f64_agrees_with_f128(const Case& c);                    // 12
 void prop_cmp_softmax_rows_and_lse(const Case& c);                // 13
 void prop_scores_follow_the_mapping(const Case& c);               // 14
 
+// Gradients (docs/properties.md, G1 .. G14).
+void prop_grad_linear_in_do(const Case& c);                               // G1
+void prop_grad_dg_is_do_dot_o_b(const Case& c);                           // G2
+void prop_grad_causality(const Case& c);                                  // G3
+void prop_grad_varlen_equals_separate_runs(const Case& c);                // G4
+void prop_grad_full_attention(const Case& c);                             // G5
+void prop_grad_query_heads_permute_within_group(const Case& c);           // G6
+void prop_grad_multiset_duplicates_equal_duplicated_keys(const Case& c);  // G7
+void prop_grad_disabled_or_empty_is_zero(const Case& c);                  // G8
+void prop_grad_mean_phi_scatter(const Case& c);                           // G9
+void prop_grad_finite_differences(const Case& c);                         // G10
+void prop_grad_row_key_subsets(const Case& c);                            // G11
+void prop_grad_threads_bitwise(const Case& c);                            // G12
+void prop_grad_selection_is_constant(const Case& c);                      // G13
+void prop_grad_matches_dense_oracle(const Case& c);                       // G14
+
 }  // namespace nsa::props

@@ -18,36 +18,6 @@ void copy_rows(std::vector<T>& dst, const std::vector<T>& src, int64_t r0, int64
   std::copy(src.begin() + r0 * per_row, src.begin() + r1 * per_row, dst.begin() + r0 * per_row);
 }
 
-// Rows [r0, r1) of a [rows, per_row] tensor.
-template <class T>
-std::vector<T> slice_rows(const std::vector<T>& x, int64_t r0, int64_t r1, int64_t per_row) {
-  if (x.empty()) return {};
-  return std::vector<T>(x.begin() + r0 * per_row, x.begin() + r1 * per_row);
-}
-
-// A seed-derived permutation of n elements.
-std::vector<int64_t> permutation(uint64_t seed, uint64_t stream, int64_t n) {
-  std::vector<int64_t> p(static_cast<std::size_t>(n));
-  std::iota(p.begin(), p.end(), 0);
-  for (int64_t i = n - 1; i > 0; --i)
-    std::swap(p[i],
-              p[choose(seed, stream, static_cast<uint64_t>(i), static_cast<uint64_t>(i + 1))]);
-  return p;
-}
-
-// y[outer, i, rest] = x[outer, perm(i), rest] for a tensor [outer, n, inner].
-template <class T>
-std::vector<T> permute_axis(const std::vector<T>& x, int64_t n, int64_t inner,
-                            const std::vector<int64_t>& perm) {
-  if (x.empty()) return x;
-  std::vector<T> y(x.size());
-  const int64_t outer = static_cast<int64_t>(x.size()) / (n * inner);
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < n; ++i)
-      std::copy_n(x.begin() + (o * n + perm[i]) * inner, inner, y.begin() + (o * n + i) * inner);
-  return y;
-}
-
 }  // namespace
 
 void prop_causality(const Case& c) {
@@ -96,24 +66,9 @@ void prop_varlen_equals_separate_runs(const Case& c) {
   const auto all = run(vc, p.in);
   for (std::size_t s = 0; s < vc.seqs.size(); ++s) {
     const auto& seq = vc.seqs[s];
-    nsa::ref::Config one = c.cfg;
-    one.layout = nsa::ref::Layout::padded;
-    one.cu_seqlens_k.clear();
-    one.cu_seqlens_q.clear();
-    one.batch = 1;
-    one.t_k = seq.t_k;
-    one.t_q = seq.t_q;
-    const auto vc1 = nsa::ref::validate(one);
-    Inputs in1 = p.in;
-    const int64_t q0 = seq.q_begin, q1 = q0 + seq.t_q, k0 = seq.k_begin, k1 = k0 + seq.t_k;
-    in1.q = slice_rows(p.in.q, q0, q1, cfg.h_q * cfg.d_k);
-    for (int b = 0; b < 3; ++b) {
-      in1.k[b] = slice_rows(p.in.k[b], k0, k1, cfg.h_kv * cfg.d_k);
-      in1.v[b] = slice_rows(p.in.v[b], k0, k1, cfg.h_kv * cfg.d_v);
-      in1.gate[b] = slice_rows(p.in.gate[b], q0, q1, cfg.h_q);
-    }
-    in1.indices = slice_rows(p.in.indices, q0, q1, cfg.h_kv * cfg.top_n);
-    const auto alone = run(vc1, in1);
+    const auto one = sequence_alone(p, s);
+    const int64_t q0 = seq.q_begin, q1 = q0 + seq.t_q;
+    const auto alone = run(one.vc, one.in);
     const std::string what = "sequence " + std::to_string(s) + " alone vs packed:";
     const auto rows = [&](const std::vector<double>& x, int64_t per_row) {
       return slice_rows(x, q0, q1, per_row);

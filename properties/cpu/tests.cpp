@@ -39,6 +39,36 @@ rc::Gen<Case> gen(GenOptions opt, F f) {
   });
 }
 
+// As gen, and a map of the whole case (its regime).
+template <class F, class R>
+rc::Gen<Case> gen(GenOptions opt, F f, R r) {
+  return rc::gen::map(gen_case(opt), [f, r](Case c) {
+    f(c.cfg);
+    r(c);
+    return c;
+  });
+}
+
+// Expensive gradient properties run a share of the configured case count (check_property's
+// cost): the finite differences run cpp_bin_float_50 forwards per perturbed element; linearity
+// runs the dense oracle twice, full attention a long double attention per row and head, the
+// head permutation the oracle once, the thread property three backwards.
+constexpr int kFiniteDifferenceCost = 20;
+
+// A padded batch as the same sequences packed.
+void to_varlen(Config& c) {
+  if (c.layout == nsa::ref::Layout::varlen) return;
+  c.layout = nsa::ref::Layout::varlen;
+  c.cu_seqlens_k = {0};
+  c.cu_seqlens_q = {0};
+  for (int64_t b = 0; b < c.batch; ++b) {
+    c.cu_seqlens_k.push_back(c.cu_seqlens_k.back() + c.t_k);
+    c.cu_seqlens_q.push_back(c.cu_seqlens_q.back() + c.t_q);
+  }
+  c.t_k = 0;
+  c.t_q = -1;
+}
+
 GenOptions with_indices() {
   GenOptions o;
   o.allow_given_indices = true;
@@ -72,18 +102,7 @@ TEST_CASE("causality", "[properties]") {
 }
 
 TEST_CASE("varlen_equals_separate_runs", "[properties]") {
-  check_property("varlen_equals_separate_runs", gen(with_indices(), [](Config& c) {
-                   if (c.layout == nsa::ref::Layout::varlen) return;
-                   c.layout = nsa::ref::Layout::varlen;
-                   c.cu_seqlens_k = {0};
-                   c.cu_seqlens_q = {0};
-                   for (int64_t b = 0; b < c.batch; ++b) {
-                     c.cu_seqlens_k.push_back(c.cu_seqlens_k.back() + c.t_k);
-                     c.cu_seqlens_q.push_back(c.cu_seqlens_q.back() + c.t_q);
-                   }
-                   c.t_k = 0;
-                   c.t_q = -1;
-                 }));
+  check_property("varlen_equals_separate_runs", gen(with_indices(), to_varlen));
 }
 
 TEST_CASE("query_heads_permute_within_group", "[properties]") {
@@ -145,6 +164,120 @@ TEST_CASE("cmp_softmax_rows_and_lse", "[properties]") {
 
 TEST_CASE("scores_follow_the_mapping", "[properties]") {
   check_property("scores_follow_the_mapping", gen({}, with_top_n));
+}
+
+// --- gradients (G1 .. G14) -------------------------------------------------------------------
+
+TEST_CASE("grad_linear_in_do", "[properties]") {
+  check_property("grad_linear_in_do",
+                 gen(with_indices(), [](Config& c) { c.dtype = nsa::ref::Dtype::f64; }), 4);
+}
+
+TEST_CASE("grad_dg_is_do_dot_o_b", "[properties]") {
+  check_property("grad_dg_is_do_dot_o_b", gen(with_indices(), [](Config&) {}));
+}
+
+TEST_CASE("grad_causality", "[properties]") {
+  check_property("grad_causality", gen(with_indices(), [](Config&) {}));
+}
+
+TEST_CASE("grad_varlen_equals_separate_runs", "[properties]") {
+  check_property("grad_varlen_equals_separate_runs", gen(with_indices(), to_varlen));
+}
+
+TEST_CASE("grad_full_attention", "[properties]") {
+  check_property("grad_full_attention",
+                 gen({},
+                     [](Config& c) {
+                       c.enable_cmp = false;
+                       if (!c.enable_slc && !c.enable_win) c.enable_slc = true;
+                       if (c.enable_slc) {
+                         with_top_n(c);
+                         with_token_mask(c);
+                         c.top_n = std::max(c.top_n, n_blocks(c)) + c.top_n % 3;
+                       }
+                       if (c.enable_win) c.window = longest(c) + 1 + c.window % 5;
+                     }),
+                 2);
+}
+
+TEST_CASE("grad_query_heads_permute_within_group", "[properties]") {
+  check_property("grad_query_heads_permute_within_group", gen(with_indices(), [](Config&) {}), 2);
+}
+
+TEST_CASE("grad_multiset_duplicates_equal_duplicated_keys", "[properties]") {
+  check_property("grad_multiset_duplicates_equal_duplicated_keys",
+                 gen(with_indices(), [](Config& c) {
+                   make_custom(c);
+                   if (c.layout == nsa::ref::Layout::varlen) c.t_q = -1;
+                   c.layout = nsa::ref::Layout::padded;
+                   c.cu_seqlens_k.clear();
+                   c.cu_seqlens_q.clear();
+                   c.batch = 1;
+                   c.t_k = std::max(c.t_k, 2 * c.slc_block + c.t_k % c.slc_block);
+                   c.enable_slc = true;
+                   c.enable_cmp = c.enable_win = false;
+                   c.given_indices = true;
+                   c.index_policy = nsa::ref::IndexPolicy::multiset;
+                 }));
+}
+
+TEST_CASE("grad_disabled_or_empty_is_zero", "[properties]") {
+  check_property("grad_disabled_or_empty_is_zero", gen(with_indices(), [](Config&) {}));
+}
+
+TEST_CASE("grad_mean_phi_scatter", "[properties]") {
+  check_property("grad_mean_phi_scatter", gen({}, [](Config& c) {
+                   c.phi = nsa::ref::Phi::mean;
+                   c.phi_hidden = 0;
+                   c.enable_cmp = true;
+                 }));
+}
+
+TEST_CASE("grad_finite_differences", "[properties]") {
+  GenOptions o = with_indices();
+  o.max_tokens = 12;
+  o.max_group = 2;
+  check_property("grad_finite_differences",
+                 gen(
+                     o,
+                     [](Config& c) {
+                       // At most two KV heads, head dims <= 4, d <= 4, l <= 8 (l and l' stay
+                       // multiples of d).
+                       const int64_t group = c.h_q / c.h_kv;
+                       c.h_kv = std::min<int64_t>(c.h_kv, 2);
+                       c.h_q = group * c.h_kv;
+                       c.d_k = 1 + (c.d_k - 1) % 4;
+                       c.d_v = 1 + (c.d_v - 1) % 4;
+                       const int64_t lm = c.cmp_block / c.cmp_stride,
+                                     sm = c.slc_block / c.cmp_stride;
+                       c.cmp_stride = std::min<int64_t>(c.cmp_stride, 4);
+                       c.cmp_block = c.cmp_stride * std::min<int64_t>(lm, 8 / c.cmp_stride);
+                       c.slc_block = c.cmp_stride * sm;
+                       if (c.phi == nsa::ref::Phi::mlp)
+                         c.phi_hidden = std::min<int64_t>(c.phi_hidden, 4);
+                       if (c.dtype == nsa::ref::Dtype::f64) c.dtype = nsa::ref::Dtype::f32;
+                     },
+                     [](Case& k) {
+                       if (k.regime == nsa::ref::Regime::ties) k.regime = nsa::ref::Regime::typical;
+                     }),
+                 kFiniteDifferenceCost);
+}
+
+TEST_CASE("grad_row_key_subsets", "[properties]") {
+  check_property("grad_row_key_subsets", gen(with_indices(), [](Config&) {}));
+}
+
+TEST_CASE("grad_threads_bitwise", "[properties]") {
+  check_property("grad_threads_bitwise", gen(with_indices(), [](Config&) {}), 2);
+}
+
+TEST_CASE("grad_selection_is_constant", "[properties]") {
+  check_property("grad_selection_is_constant", gen({}, with_top_n));
+}
+
+TEST_CASE("grad_matches_dense_oracle", "[properties]") {
+  check_property("grad_matches_dense_oracle", gen(with_indices(), [](Config&) {}));
 }
 
 }  // namespace nsa::props

@@ -8,10 +8,11 @@
 #include <sstream>
 
 namespace nsa::oracle {
-namespace {
-
 using ref::Config;
+
+namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
+}  // namespace
 
 // Rows [row0, row0 + rows) of one head of a [tokens, heads, dim] tensor.
 Matrix head_rows(const std::vector<double>& x, int64_t row0, int64_t rows, int64_t heads,
@@ -71,6 +72,8 @@ int64_t count_slc_blocks(const Config& c, int64_t len) {
   return n;
 }
 
+namespace {
+
 // The block list an index row stands for, as multiplicities per block id.
 std::vector<int> listed_blocks(const Config& c, int64_t t, const int32_t* row, bool computed,
                                int64_t n_slc) {
@@ -88,6 +91,21 @@ std::vector<int> listed_blocks(const Config& c, int64_t t, const int32_t* row, b
 }
 
 }  // namespace
+
+Matrix selection_multiplicity(const Config& c, int64_t t_q, int64_t t_k, const int32_t* lists,
+                              int64_t stride, bool computed) {
+  const int64_t n_slc = count_slc_blocks(c, t_k);
+  Matrix mult = Matrix::Zero(t_q, t_k);
+  for (int64_t i = 0; i < t_q; ++i) {
+    const int64_t t = t_k - t_q + i;
+    const auto count = listed_blocks(c, t, lists + i * stride, computed, n_slc);
+    for (int64_t u = 0; u < t_k; ++u) {
+      if (c.slc_causal == ref::SlcCausal::token && u > t) continue;
+      mult(i, u) = count[static_cast<std::size_t>(u / c.slc_block)];
+    }
+  }
+  return mult;
+}
 
 int64_t count_cmp_blocks(const Config& c, int64_t len) {
   int64_t n = 0;
@@ -279,7 +297,6 @@ DenseResult dense_forward(const ref::ValidConfig& vc, const ref::Inputs& in) {
       }
 
       if (c.enable_slc) {
-        Matrix mult = Matrix::Zero(tq, tk);
         for (int64_t i = 0; i < tq; ++i) {
           const int64_t t = pos(i), row = seq.q_begin + i;
           int32_t* out_idx = r.indices.data() + (row * Hkv + g) * n;
@@ -302,13 +319,10 @@ DenseResult dense_forward(const ref::ValidConfig& vc, const ref::Inputs& in) {
             const auto top = pick_top_n(c, t, P, &r.score_gap[row * Hkv + g]);
             std::copy(top.begin(), top.end(), out_idx);
           }
-          const int32_t* list = c.given_indices ? in.indices.data() + (row * Hkv + g) * n : out_idx;
-          const auto count = listed_blocks(c, t, list, !c.given_indices, ns);
-          for (int64_t u = 0; u < tk; ++u) {
-            if (c.slc_causal == ref::SlcCausal::token && u > t) continue;
-            mult(i, u) = count[static_cast<std::size_t>(u / c.slc_block)];
-          }
         }
+        const int32_t* lists = c.given_indices ? in.indices.data() : r.indices.data();
+        const Matrix mult = selection_multiplicity(c, tq, tk, lists + seq.q_begin * Hkv * n + g * n,
+                                                   Hkv * n, !c.given_indices);
         for (int64_t hl = 0; hl < G; ++hl)
           res[hl][1] = masked_softmax(vc.scale * Q[hl] * K[1].transpose(), mult, V[1]);
       }

@@ -1,5 +1,7 @@
 #include "grad_support.hpp"
 
+#include <utility>
+
 #include "forward_impl.hpp"
 #include "nsa/ref/generate.hpp"
 
@@ -62,7 +64,7 @@ std::vector<GradPair> grad_pairs(const ref::ValidConfig& vc, Inputs& in, const r
 
 FdResult finite_differences(const ref::ValidConfig& vc, const Inputs& in,
                             const std::vector<double>& r, const GradPair& pair, double h,
-                            int threads) {
+                            int threads, const std::vector<int64_t>& only) {
   using Bin50 = ref::detail::Bin50;
   ref::RowSelection sel;
   sel.threads = 1;
@@ -114,7 +116,11 @@ FdResult finite_differences(const ref::ValidConfig& vc, const Inputs& in,
   FdResult res;
   res.derivative.assign(static_cast<std::size_t>(size), 0.0);
   std::vector<char> changed(static_cast<std::size_t>(size), 0);
-  ref::detail::parallel_for(size, threads, [&](int64_t e) {
+  std::vector<int64_t> elements = only;
+  if (elements.empty())
+    for (int64_t e = 0; e < size; ++e) elements.push_back(e);
+  ref::detail::parallel_for(static_cast<int64_t>(elements.size()), threads, [&](int64_t k) {
+    const int64_t e = elements[static_cast<std::size_t>(k)];
     const ref::RowSelection rs = rows_of(e);
     if (rs.rows.empty()) return;  // no query sees this element: dL/dx = 0
     Inputs x = in;
@@ -130,6 +136,7 @@ FdResult finite_differences(const ref::ValidConfig& vc, const Inputs& in,
     changed[e] = ip != ib || im != ib;
   });
   for (char ch : changed) res.selection_changed += ch;
+  res.changed = std::move(changed);
   return res;
 }
 

@@ -38,12 +38,15 @@ std::vector<GradPair> grad_pairs(const ref::ValidConfig& vc, ref::Inputs& in,
 // pair's input, with the forward and L in cpp_bin_float_50 and o never rounded (check_inputs is
 // not applied, so x +- h may sit between dtype values; h = 2^-40 keeps x +- h exact in double for
 // fp32-valued x).
+// `only` (when not empty) restricts the perturbed elements to those distinct flat indices; the
+// others' derivative is left 0.
 struct FdResult {
   std::vector<double> derivative;  // per element of the pair's input
+  std::vector<char> changed;       // per element: its perturbation changed an index list
   int64_t selection_changed = 0;   // elements whose perturbation changed an index list
 };
 FdResult finite_differences(const ref::ValidConfig& vc, const ref::Inputs& in,
                             const std::vector<double>& r, const GradPair& pair, double h,
-                            int threads = 0);
+                            int threads = 0, const std::vector<int64_t>& only = {});
 
 }  // namespace nsa::test

@@ -62,6 +62,49 @@ ref::Config random_config(uint64_t seed) {
   return c;
 }
 
+ref::Config long_config(uint64_t seed) {
+  using namespace nsa::ref;
+  Config c = random_config(seed + 10000);
+  Chooser ch(seed);
+  c.layout = Layout::padded;
+  c.cu_seqlens_k.clear();
+  c.cu_seqlens_q.clear();
+  c.batch = 1;
+  c.t_k = ch.in(60, 260);
+  c.t_q = ch.coin() ? -1 : ch.in(1, 60);
+  c.cmp_stride = ch.in(1, 2) * 2;
+  c.cmp_block = c.cmp_stride * ch.in(1, 3);
+  c.slc_block = c.cmp_stride * ch.in(2, 4);
+  if (c.score_mapping == ScoreMapping::identity) c.cmp_block = c.slc_block = c.cmp_stride;
+  c.top_n = c.n_init + c.n_local + ch.in(1, 5);
+  c.window = ch.in(8, 40);
+  return c;
+}
+
+ref::Config small_profile(const std::string& name) {
+  ref::Config c = ref::profile_config(name);
+  c.h_q = name == "fla" ? 32 : 4;  // fla's group size is a power of two >= 16
+  c.h_kv = 2;
+  c.d_k = 6;
+  c.d_v = 5;
+  c.t_k = 300;
+  c.t_q = 70;  // a suffix keeps the dense matrices small
+  c.window = 40;
+  if (name == "fla") {
+    c.cmp_block = c.cmp_stride = c.slc_block = 16;
+  } else if (name == "nsa_triton") {  // kernel sizes 16..128, l' % l == 0
+    c.cmp_block = 16;
+    c.cmp_stride = 8;
+    c.slc_block = 32;
+  } else {
+    c.cmp_block = 8;
+    c.cmp_stride = 4;
+    c.slc_block = 16;
+  }
+  c.top_n = 5;
+  return c;
+}
+
 ref::Inputs random_inputs(const ref::ValidConfig& vc, uint64_t seed) {
   auto in = ref::generate_inputs(vc, seed);
   const auto& c = vc.cfg;

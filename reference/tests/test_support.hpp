@@ -55,6 +55,16 @@ inline ref::Config tiny(int64_t t_k) {
 // source chosen at random. Sizes stay small enough for the dense oracle in a Debug build.
 ref::Config random_config(uint64_t seed);
 
+// One padded sequence of 60 .. 260 keys, knobs from random_config(seed + 10000), block sizes
+// and n drawn so that n stays below the number of candidates (the ranking, not the forced blocks,
+// decides the selection).
+ref::Config long_config(uint64_t seed);
+
+// A named profile on a small shape: h_q = 4, h_kv = 2, d_k = 6, d_v = 5, T_k = 300 with a query
+// suffix of 70 (small dense matrices), w = 40, n = 5, l = 8, d = 4, l' = 16 (fla fixes
+// l = d = l' = 64).
+ref::Config small_profile(const std::string& name);
+
 // Inputs for a config; for given indices under a lenient policy, half the time an adversarial
 // list (duplicates, -1 anywhere, negative, future and out-of-range ids).
 ref::Inputs random_inputs(const ref::ValidConfig& vc, uint64_t seed);
