@@ -104,7 +104,7 @@ nb::dict outputs_to_dict(const ValidConfig& vc, const nsa::ref::Outputs& out,
         tensors[name.c_str()] = to_numpy(out.indices, shape);
       continue;
     }
-    const auto* v = output_slot(out, name);
+    const auto* v = out.tensor(name);
     if (v && static_cast<int64_t>(v->size()) == n) tensors[name.c_str()] = to_numpy(*v, shape);
   }
   nb::dict d;

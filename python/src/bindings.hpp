@@ -29,22 +29,6 @@ nsa::ref::Inputs inputs_from(const nsa::ref::ValidConfig& vc, const nb::dict& ar
 // Every input tensor of the config as a numpy array.
 nb::dict inputs_to_dict(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in);
 
-// The double tensor `name` of an Outputs (o_<b>, lse_<b>, o, p_cmp, scores, score_gap); null for
-// another name.
-template <class O>
-auto output_slot(O& out, const std::string& name) -> decltype(&out.o) {
-  for (nsa::ref::Branch b : nsa::ref::kAllBranches) {
-    const std::string s(nsa::ref::to_string(b));
-    if (name == "o_" + s) return &out.o_branch[static_cast<int>(b)];
-    if (name == "lse_" + s) return &out.lse[static_cast<int>(b)];
-  }
-  if (name == "o") return &out.o;
-  if (name == "p_cmp") return &out.p_cmp;
-  if (name == "scores") return &out.scores;
-  if (name == "score_gap") return &out.score_gap;
-  return nullptr;
-}
-
 // Outputs as {"tensors": {name: array}, "rows", "heads", "groups"}, holding those of `names` that
 // were computed (p_cmp, scores and score_gap are empty where keep_scores was off).
 nb::dict outputs_to_dict(const nsa::ref::ValidConfig& vc, const nsa::ref::Outputs& out,
