@@ -67,6 +67,29 @@ def test_bf16_bits_are_the_files_bits():
                                   (bits.astype(np.uint32) << 16).view(np.float32))
 
 
+def test_every_input_and_truth_is_the_files_dataset_of_that_name(smoke):
+    """The names the package gives arrays are the file's (h5py reads it independently)."""
+    h5py = pytest.importorskip("h5py")
+
+    def read(ds):
+        if ds.attrs.get("dtype") == "bf16":
+            bits = np.empty(ds.shape, np.uint16)
+            ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, bits, mtype=ds.id.get_type())
+            return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+        return ds[()]
+
+    with h5py.File(smoke.path, "r") as f:
+        for case in smoke:
+            g = f[f"cases/{case.name}"]
+            for name, a in case.inputs.items():
+                np.testing.assert_array_equal(a, read(g["inputs"][name]), err_msg=f"{case.id}: {name}")
+            np.testing.assert_array_equal(case.do, read(g["inputs/do"]))
+            for name, a in case.expected.items():
+                np.testing.assert_array_equal(a, g["expected"][name][()], err_msg=name)
+            for name, a in case.expected_grads.items():
+                np.testing.assert_array_equal(a, g["expected/grad"][name][()], err_msg=name)
+
+
 def test_expected_gradients_and_do(smoke):
     case = smoke[2]  # fp16, mlp phi
     cfg = case.config
