@@ -4,6 +4,7 @@ where the extension was built with CUDA (nvcc at build time) and a device is pre
 needed for this path only (it allocates the outputs)."""
 
 from . import _core
+from ._errors import CudaError
 from .config import Config, config as make_config
 
 __all__ = ["built_with_cuda", "available", "why_unavailable", "Plan", "forward"]
@@ -49,7 +50,18 @@ class Plan:
 
     def __init__(self, cfg):
         self.config = cfg if isinstance(cfg, Config) else make_config(cfg)
-        self._plan = _core.CudaPlan(self.config._vc)  # CudaError without kernels or device
+        if not available():
+            raise CudaError(f"nsa_verify.cuda: {why_unavailable()}")
+        why = _core.cuda_unsupported(self.config._vc)
+        if why:
+            raise ValueError(f"cuda forward: {why}")
+        self._plans = {}  # per device: a plan's tables and scratch live on one device
+
+    def _plan(self, device):
+        index = device.index if device.index is not None else 0
+        if index not in self._plans:
+            self._plans[index] = _core.CudaPlan(self.config._vc)  # on the current device
+        return self._plans[index]
 
     def _outputs(self, device, keep_scores):
         torch = _torch()
@@ -96,7 +108,7 @@ class Plan:
             # nsa::cuda runs on the legacy default stream: let it follow the caller's stream's
             # work, and return only when the outputs are written (errors surface here).
             torch.cuda.current_stream(device).synchronize()
-            self._plan.run(tensors, out)
+            self._plan(device).run(tensors, out)
             torch.cuda.synchronize(device)
         return out
 

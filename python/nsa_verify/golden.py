@@ -191,6 +191,7 @@ class GoldenCase:
     def assert_passes(self, result=None, grads=None, alpha=DEFAULT_ALPHA, beta=DEFAULT_BETA):
         """judge(), raising AssertionError unless the case passed; the message names every
         failing tensor with its worst element, expected and actual value. Returns the verdict."""
+        __tracebackhide__ = True  # pytest shows the test's line and this message, not our frame
         verdict = self.judge(result, grads, alpha, beta)
         if verdict.status != "pass":
             raise AssertionError(verdict.report())

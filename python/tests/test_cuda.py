@@ -23,8 +23,12 @@ def test_unavailable_path_says_why():
     assert why
     if not nv.cuda.built_with_cuda():
         assert "built without CUDA" in why
-    with pytest.raises(nv.CudaError):
-        nv.cuda.forward(nv.config(t_k=64, d_k=16, d_v=16), {})
+    cfg = nv.config(t_k=64, d_k=16, d_v=16)
+    with pytest.raises(nv.CudaError, match="nsa_verify.cuda: "):
+        nv.cuda.forward(cfg, {})
+    # the extension's own plan says the same through the C++ CudaError
+    with pytest.raises(nv.CudaError, match="no CUDA kernels|no CUDA device"):
+        nv._core.CudaPlan(cfg._vc)
 
 
 @pytest.mark.skipif(not nv.cuda.available() or _torch_cuda() is None,
