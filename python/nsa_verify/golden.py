@@ -40,7 +40,7 @@ def suites():
 
 def _resolve(path_or_suite):
     text = os.fspath(path_or_suite)
-    if os.path.exists(text) or os.sep in text or text.endswith(".h5"):
+    if os.path.isfile(text) or os.sep in text or text.endswith(".h5"):
         if not os.path.isfile(text):
             raise FileNotFoundError(f"golden file {text!r} does not exist")
         return text
