@@ -6,6 +6,7 @@ packages=(
   build-essential cmake clang clang-format libclang-rt-14-dev
   libeigen3-dev libboost-dev libhdf5-dev librapidcheck-dev catch2 nlohmann-json3-dev
   python3 python3-numpy python3-h5py
+  python3-dev python3-venv ninja-build  # the Python package (pip install ., ci/test.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

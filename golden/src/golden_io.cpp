@@ -98,18 +98,7 @@ std::vector<ExpectedTensor> expected_float_tensors(const ValidConfig& vc) {
   return out;
 }
 
-std::vector<double>* expected_data(Outputs& o, const std::string& name) {
-  for (Branch b : nsa::ref::kAllBranches) {
-    const std::string s(nsa::ref::to_string(b));
-    if (name == "o_" + s) return &o.o_branch[static_cast<int>(b)];
-    if (name == "lse_" + s) return &o.lse[static_cast<int>(b)];
-  }
-  if (name == "o") return &o.o;
-  if (name == "p_cmp") return &o.p_cmp;
-  if (name == "scores") return &o.scores;
-  if (name == "score_gap") return &o.score_gap;
-  return nullptr;
-}
+std::vector<double>* expected_data(Outputs& o, const std::string& name) { return o.tensor(name); }
 
 // The gradients a case stores (grad_tensor_names) with their shapes: dq like q, dk_* / dv_* like
 // the keys / values, dg_* like the gates, dphi_<k|v>_<slot> like the phi input phi_<k|v>_<slot>.

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "nsa/ref/config.hpp"
@@ -66,6 +67,24 @@ struct BasicOutputs {
 
   const std::vector<T>& out(Branch b) const { return o_branch[static_cast<int>(b)]; }
   const std::vector<T>& lse_of(Branch b) const { return lse[static_cast<int>(b)]; }
+
+  // A tensor by its golden-file name (golden/SCHEMA.md, expected/): o_<b>, lse_<b>, o, p_cmp,
+  // scores, score_gap; nullptr for another name (the int32 `indices` included).
+  std::vector<T>* tensor(const std::string& name) {
+    for (Branch b : kAllBranches) {
+      const std::string s(to_string(b));
+      if (name == "o_" + s) return &o_branch[static_cast<int>(b)];
+      if (name == "lse_" + s) return &lse[static_cast<int>(b)];
+    }
+    if (name == "o") return &o;
+    if (name == "p_cmp") return &p_cmp;
+    if (name == "scores") return &scores;
+    if (name == "score_gap") return &score_gap;
+    return nullptr;
+  }
+  const std::vector<T>* tensor(const std::string& name) const {
+    return const_cast<BasicOutputs*>(this)->tensor(name);
+  }
 };
 using Outputs = BasicOutputs<double>;
 
