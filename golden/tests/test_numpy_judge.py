@@ -135,6 +135,54 @@ def tensor_rows(c):
                not failures and tensor in not_checked)
 
 
+def truth_grads(c):
+    return {n: ds[()].astype(np.float64) for n, ds in c.expected_grad.items()}
+
+
+def expect_grads(rule, c, grads, must_fail, tensor, note=""):
+    """Judges gradient arrays; must_fail: exactly grad/`tensor` fails for the reason `note`."""
+    failures, _, not_checked = nn.judge_grads(c, grads, ALPHA, BETA)
+    if must_fail:
+        ok = len(failures) == 1 and failures[0].startswith("grad/" + tensor) and note in failures[0]
+    else:
+        ok = not failures
+    record(f"{c.name} grad/{tensor}: {rule} ({'must fail' if must_fail else 'must pass'})", ok,
+           "; ".join(failures) or "passed")
+    return not_checked
+
+
+def grad_rows(c):
+    """The gradient rules (expected/grad/): the per-tensor bound, NaN/Inf, shape, a name the case
+    does not have, absence."""
+    assert c.has_grad, c.name
+    for tensor in ("dq", "dk_slc", "dv_win", "dg_cmp"):
+        ds = c.expected_grad[tensor]
+        truth = ds[()]
+        b = bound_of(ds)
+        at = first(np.abs(truth) > 0)
+        for outside in (True, False):
+            mine = truth_grads(c)
+            mine[tensor][at] = (just_outside if outside else just_inside)(truth[at], b)
+            expect_grads(f"bound alpha {ALPHA} e_b + beta {BETA} ulp_{nn.attr(ds, 'ulp_dtype')}",
+                         c, mine, outside, tensor, "max err")
+        for what, bad in (("NaN", np.nan), ("+inf", np.inf)):
+            mine = truth_grads(c)
+            mine[tensor][at] = bad
+            expect_grads(f"{what} where the truth is finite", c, mine, True, tensor)
+        mine = truth_grads(c)
+        mine[tensor] = mine[tensor][..., :-1]
+        expect_grads("a tensor of another shape", c, mine, True, tensor, "shape")
+        mine = truth_grads(c)
+        del mine[tensor]
+        not_checked = expect_grads("a missing gradient is not checked, not failed", c, mine, False,
+                                   tensor)
+        record(f"{c.name} grad/{tensor}: listed as not checked", "grad/" + tensor in not_checked)
+    mine = truth_grads(c)
+    mine["dk_shared"] = mine["dk_slc"]
+    expect_grads("a gradient the case does not have", c, mine, True, "dk_shared",
+                 "not a gradient of this case")
+
+
 def lists(c):
     """(row, kv head, list) of the truth with n_cand(row)."""
     return c.expected["indices"][()]
@@ -237,10 +285,11 @@ def write_cand(path, c, mine, stores=None):
     stores = stores or {}
     with h5py.File(path, "w") as f:
         g = f.create_group(f"cases/{c.name}/outputs")
-        for name, x in mine.items():
+        for name, x in mine.items():  # "grad/dq" lands in outputs/grad/dq
             kind = stores.get(name, "int32" if name == "indices" else "fp64")
             if kind == "bf16":
-                nn.write_output(g, name, x, "bf16")
+                parent, _, leaf = name.rpartition("/")
+                nn.write_output(g.require_group(parent) if parent else g, leaf, x, "bf16")
             else:
                 g.create_dataset(name, data=x.astype({"fp64": np.float64, "fp32": np.float32,
                                                       "fp16": np.float16, "int32": np.int32,
@@ -287,6 +336,20 @@ def file_rows(smoke, canonical_case, tie, nsa, tmp):
         add("o stored as int32", {"o": truth["o"]}, {"o": "int32"}, 1)
         add("indices stored as int64", {"indices": truth["indices"]}, {"indices": "int64"}, 1)
         add("o one column short", {"o": truth["o"][..., :-1]}, {}, 1)
+        gtruth = {"grad/" + n: x for n, x in truth_grads(c).items()}
+        gb = bound_of(c.expected_grad["dq"])
+        gat = first(np.abs(gtruth["grad/dq"]) > 0)
+        add("every gradient, the truth in fp64", gtruth, {}, 0)
+        add("the gradients in the case dtype (bf16)", gtruth, {n: "bf16" for n in gtruth}, 0,
+            extra=("--alpha", str(ALPHA), "--beta", str(BETA)))
+        for outside, code in ((True, 1), (False, 0)):
+            g = dict(gtruth, **{"grad/dq": gtruth["grad/dq"].copy()})
+            g["grad/dq"][gat] = (just_outside if outside else just_inside)(gtruth["grad/dq"][gat], gb)
+            add(f"dq {'just past' if outside else 'at'} its bound", g, {}, code,
+                extra=("--alpha", str(ALPHA), "--beta", str(BETA)))
+        add("a gradient the case does not have (dk_shared)", {"grad/dk_shared": gtruth["grad/dk_slc"]},
+            {}, 1)
+        add("dq stored as int32", {"grad/dq": gtruth["grad/dq"]}, {"grad/dq": "int32"}, 1)
         swapped, a_fail, a_pass = tie
         sw = {"indices": swapped["indices"]}
         add("index swap just past delta", sw, {}, 1, canonical_case.path,
@@ -324,6 +387,7 @@ def main(argv):
     with h5py.File(smoke, "r") as f:
         for name in sorted(f["cases"])[:3]:  # padded fp32, varlen bf16, fp16 with a suffix
             tensor_rows(nn.Case(f["cases"][name]))
+            grad_rows(nn.Case(f["cases"][name]))
     with h5py.File(canonical, "r") as f:
         name = next(n for n in f["cases"] if n.endswith("top_n_4"))
         c = nn.Case(f["cases"][name])
