@@ -216,7 +216,9 @@ TEST_CASE("grad: the gradient comparison flags a perturbed element of every tens
       CHECK(oracle::diff(probe, want, tol) != "");
       ++perturbed;
     }
-    CHECK(perturbed >= 14);  // dq, 3 x (dk, dv, dg), shared, phi k and v parameters
+    // dq, 3 dg, dk_shared, dv_shared (shared_kv replaces the per-branch dK/dV), phi's parameters
+    // for k and v (linear: pos, w1; mlp: also b1, w2, b2).
+    CHECK(perturbed == (cfg.phi == Phi::mlp ? 16 : 10));
   }
 }
 
