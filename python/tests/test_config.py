@@ -9,14 +9,14 @@ import nsa_verify as nv
 
 
 def test_from_dict_json_file_and_profile_agree(tmp_path):
-    fields = {"profile": "fla", "t_k": 96, "h_q": 4, "h_kv": 2, "d_k": 32, "d_v": 32}
+    fields = {"profile": "fla", "t_k": 96, "h_q": 32, "h_kv": 2, "d_k": 32, "d_v": 32}
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(fields))
     from_dict = nv.config(fields)
     assert nv.config(json.dumps(fields)) == from_dict
     assert nv.config(str(path)) == from_dict
     assert nv.config(path) == from_dict
-    assert nv.config("fla", t_k=96, h_q=4, h_kv=2, d_k=32, d_v=32) == from_dict
+    assert nv.config("fla", t_k=96, h_q=32, h_kv=2, d_k=32, d_v=32) == from_dict
     assert nv.config(from_dict) is from_dict
 
 
