@@ -60,6 +60,9 @@ expect(0 "generated 1 cases" golden generate --config ${WORK}/good.json --profil
 expect(0 "window_keys=w_plus_one" golden inspect ${WORK}/g3.h5)
 expect(0 "suite config, 1 cases" golden inspect ${WORK}/g1.h5)
 expect(0 "1 cases passed, 0 failed" golden check ${WORK}/g1.h5 ${WORK}/g1.h5)
+# The file holds the forward (o, lse and o of each branch, indices: 8 tensors) and the gradients
+# (dq; dK, dV, dg of each branch: 10 under the canonical profile's mean phi, no shared K/V).
+expect(0 "18 tensors checked, 10 of them gradients" golden check ${WORK}/g1.h5 ${WORK}/g1.h5)
 expect(0 "same content" golden diff ${WORK}/g1.h5 ${WORK}/g1.h5)
 expect(2 "nothing was judged" golden check ${WORK}/absent.h5 ${WORK}/g1.h5)
 expect(2 "nothing was judged" golden check ${WORK}/g1.h5 ${WORK}/absent.h5)
