@@ -9,6 +9,8 @@
 # NSA_FUZZ_FIRST_CASE (default 0) continues a seed's stream where an earlier sitting stopped (the
 # log's last line names the next case), so a long run can span several device calls;
 # NSA_FUZZ_SAN_MINUTES=0 leaves out the memcheck stretch in such a continuation.
+# NSA_FUZZ_JOBS=N with NSA_FUZZ_CASES=C: C cases from NSA_FUZZ_FIRST_CASE on, split into N
+# processes over disjoint case ranges (each still stopped by NSA_FUZZ_MINUTES).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${NSA_GPU_BUILD:-$root/build/gpu-kernels}}
@@ -28,10 +30,32 @@ san_minutes=${NSA_FUZZ_SAN_MINUTES:-2}
 summary=()
 status=0
 
-"$nsa" fuzz --gpu --seed "$seed" --minutes "$minutes" --first-case "$first" --save-dir "$out/cases" >"$out/fuzz.log" 2>&1
-rc=$?
-[ $rc -eq 0 ] || status=1
-summary+=("nsa fuzz --gpu --seed $seed --minutes $minutes --first-case $first: rc=$rc; $(grep -E 'nsa fuzz (summary|: ran)' "$out/fuzz.log" | tail -n2 | tr '\n' ' ')")
+jobs=${NSA_FUZZ_JOBS:-1}
+if [ "$jobs" -gt 1 ]; then
+  # NSA_FUZZ_CASES cases of one seed split into NSA_FUZZ_JOBS disjoint ranges, one process each:
+  # the host's reference runs (seven fp32 baselines per case) bound the rate, not the GPU.
+  cases=${NSA_FUZZ_CASES:?NSA_FUZZ_JOBS > 1 needs NSA_FUZZ_CASES}
+  per=$(((cases + jobs - 1) / jobs))
+  pids=()
+  for ((j = 0; j < jobs; ++j)); do
+    "$nsa" fuzz --gpu --seed "$seed" --iterations "$per" --minutes "$minutes" \
+      --first-case $((first + j * per)) --save-dir "$out/cases" >"$out/fuzz-$j.log" 2>&1 &
+    pids+=($!)
+  done
+  for ((j = 0; j < jobs; ++j)); do
+    wait "${pids[$j]}"
+    rc=$?
+    [ $rc -eq 0 ] || status=1
+    summary+=("job $j: rc=$rc; $(grep -E 'nsa fuzz (summary|: ran)' "$out/fuzz-$j.log" | tail -n2 | tr '\n' ' ')")
+  done
+  cat "$out"/fuzz-*.log >"$out/fuzz.log"
+  summary+=("nsa fuzz --gpu --seed $seed, $jobs jobs: $(awk '/^nsa fuzz summary/ {c += $8; r += $12; f += $15} END {print c " cases, " r " rows checked, " f " failures"}' "$out/fuzz.log")")
+else
+  "$nsa" fuzz --gpu --seed "$seed" --minutes "$minutes" --first-case "$first" --save-dir "$out/cases" >"$out/fuzz.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] || status=1
+  summary+=("nsa fuzz --gpu --seed $seed --minutes $minutes --first-case $first: rc=$rc; $(grep -E 'nsa fuzz (summary|: ran)' "$out/fuzz.log" | tail -n2 | tr '\n' ' ')")
+fi
 grep -E "^  repro:" "$out/fuzz.log" | head -n 20 | sed 's/^  /  failure /' >"$out/repros.txt"
 while IFS= read -r l; do summary+=("$l"); done <"$out/repros.txt"
 
