@@ -51,6 +51,10 @@ expect(2 "--alpha = '-1'" golden check --alpha -1 a.h5 b.h5)
 expect(2 "expected one file" golden inspect)
 expect(2 "unknown suite 'nope'" verify --suite nope)
 expect(2 "unexpected argument 'extra'" verify extra)
+expect(2 "--case: no case 'nope' in suite smoke" verify --case nope)
+# A canonical case that carries no backward (a long length sweep): the forward is verified and
+# the backward is reported as not part of the case, not failed.
+expect(0 "backward: not part of this case" verify --suite canonical --case 000_lengths_pow2_boundaries_suffix3_fp32)
 expect(1 "absent.h5" golden inspect ${WORK}/absent.h5)
 expect(1 "not an HDF5 file" golden inspect ${WORK}/good.json)
 
