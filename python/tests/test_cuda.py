@@ -59,7 +59,6 @@ def test_cuda_forward_on_torch_tensors_passes_the_judge():
 @pytest.mark.skipif(not nv.cuda.available() or _torch_cuda() is None,
                     reason="needs the CUDA kernels, a device and torch with CUDA")
 def test_cuda_forward_rejects_host_tensors_and_wrong_dtypes():
-    torch = _torch_cuda()
     case = nv.open_golden("smoke")[0]  # fp32
     x = case.torch_inputs(device="cuda", with_do=False)
     with pytest.raises(ValueError, match="'k_win' is not on a CUDA device"):
@@ -70,4 +69,3 @@ def test_cuda_forward_rejects_host_tensors_and_wrong_dtypes():
         nv.cuda.forward(case.config, dict(x, q=x["q"].transpose(0, 1).contiguous().transpose(0, 1)))
     with pytest.raises(ValueError, match="tensor 'v_slc' is missing"):
         nv.cuda.forward(case.config, {n: t for n, t in x.items() if n != "v_slc"})
-    del torch, np
