@@ -59,20 +59,6 @@ GradSelection one_thread() {
   return s;
 }
 
-Config long_config() {
-  Config c;
-  c.t_k = 160;
-  c.h_q = 2;
-  c.d_k = 8;
-  c.d_v = 8;
-  c.cmp_block = 8;
-  c.cmp_stride = 4;
-  c.slc_block = 16;
-  c.top_n = 4;
-  c.window = 24;
-  return c;
-}
-
 }  // namespace
 
 TEST_CASE("grad precision: double agrees with float128 and bin50 within the stated bound") {
@@ -94,7 +80,7 @@ TEST_CASE("grad precision: double agrees with float128 and bin50 within the stat
     check(vc, in, Precision::f128);
     if (seed <= 4) check(vc, in, Precision::bin50);
   }
-  const auto vc = validate(long_config());
+  const auto vc = validate(test::precision_config());
   for (Regime r : {Regime::typical, Regime::peaked})
     check(vc, generate_inputs(vc, 5, r), Precision::f128);
   WARN("double backward: worst error " << worst << " of the bound");
@@ -126,7 +112,7 @@ TEST_CASE("grad precision: float128 and bin50 round to the same doubles") {
 }
 
 TEST_CASE("grad precision: the bound is tight enough to catch single-precision arithmetic") {
-  const auto vc = validate(long_config());
+  const auto vc = validate(test::precision_config());
   const auto in = generate_inputs(vc, 3);
   const auto d_o = generate_grad_output(vc, 3);
   const auto f = backward(vc, in, d_o, Precision::baseline, one_thread());

@@ -81,17 +81,7 @@ TEST_CASE("precision: double agrees with float128 and bin50 within the stated bo
     if (seed <= 4) check_double_vs(vc, in, Precision::bin50);
   }
   // One longer sequence, so that N dominates the bound.
-  Config c;
-  c.t_k = 160;
-  c.h_q = 2;
-  c.d_k = 8;
-  c.d_v = 8;
-  c.cmp_block = 8;
-  c.cmp_stride = 4;
-  c.slc_block = 16;
-  c.top_n = 4;
-  c.window = 24;
-  const auto vc = validate(c);
+  const auto vc = validate(test::precision_config());
   for (Regime r : {Regime::typical, Regime::peaked})
     check_double_vs(vc, generate_inputs(vc, 5, r), Precision::f128);
 }

@@ -62,6 +62,20 @@ ref::Config random_config(uint64_t seed) {
   return c;
 }
 
+ref::Config precision_config() {
+  ref::Config c;
+  c.t_k = 160;
+  c.h_q = 2;
+  c.d_k = 8;
+  c.d_v = 8;
+  c.cmp_block = 8;
+  c.cmp_stride = 4;
+  c.slc_block = 16;
+  c.top_n = 4;
+  c.window = 24;
+  return c;
+}
+
 ref::Config long_config(uint64_t seed) {
   using namespace nsa::ref;
   Config c = random_config(seed + 10000);

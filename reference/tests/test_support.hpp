@@ -59,6 +59,8 @@ ref::Config random_config(uint64_t seed);
 // and n drawn so that n stays below the number of candidates (the ranking, not the forced blocks,
 // decides the selection).
 ref::Config long_config(uint64_t seed);
+// One fixed sequence of 160 tokens, long enough that its key count dominates the precision bounds.
+ref::Config precision_config();
 
 // A named profile on a small shape: h_q = 4, h_kv = 2, d_k = 6, d_v = 5, T_k = 300 with a query
 // suffix of 70 (small dense matrices), w = 40, n = 5, l = 8, d = 4, l' = 16 (fla fixes
