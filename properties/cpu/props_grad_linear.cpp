@@ -69,10 +69,11 @@ void prop_grad_dg_is_do_dot_o_b(const Case& c) {
         dot += static_cast<long double>(d_o[rh * cfg.d_v + e]) * out.o_branch[bi][rh * cfg.d_v + e];
       const double bound = tol * mag.dg[bi][rh];
       const double got = g.dg[bi][rh];
-      NSA_PROP_CHECK(cfg.enabled(br) ? std::fabs(got - static_cast<double>(dot)) <= bound : got == 0,
-                     name << " " << where(vc, out, rh, cfg.h_q, 1) << ": backward " << got
-                          << ", <dO, o_" << nsa::ref::to_string(br) << "> of the forward "
-                          << static_cast<double>(dot) << " (bound " << bound << ")");
+      NSA_PROP_CHECK(
+          cfg.enabled(br) ? std::fabs(got - static_cast<double>(dot)) <= bound : got == 0,
+          name << " " << where(vc, out, rh, cfg.h_q, 1) << ": backward " << got << ", <dO, o_"
+               << nsa::ref::to_string(br) << "> of the forward " << static_cast<double>(dot)
+               << " (bound " << bound << ")");
     }
   }
 }
