@@ -1,0 +1,45 @@
+// Host-side conversion between the reference's doubles and the device dtypes, upload and
+// download (host API of the forward and the backward).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "device_buffer.hpp"
+#include "nsa/cuda/forward.hpp"
+
+namespace nsa::cuda::detail {
+
+// Values already representable in dt to its bits (exact).
+void convert(const std::vector<double>& src, nsa::ref::Dtype dt, std::vector<unsigned char>& dst);
+// One stored value of dt at p, widened to double (exact).
+double widen(const unsigned char* p, nsa::ref::Dtype dt);
+
+// Uploads tensors in the dtype, owning their device buffers (an empty tensor gives null).
+struct Uploader {
+  nsa::ref::Dtype dt;
+  std::string ctx;
+  std::vector<DeviceBuffer> bufs;
+  std::vector<unsigned char> staging;
+  const void* operator()(const std::vector<double>& x, const char* name) {
+    if (x.empty()) return nullptr;
+    convert(x, dt, staging);
+    bufs.emplace_back(staging.size(), std::string(name) + " [" + ctx + "]");
+    check(cudaMemcpy(bufs.back().get(), staging.data(), staging.size(), cudaMemcpyHostToDevice),
+          "cudaMemcpy (upload)", name);
+    return bufs.back().get();
+  }
+};
+
+template <class T>
+std::vector<T> download(const void* dev, std::size_t count, const char* what) {
+  std::vector<T> h(count);
+  if (count)
+    check(cudaMemcpy(h.data(), dev, count * sizeof(T), cudaMemcpyDeviceToHost),
+          "cudaMemcpy (download)", what);
+  return h;
+}
+
+}  // namespace nsa::cuda::detail

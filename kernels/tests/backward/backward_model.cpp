@@ -1,0 +1,168 @@
+#include "backward_model.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "backward_items.hpp"
+
+namespace nsa::cuda::test {
+
+namespace {
+
+struct HostLoad {
+  static double get(double x) { return x; }
+};
+
+}  // namespace
+
+nsa::ref::Gradients model_backward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                                   const std::vector<double>& d_o,
+                                   const std::vector<int32_t>& idx) {
+  const auto& c = vc.cfg;
+  const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
+  std::vector<bwd::Seq> seqs;
+  std::vector<int64_t> cu_c{0}, cu_k;
+  for (const auto& s : vc.seqs) {
+    seqs.push_back({s.q_begin, s.k_begin, s.t_q, s.t_k, cu_c.back()});
+    cu_k.push_back(s.k_begin);
+    cu_c.push_back(cu_c.back() + vc.num_cmp_blocks(s.t_k));
+  }
+  cu_k.push_back(vc.total_k);
+  const std::vector<int64_t> cu_q(c.cu_seqlens_q.begin(), c.cu_seqlens_q.end());
+  bwd::Shape sh{};
+  sh.total_q = vc.total_q;
+  sh.total_k = vc.total_k;
+  sh.total_c = cu_c.back();
+  sh.h_q = c.h_q;
+  sh.h_kv = c.h_kv;
+  sh.group = vc.group;
+  sh.d_k = c.d_k;
+  sh.d_v = c.d_v;
+  sh.l = c.cmp_block;
+  sh.d = c.cmp_stride;
+  sh.lp = c.slc_block;
+  sh.n = c.top_n;
+  sh.w = c.window;
+  sh.scale = vc.scale;
+  sh.visibility = static_cast<int>(c.cmp_visibility);
+  sh.slc_causal = static_cast<int>(c.slc_causal);
+  sh.policy = static_cast<int>(c.index_policy);
+  sh.window_keys = static_cast<int>(c.window_keys);
+  for (int b = 0; b < 3; ++b) sh.enable[b] = c.enabled(static_cast<nsa::ref::Branch>(b));
+  sh.num_seqs = static_cast<int64_t>(seqs.size());
+  sh.seqs = seqs.data();
+  sh.cu_q = cu_q.data();
+  sh.cu_k = cu_k.data();
+  sh.cu_c = cu_c.data();
+  const int64_t nq = vc.total_q * c.h_q, nk = vc.total_k * c.h_kv, tc = sh.total_c;
+  const auto round = [&](double x) { return nsa::ref::round_to(x, c.dtype); };
+
+  // Compressed K/V (phi = mean), stored in the dtype as the forward stores them.
+  std::vector<double> kc, vcmp;
+  auto compress = [&](const std::vector<double>& x, int64_t dim, std::vector<double>& out) {
+    out.assign(sz(tc * c.h_kv * dim), 0.0);
+    for (std::size_t s = 0; s < seqs.size(); ++s)
+      for (int64_t i = 0; i < cu_c[s + 1] - cu_c[s]; ++i)
+        for (int64_t g = 0; g < c.h_kv; ++g)
+          for (int64_t e = 0; e < dim; ++e) {
+            double acc = 0;
+            for (int64_t j = 0; j < c.cmp_block; ++j)
+              acc += x[sz(((seqs[s].k_begin + i * c.cmp_stride + j) * c.h_kv + g) * dim + e)];
+            out[sz(((cu_c[s] + i) * c.h_kv + g) * dim + e)] = round(acc / double(c.cmp_block));
+          }
+  };
+  if (c.enable_cmp) {
+    compress(in.k[0], c.d_k, kc);
+    compress(in.v[0], c.d_v, vcmp);
+  }
+  bwd::Tensors<double> x{};
+  x.q = in.q.data();
+  for (int b = 0; b < 3; ++b) {
+    x.k[b] = in.k[b].data();
+    x.v[b] = in.v[b].data();
+    x.gate[b] = in.gate[b].data();
+  }
+  x.d_o = d_o.data();
+  x.kc = kc.data();
+  x.vc = vcmp.data();
+  x.idx = idx.data();
+
+  nsa::ref::Gradients g;
+  g.rows.resize(sz(vc.total_q));
+  std::iota(g.rows.begin(), g.rows.end(), int64_t{0});
+  g.keys.resize(sz(vc.total_k));
+  std::iota(g.keys.begin(), g.keys.end(), int64_t{0});
+  std::array<std::vector<double>, 3> lse, dd, dg64;
+  for (int b = 0; b < 3; ++b) {
+    lse[b].assign(sz(nq), 0.0);
+    dd[b].assign(sz(nq), 0.0);
+    dg64[b].assign(sz(nq), 0.0);
+  }
+  double* lp[3] = {lse[0].data(), lse[1].data(), lse[2].data()};
+  double* dp[3] = {dd[0].data(), dd[1].data(), dd[2].data()};
+  double* gp[3] = {dg64[0].data(), dg64[1].data(), dg64[2].data()};
+  std::vector<double> dq(sz(nq * c.d_k));
+  for (int64_t it = 0; it < nq; ++it)
+    bwd::query_item<double, HostLoad>(sh, x, it / c.h_q, it % c.h_q, lp, dp, gp,
+                                      dq.data() + it * c.d_k);
+  g.dq.resize(dq.size());
+  std::transform(dq.begin(), dq.end(), g.dq.begin(), round);
+
+  // The inverted index: a stable sort of the entries by key, as the device's radix sort.
+  std::vector<uint64_t> keys;
+  std::vector<int64_t> rows;
+  if (c.enable_slc) {
+    std::vector<std::pair<uint64_t, int64_t>> e;
+    for (int64_t r = 0; r < vc.total_q; ++r)
+      for (int64_t kv = 0; kv < c.h_kv; ++kv)
+        for (int64_t s = 0; s < c.top_n; ++s)
+          e.push_back({bwd::slc_entry_key(sh, idx.data(), r, kv, s), r});
+    std::stable_sort(e.begin(), e.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [k, r] : e) {
+      keys.push_back(k);
+      rows.push_back(r);
+    }
+  }
+  const bwd::SlcIndex si{keys.data(), rows.data(), static_cast<int64_t>(keys.size())};
+  const bwd::RowStats st{{lp[0], lp[1], lp[2]}, {dp[0], dp[1], dp[2]}};
+  std::array<std::vector<double>, 3> dk64, dv64;
+  for (int b = 0; b < 3; ++b) {
+    g.dg[b].assign(sz(nq), 0.0);
+    g.dk[b].assign(sz(nk * c.d_k), 0.0);
+    g.dv[b].assign(sz(nk * c.d_v), 0.0);
+    if (!sh.enable[b]) continue;
+    std::transform(dg64[b].begin(), dg64[b].end(), g.dg[b].begin(), round);
+    const int64_t key_rows = b == 0 ? tc : vc.total_k;
+    dk64[b].assign(sz(key_rows * c.h_kv * c.d_k), 0.0);
+    dv64[b].assign(sz(key_rows * c.h_kv * c.d_v), 0.0);
+    for (int64_t it = 0; it < key_rows * c.h_kv; ++it)
+      bwd::key_item<double, HostLoad>(sh, x, st, si, b, it / c.h_kv, it % c.h_kv,
+                                      dk64[b].data() + it * c.d_k, dv64[b].data() + it * c.d_v);
+  }
+  // The finish: phi = mean gather, one rounding, the shared sum.
+  if (c.shared_kv) {
+    g.dk_shared.assign(sz(nk * c.d_k), 0.0);
+    g.dv_shared.assign(sz(nk * c.d_v), 0.0);
+  }
+  auto finish = [&](int64_t dim, std::array<std::vector<double>, 3>& acc,
+                    std::array<std::vector<double>, 3>& out, std::vector<double>& shared) {
+    for (int64_t it = 0; it < nk * dim; ++it) {
+      const int64_t e = it % dim, kv = (it / dim) % c.h_kv, key_row = it / (dim * c.h_kv);
+      double sum = 0;
+      for (int b = 0; b < 3; ++b) {
+        if (!sh.enable[b]) continue;
+        const double v =
+            b == 0 ? bwd::mean_gather(sh, acc[0].data(), dim, key_row, kv, e) : acc[b][sz(it)];
+        out[b][sz(it)] = round(v);
+        sum += v;
+      }
+      if (c.shared_kv) shared[sz(it)] = round(sum);
+    }
+  };
+  finish(c.d_k, dk64, g.dk, g.dk_shared);
+  finish(c.d_v, dv64, g.dv, g.dv_shared);
+  return g;
+}
+
+}  // namespace nsa::cuda::test
