@@ -43,8 +43,8 @@ void launch_bwd_index(const bwd::Shape& c, const int32_t* idx, uint64_t* keys_tm
   const int64_t entries = c.total_q * c.h_kv * c.n;
   if (entries == 0) return;
   const unsigned want = blocks_for(entries, 256);
-  bwd_index_keys_kernel < <<want<(1u << 20) ? want : (1u << 20), 256, 0, stream>>>(c, idx, keys_tmp,
-                                                                                   rows_tmp);
+  const unsigned grid = want < (1u << 20) ? want : (1u << 20);
+  bwd_index_keys_kernel<<<grid, 256, 0, stream>>>(c, idx, keys_tmp, rows_tmp);
   check_launch("bwd_index_keys_kernel", ctx);
   std::size_t bytes = temp_bytes;
   check(cub::DeviceRadixSort::SortPairs(temp, bytes, keys_tmp, keys, rows_tmp, rows, entries, 0,

@@ -160,3 +160,23 @@ TEST_CASE("backward: bad inputs and unsupported configs give clear errors", "[gp
   f64.dtype = Dtype::f64;
   REQUIRE_THAT(nsa::cuda::backward_unsupported(validate(f64)), Catch::Contains("fp64"));
 }
+
+// Small cases for compute-sanitizer (ci/gpu-sanitize.sh runs "[sanitize]"): every backward
+// kernel, computed and adversarial multiset lists, an empty sequence.
+TEST_CASE("backward: sanitizer subset", "[gpu][backward][sanitize]") {
+  const auto dt = GENERATE(Dtype::f32, Dtype::bf16);
+  Config c = base_config(150, dt);
+  NSA_REQUIRE_BACKWARD(run_backward_case(c, 161));
+  Config v = base_config(0, dt);
+  v.layout = Layout::varlen;
+  v.cu_seqlens_k = {0, 90, 90, 150};
+  v.cu_seqlens_q = {0, 40, 40, 100};
+  v.given_indices = true;
+  v.index_policy = IndexPolicy::multiset;
+  v.profile = "custom";
+  v.shared_kv = true;
+  const auto vc = validate(v);
+  Inputs in = generate_inputs(vc, 162);
+  in.indices = generate_indices(vc, 163, true);
+  NSA_REQUIRE_BACKWARD(run_backward_case(v, 162, Regime::typical, &in));
+}
