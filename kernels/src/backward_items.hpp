@@ -289,4 +289,20 @@ NSA_HD double mean_gather(const Shape& c, const double* dblk, int64_t dim, int64
   return acc / static_cast<double>(c.l);
 }
 
+// The finish of flat element it = (key_row, g, e) of a token tensor of width dim: each enabled
+// branch's fp64 gradient into v[b] (the compressed one through mean_gather from the blocks'
+// gradients blk, the others from acc[b]); returns their sum (cmp + slc + win), the shared-K/V
+// gradient.
+NSA_HD double finish_item(const Shape& c, int64_t dim, const double* blk,
+                          const double* const acc[3], int64_t it, double v[3]) {
+  const int64_t e = it % dim, g = (it / dim) % c.h_kv, key_row = it / (dim * c.h_kv);
+  double sum = 0.0;
+  for (int b = 0; b < 3; ++b) {
+    if (!c.enable[b]) continue;
+    v[b] = b == 0 ? mean_gather(c, blk, dim, key_row, g, e) : acc[b][it];
+    sum += v[b];
+  }
+  return sum;
+}
+
 }  // namespace nsa::cuda::bwd

@@ -36,14 +36,10 @@ __global__ void bwd_finish_kernel(bwd::Shape c, int64_t dim, const double* blk, 
   const int64_t total = c.total_k * c.h_kv * dim;
   for (int64_t it = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; it < total;
        it += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t e = it % dim, g = (it / dim) % c.h_kv, key_row = it / (dim * c.h_kv);
-    double sum = 0.0;
-    for (int b = 0; b < 3; ++b) {
-      if (!c.enable[b]) continue;
-      const double v = b == 0 ? bwd::mean_gather(c, blk, dim, key_row, g, e) : acc.p[b][it];
-      out.p[b][it] = from_f64<T>(v);
-      sum += v;
-    }
+    double v[3] = {0.0, 0.0, 0.0};
+    const double sum = bwd::finish_item(c, dim, blk, acc.p, it, v);
+    for (int b = 0; b < 3; ++b)
+      if (c.enable[b]) out.p[b][it] = from_f64<T>(v[b]);
     if (shared) shared[it] = from_f64<T>(sum);
   }
 }

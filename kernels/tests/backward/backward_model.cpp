@@ -147,16 +147,12 @@ nsa::ref::Gradients model_backward(const nsa::ref::ValidConfig& vc, const nsa::r
   }
   auto finish = [&](int64_t dim, std::array<std::vector<double>, 3>& acc,
                     std::array<std::vector<double>, 3>& out, std::vector<double>& shared) {
+    const double* a[3] = {acc[0].data(), acc[1].data(), acc[2].data()};
     for (int64_t it = 0; it < nk * dim; ++it) {
-      const int64_t e = it % dim, kv = (it / dim) % c.h_kv, key_row = it / (dim * c.h_kv);
-      double sum = 0;
-      for (int b = 0; b < 3; ++b) {
-        if (!sh.enable[b]) continue;
-        const double v =
-            b == 0 ? bwd::mean_gather(sh, acc[0].data(), dim, key_row, kv, e) : acc[b][sz(it)];
-        out[b][sz(it)] = round(v);
-        sum += v;
-      }
+      double v[3] = {0.0, 0.0, 0.0};
+      const double sum = bwd::finish_item(sh, dim, a[0], a, it, v);
+      for (int b = 0; b < 3; ++b)
+        if (sh.enable[b]) out[b][sz(it)] = round(v[b]);
       if (c.shared_kv) shared[sz(it)] = round(sum);
     }
   };
