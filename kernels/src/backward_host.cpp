@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backward_launch.hpp"
+#include "backward_shape.hpp"
 #include "device_buffer.hpp"
 #include "host_convert.hpp"
 #include "launch.hpp"
@@ -64,83 +65,40 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   const Dtype dt = c.dtype;
   const cudaStream_t st = nullptr;
   const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
-  const int64_t nq = vc.total_q * c.h_q, nk = vc.total_k * c.h_kv, tc = total_cmp(vc);
+  const int64_t nq = vc.total_q * c.h_q, nk = vc.total_k * c.h_kv;
 
   // Tables.
-  std::vector<bwd::Seq> seqs;
+  const bwd::ShapeTables tables = bwd::shape_tables(vc);
   std::vector<detail::DevSeq> dseqs;
-  std::vector<int64_t> cu_c{0}, cu_k;
-  for (const auto& s : vc.seqs) {
-    seqs.push_back({s.q_begin, s.k_begin, s.t_q, s.t_k, cu_c.back()});
-    dseqs.push_back({s.q_begin, s.k_begin, s.t_q, s.t_k, cu_c.back()});
-    cu_k.push_back(s.k_begin);
-    cu_c.push_back(cu_c.back() + vc.num_cmp_blocks(s.t_k));
-  }
-  cu_k.push_back(vc.total_k);
-  const std::vector<int64_t> cu_q(c.cu_seqlens_q.begin(), c.cu_seqlens_q.end());
+  for (const auto& q : tables.seqs)
+    dseqs.push_back({q.q_begin, q.k_begin, q.t_q, q.t_k, q.c_begin});
   auto table = [&](const void* src, std::size_t bytes, const char* what) {
     DeviceBuffer b(bytes, std::string(what) + " [" + ctx + "]");
     if (bytes)
       detail::check(cudaMemcpy(b.get(), src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy", what);
     return b;
   };
-  const DeviceBuffer seqs_d = table(seqs.data(), seqs.size() * sizeof(bwd::Seq), "sequences");
+  auto vec_table = [&](const std::vector<int64_t>& v, const char* what) {
+    return table(v.data(), v.size() * sizeof(int64_t), what);
+  };
+  const DeviceBuffer seqs_d =
+      table(tables.seqs.data(), tables.seqs.size() * sizeof(bwd::Seq), "sequences");
   const DeviceBuffer dseqs_d =
       table(dseqs.data(), dseqs.size() * sizeof(detail::DevSeq), "sequences");
-  const DeviceBuffer cuq_d = table(cu_q.data(), cu_q.size() * sizeof(int64_t), "cu_seqlens_q");
-  const DeviceBuffer cuk_d = table(cu_k.data(), cu_k.size() * sizeof(int64_t), "cu_seqlens_k");
-  const DeviceBuffer cuc_d = table(cu_c.data(), cu_c.size() * sizeof(int64_t), "cmp offsets");
-
-  bwd::Shape sh{};
-  sh.total_q = vc.total_q;
-  sh.total_k = vc.total_k;
-  sh.total_c = tc;
-  sh.h_q = c.h_q;
-  sh.h_kv = c.h_kv;
-  sh.group = vc.group;
-  sh.d_k = c.d_k;
-  sh.d_v = c.d_v;
-  sh.l = c.cmp_block;
-  sh.d = c.cmp_stride;
-  sh.lp = c.slc_block;
-  sh.n = c.top_n;
-  sh.w = c.window;
-  sh.scale = vc.scale;
-  sh.visibility = static_cast<int>(c.cmp_visibility);
-  sh.slc_causal = static_cast<int>(c.slc_causal);
-  sh.policy = static_cast<int>(c.index_policy);
-  sh.window_keys = static_cast<int>(c.window_keys);
-  for (int b = 0; b < 3; ++b) sh.enable[b] = c.enabled(static_cast<nsa::ref::Branch>(b));
-  sh.num_seqs = static_cast<int64_t>(vc.seqs.size());
+  const DeviceBuffer cuq_d = vec_table(tables.cu_q, "cu_seqlens_q");
+  const DeviceBuffer cuk_d = vec_table(tables.cu_k, "cu_seqlens_k");
+  const DeviceBuffer cuc_d = vec_table(tables.cu_c, "cmp offsets");
+  bwd::Shape sh = bwd::shape_of(vc, tables);
   sh.seqs = seqs_d.get<bwd::Seq>();
   sh.cu_q = cuq_d.get<int64_t>();
   sh.cu_k = cuk_d.get<int64_t>();
   sh.cu_c = cuc_d.get<int64_t>();
+  const int64_t tc = sh.total_c;
 
   // Inputs, in the dtype.
   detail::Uploader up{dt, ctx, {}, {}};
   up.bufs.reserve(32);
-  DeviceInputs di;
-  di.q = up(in.q, "q");
-  const bool need_cmp_kv = c.enable_cmp || (c.enable_slc && !c.given_indices);
-  for (int b = 0; b < 3; ++b) {
-    const bool on = c.enabled(static_cast<nsa::ref::Branch>(b));
-    if (b == 0 ? need_cmp_kv : on) {
-      di.k[b] = up(in.k[b], "k");
-      di.v[b] = up(in.v[b], "v");
-    }
-    if (on) di.gate[b] = up(in.gate[b], "gate");
-  }
-  di.phi_k_pos = up(in.phi_k.pos, "phi_k.pos");
-  di.phi_k_w1 = up(in.phi_k.w1, "phi_k.w1");
-  di.phi_k_b1 = up(in.phi_k.b1, "phi_k.b1");
-  di.phi_k_w2 = up(in.phi_k.w2, "phi_k.w2");
-  di.phi_k_b2 = up(in.phi_k.b2, "phi_k.b2");
-  di.phi_v_pos = up(in.phi_v.pos, "phi_v.pos");
-  di.phi_v_w1 = up(in.phi_v.w1, "phi_v.w1");
-  di.phi_v_b1 = up(in.phi_v.b1, "phi_v.b1");
-  di.phi_v_w2 = up(in.phi_v.w2, "phi_v.w2");
-  di.phi_v_b2 = up(in.phi_v.b2, "phi_v.b2");
+  const DeviceInputs di = detail::upload_inputs(vc, in, up);
   const T* d_o_dev = static_cast<const T*>(up(d_o, "do"));
 
   // The index lists: given, or the CUDA forward's (the one thing taken from the forward).

@@ -69,33 +69,8 @@ nsa::ref::Outputs forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Input
   const std::size_t eb = dtype_bytes(dt);
   Uploader up{dt, "", {}, {}};
   up.bufs.reserve(32);
-  DeviceInputs di;
-  di.q = up(in.q, "q");
+  DeviceInputs di = detail::upload_inputs(vc, in, up);
   const bool need_cmp_kv = c.enable_cmp || (c.enable_slc && !c.given_indices);
-  for (int b = 0; b < 3; ++b) {
-    const bool need = b == 0 ? need_cmp_kv : c.enabled(static_cast<nsa::ref::Branch>(b));
-    if (need) {
-      // Shared K/V: upload once and alias.
-      if (c.shared_kv && b > 0 && di.k[0] && in.k[b] == in.k[0] && in.v[b] == in.v[0]) {
-        di.k[b] = di.k[0];
-        di.v[b] = di.v[0];
-      } else {
-        di.k[b] = up(in.k[b], "k");
-        di.v[b] = up(in.v[b], "v");
-      }
-    }
-    if (c.enabled(static_cast<nsa::ref::Branch>(b))) di.gate[b] = up(in.gate[b], "gate");
-  }
-  di.phi_k_pos = up(in.phi_k.pos, "phi_k.pos");
-  di.phi_k_w1 = up(in.phi_k.w1, "phi_k.w1");
-  di.phi_k_b1 = up(in.phi_k.b1, "phi_k.b1");
-  di.phi_k_w2 = up(in.phi_k.w2, "phi_k.w2");
-  di.phi_k_b2 = up(in.phi_k.b2, "phi_k.b2");
-  di.phi_v_pos = up(in.phi_v.pos, "phi_v.pos");
-  di.phi_v_w1 = up(in.phi_v.w1, "phi_v.w1");
-  di.phi_v_b1 = up(in.phi_v.b1, "phi_v.b1");
-  di.phi_v_w2 = up(in.phi_v.w2, "phi_v.w2");
-  di.phi_v_b2 = up(in.phi_v.b2, "phi_v.b2");
   DeviceBuffer idx_in;
   if (c.given_indices && c.enable_slc) {
     idx_in.allocate(in.indices.size() * sizeof(int32_t), "given indices");

@@ -9,6 +9,8 @@
 
 #include "device_buffer.hpp"
 #include "nsa/cuda/forward.hpp"
+#include "nsa/ref/config.hpp"
+#include "nsa/ref/inputs.hpp"
 
 namespace nsa::cuda::detail {
 
@@ -32,6 +34,11 @@ struct Uploader {
     return bufs.back().get();
   }
 };
+
+// Every input tensor the config reads except the index list, in the dtype (shared K/V uploaded
+// once and aliased); pointers of tensors the config does not read are null.
+DeviceInputs upload_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                           Uploader& up);
 
 template <class T>
 std::vector<T> download(const void* dev, std::size_t count, const char* what) {

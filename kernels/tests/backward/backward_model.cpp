@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "backward_items.hpp"
+#include "backward_shape.hpp"
 
 namespace nsa::cuda::test {
 
@@ -20,40 +21,14 @@ nsa::ref::Gradients model_backward(const nsa::ref::ValidConfig& vc, const nsa::r
                                    const std::vector<int32_t>& idx) {
   const auto& c = vc.cfg;
   const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
-  std::vector<bwd::Seq> seqs;
-  std::vector<int64_t> cu_c{0}, cu_k;
-  for (const auto& s : vc.seqs) {
-    seqs.push_back({s.q_begin, s.k_begin, s.t_q, s.t_k, cu_c.back()});
-    cu_k.push_back(s.k_begin);
-    cu_c.push_back(cu_c.back() + vc.num_cmp_blocks(s.t_k));
-  }
-  cu_k.push_back(vc.total_k);
-  const std::vector<int64_t> cu_q(c.cu_seqlens_q.begin(), c.cu_seqlens_q.end());
-  bwd::Shape sh{};
-  sh.total_q = vc.total_q;
-  sh.total_k = vc.total_k;
-  sh.total_c = cu_c.back();
-  sh.h_q = c.h_q;
-  sh.h_kv = c.h_kv;
-  sh.group = vc.group;
-  sh.d_k = c.d_k;
-  sh.d_v = c.d_v;
-  sh.l = c.cmp_block;
-  sh.d = c.cmp_stride;
-  sh.lp = c.slc_block;
-  sh.n = c.top_n;
-  sh.w = c.window;
-  sh.scale = vc.scale;
-  sh.visibility = static_cast<int>(c.cmp_visibility);
-  sh.slc_causal = static_cast<int>(c.slc_causal);
-  sh.policy = static_cast<int>(c.index_policy);
-  sh.window_keys = static_cast<int>(c.window_keys);
-  for (int b = 0; b < 3; ++b) sh.enable[b] = c.enabled(static_cast<nsa::ref::Branch>(b));
-  sh.num_seqs = static_cast<int64_t>(seqs.size());
-  sh.seqs = seqs.data();
-  sh.cu_q = cu_q.data();
-  sh.cu_k = cu_k.data();
-  sh.cu_c = cu_c.data();
+  const bwd::ShapeTables t = bwd::shape_tables(vc);
+  const auto& seqs = t.seqs;
+  const auto& cu_c = t.cu_c;
+  bwd::Shape sh = bwd::shape_of(vc, t);
+  sh.seqs = t.seqs.data();
+  sh.cu_q = t.cu_q.data();
+  sh.cu_k = t.cu_k.data();
+  sh.cu_c = t.cu_c.data();
   const int64_t nq = vc.total_q * c.h_q, nk = vc.total_k * c.h_kv, tc = sh.total_c;
   const auto round = [&](double x) { return nsa::ref::round_to(x, c.dtype); };
 
