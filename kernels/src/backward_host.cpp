@@ -296,13 +296,7 @@ nsa::ref::Gradients backward(const nsa::ref::ValidConfig& vc, const nsa::ref::In
   const auto& c = vc.cfg;
   if (const auto why = backward_unsupported(vc); !why.empty())
     throw std::invalid_argument("nsa::cuda::backward: " + why);
-  if (opt.validate_indices) {
-    nsa::ref::check_inputs(vc, in);
-  } else {
-    auto relaxed = vc;
-    relaxed.cfg.index_policy = nsa::ref::IndexPolicy::multiset;  // skips only the strict list check
-    nsa::ref::check_inputs(relaxed, in);
-  }
+  detail::check_host_inputs(vc, in, opt.validate_indices);
   nsa::ref::check_grad_output(vc, d_o);
   if (!device_available()) throw CudaError("nsa::cuda::backward: no CUDA device available");
   switch (c.dtype) {

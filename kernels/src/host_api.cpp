@@ -55,13 +55,7 @@ nsa::ref::Outputs forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Input
   const auto& c = vc.cfg;
   if (const auto why = unsupported(vc); !why.empty())
     throw std::invalid_argument("nsa::cuda::forward: " + why);
-  if (opt.validate_indices) {
-    nsa::ref::check_inputs(vc, in);
-  } else {
-    auto relaxed = vc;
-    relaxed.cfg.index_policy = nsa::ref::IndexPolicy::multiset;  // skips only the strict list check
-    nsa::ref::check_inputs(relaxed, in);
-  }
+  detail::check_host_inputs(vc, in, opt.validate_indices);
   if (!device_available()) throw CudaError("nsa::cuda::forward: no CUDA device available");
 
   Plan plan(vc);

@@ -89,6 +89,17 @@ double widen(const unsigned char* p, Dtype dt) {
   return half_bits_to_float(h);
 }
 
+void check_host_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                       bool validate_indices) {
+  if (validate_indices) {
+    nsa::ref::check_inputs(vc, in);
+    return;
+  }
+  auto relaxed = vc;
+  relaxed.cfg.index_policy = nsa::ref::IndexPolicy::multiset;  // skips only the strict list check
+  nsa::ref::check_inputs(relaxed, in);
+}
+
 DeviceInputs upload_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
                            Uploader& up) {
   const auto& c = vc.cfg;

@@ -35,6 +35,11 @@ struct Uploader {
   }
 };
 
+// nsa::ref::check_inputs, without the strict list check where validate_indices is false (the
+// kernels read any list safely under the policy).
+void check_host_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                       bool validate_indices);
+
 // Every input tensor the config reads except the index list, in the dtype (shared K/V uploaded
 // once and aliased); pointers of tensors the config does not read are null.
 DeviceInputs upload_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
