@@ -13,7 +13,7 @@ using nsa::cuda::test::run_backward_case;
 
 TEST_CASE("backward: lengths x dtypes", "[gpu][backward]") {
   const auto dt = GENERATE(Dtype::f32, Dtype::f16, Dtype::bf16);
-  const auto t = GENERATE(int64_t{1}, 17, 63, 64, 65, 113, 1023);
+  const auto t = GENERATE(int64_t{1}, 17, 63, 64, 65, 113, 1023, 1025, 4096);
   NSA_REQUIRE_BACKWARD(run_backward_case(base_config(t, dt), 2000 + static_cast<uint64_t>(t)));
 }
 
