@@ -104,3 +104,68 @@ TEST_CASE("backward model: given index lists under each policy", "[backward]") {
     judge_model(c, 53, true);
   }
 }
+
+namespace {
+
+// A small config drawn from seed: dtype, layout (padded with a suffix or varlen with empty
+// sequences), heads, blocks, window, every knob the backward reads, branch subsets, shared K/V,
+// computed or given lists (adversarial under the lenient policies). phi = mean.
+Config drawn_config(uint64_t seed, bool& adversarial) {
+  uint64_t i = 0;
+  auto in = [&](int64_t lo, int64_t hi) {  // uniform in [lo, hi]
+    return lo + static_cast<int64_t>(random_unit(seed, 7, i++) * static_cast<double>(hi - lo + 1));
+  };
+  Config c;
+  c.profile = "custom";
+  const Dtype dts[] = {Dtype::f32, Dtype::f16, Dtype::bf16};
+  c.dtype = dts[in(0, 2)];
+  c.h_kv = in(1, 2);
+  c.h_q = c.h_kv * in(1, 4);
+  c.d_k = in(1, 24);
+  c.d_v = in(1, 24);
+  c.cmp_stride = in(1, 3) * 4;
+  c.cmp_block = c.cmp_stride * in(1, 3);
+  c.slc_block = c.cmp_stride * in(1, 4);
+  c.n_init = in(0, 1);
+  c.n_local = in(0, 2);
+  c.top_n = std::max<int64_t>(1, c.n_init + c.n_local + in(0, 3));
+  c.window = in(1, 50);
+  c.cmp_visibility = in(0, 1) ? CmpVisibility::strict : CmpVisibility::inclusive;
+  c.slc_causal = in(0, 1) ? SlcCausal::none : SlcCausal::token;
+  c.window_keys = in(0, 1) ? WindowKeys::w_plus_one : WindowKeys::w;
+  c.shared_kv = in(0, 1) == 1;
+  c.enable_cmp = in(0, 3) > 0;
+  c.enable_slc = in(0, 3) > 0;
+  c.enable_win = in(0, 3) > 0 || (!c.enable_cmp && !c.enable_slc);
+  c.given_indices = in(0, 2) == 0;
+  const IndexPolicy policies[] = {IndexPolicy::strict, IndexPolicy::skip_invalid,
+                                  IndexPolicy::multiset};
+  c.index_policy = policies[in(0, 2)];
+  adversarial = c.given_indices && c.index_policy != IndexPolicy::strict;
+  if (in(0, 1)) {
+    c.t_k = in(1, 160);
+    c.batch = in(1, 2);
+    c.t_q = in(0, 1) ? -1 : in(0, c.t_k);
+  } else {
+    c.layout = Layout::varlen;
+    c.cu_seqlens_k = {0};
+    c.cu_seqlens_q = {0};
+    for (int64_t s = in(1, 3); s > 0; --s) {
+      const int64_t tk = in(0, 1) ? 0 : in(1, 120);
+      c.cu_seqlens_k.push_back(c.cu_seqlens_k.back() + tk);
+      c.cu_seqlens_q.push_back(c.cu_seqlens_q.back() + in(0, tk));
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("backward model: drawn configs", "[backward]") {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    bool adversarial = false;
+    const Config c = drawn_config(seed, adversarial);
+    INFO("drawn config seed " << seed);
+    judge_model(c, 1000 + seed, adversarial);
+  }
+}
