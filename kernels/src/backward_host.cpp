@@ -1,5 +1,6 @@
 // The backward's host API: validation, upload, the index lists (given, or from the CUDA forward),
 // the launches query side -> selection index -> key side per branch -> finish, and the download.
+#include <algorithm>
 #include <array>
 #include <numeric>
 #include <sstream>
@@ -18,15 +19,7 @@ namespace nsa::cuda {
 using detail::DeviceBuffer;
 using nsa::ref::Dtype;
 
-std::string backward_unsupported(const nsa::ref::ValidConfig& vc) {
-  if (auto why = unsupported(vc); !why.empty()) return why;
-  const auto& c = vc.cfg;
-  if (c.enable_cmp && c.phi != nsa::ref::Phi::mean)
-    return "phi = " + std::string(nsa::ref::to_string(c.phi)) +
-           " with the compression branch enabled: the backward through a linear / mlp phi is "
-           "not implemented on the device (phi = mean is)";
-  return "";
-}
+std::string backward_unsupported(const nsa::ref::ValidConfig& vc) { return unsupported(vc); }
 
 namespace {
 
@@ -121,7 +114,8 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     }
   }
 
-  // Compressed K/V as the forward stores them (phi = mean: the backward needs no other phi).
+  const auto cast = [](const void* p) { return static_cast<const T*>(p); };
+  // Compressed K/V as the forward stores them (its own phi kernels, rounded to the dtype).
   DeviceBuffer kc_d, vc_d;
   if (c.enable_cmp && tc > 0) {
     kc_d.allocate(sz(tc * c.h_kv * c.d_k) * sizeof(T), "compressed K [" + ctx + "]");
@@ -137,16 +131,21 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     dc.d_v = c.d_v;
     dc.l = c.cmp_block;
     dc.d = c.cmp_stride;
-    dc.phi = 0;
+    dc.phi = sh.phi;
+    dc.act = sh.act;
+    dc.phi_hidden = c.phi_hidden;
     dc.num_seqs = sh.num_seqs;
     dc.seqs = dseqs_d.get<detail::DevSeq>();
     dc.cu_q = sh.cu_q;
     dc.cu_c = sh.cu_c;
-    detail::PhiGemm unused;  // mean: no GEMM
-    detail::launch_compress<T>(dc, detail::PhiDev<T>{}, static_cast<const T*>(di.k[0]), c.d_k,
-                               kc_d.get<T>(), unused, st, ctx);
-    detail::launch_compress<T>(dc, detail::PhiDev<T>{}, static_cast<const T*>(di.v[0]), c.d_v,
-                               vc_d.get<T>(), unused, st, ctx);
+    detail::PhiGemm gemm;
+    gemm.prepare(dc, std::max(c.d_k, c.d_v), ctx);
+    const detail::PhiDev<T> pk{cast(di.phi_k_pos), cast(di.phi_k_w1), cast(di.phi_k_b1),
+                               cast(di.phi_k_w2), cast(di.phi_k_b2)};
+    const detail::PhiDev<T> pv{cast(di.phi_v_pos), cast(di.phi_v_w1), cast(di.phi_v_b1),
+                               cast(di.phi_v_w2), cast(di.phi_v_b2)};
+    detail::launch_compress<T>(dc, pk, cast(di.k[0]), c.d_k, kc_d.get<T>(), gemm, st, ctx);
+    detail::launch_compress<T>(dc, pv, cast(di.v[0]), c.d_v, vc_d.get<T>(), gemm, st, ctx);
   }
 
   bwd::Tensors<T> x{};
@@ -183,6 +182,21 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     alloc(dk_d[b], sz(nk * c.d_k) * sizeof(T), "dK");
     alloc(dv_d[b], sz(nk * c.d_v) * sizeof(T), "dV");
   }
+  // phi = linear / mlp: the blocks' input gradients, mlp's hidden values, the parameters'.
+  const bool phi_bwd = sh.enable[0] && sh.phi != 0 && tc > 0;
+  std::array<DeviceBuffer, 2> dx_d, a_d, dh_d;
+  std::array<std::array<DeviceBuffer, 5>, 2> dpar_d;
+  if (phi_bwd)
+    for (int kv = 0; kv < 2; ++kv) {
+      const int64_t dim = kv == 0 ? c.d_k : c.d_v;
+      alloc(dx_d[kv], sz(tc * c.h_kv * c.cmp_block * dim) * 8, "phi dx (fp64)");
+      if (sh.phi == 2) {
+        alloc(a_d[kv], sz(tc * c.h_kv * c.phi_hidden) * 8, "phi hidden (fp64)");
+        alloc(dh_d[kv], sz(tc * c.h_kv * c.phi_hidden) * 8, "phi dh (fp64)");
+      }
+      for (int w = 0; w < 5; ++w)
+        alloc(dpar_d[kv][w], sz(bwd::phi_param_size(sh, dim, w)) * sizeof(T), "phi gradient");
+    }
   if (c.shared_kv) {
     alloc(dks_d, sz(nk * c.d_k) * sizeof(T), "dk_shared");
     alloc(dvs_d, sz(nk * c.d_v) * sizeof(T), "dv_shared");
@@ -220,14 +234,37 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     if (sh.enable[b])
       detail::launch_bwd_keys<T>(b, sh, x, stats, si, dk64_d[b].get<double>(),
                                  dv64_d[b].get<double>(), st, ctx);
+  if (phi_bwd)
+    for (int kv = 0; kv < 2; ++kv) {
+      const bwd::PhiView<T> pvw = kv == 0 ? bwd::PhiView<T>{x.k[0],
+                                                            cast(di.phi_k_pos),
+                                                            cast(di.phi_k_w1),
+                                                            cast(di.phi_k_b1),
+                                                            cast(di.phi_k_w2),
+                                                            cast(di.phi_k_b2),
+                                                            c.d_k}
+                                          : bwd::PhiView<T>{x.v[0],
+                                                            cast(di.phi_v_pos),
+                                                            cast(di.phi_v_w1),
+                                                            cast(di.phi_v_b1),
+                                                            cast(di.phi_v_w2),
+                                                            cast(di.phi_v_b2),
+                                                            c.d_v};
+      T* dpar[5];
+      for (int w = 0; w < 5; ++w) dpar[w] = dpar_d[kv][w].get<T>();
+      detail::launch_bwd_phi<T>(sh, pvw, (kv == 0 ? dk64_d : dv64_d)[0].get<const double>(),
+                                dx_d[kv].get<double>(), a_d[kv].get<double>(),
+                                dh_d[kv].get<double>(), dpar, st, ctx);
+    }
+  // What the tokens gather from the compressed blocks: dy (mean) or dx (linear / mlp).
+  const double* kblk = phi_bwd ? dx_d[0].get<const double>() : dk64_d[0].get<const double>();
+  const double* vblk = phi_bwd ? dx_d[1].get<const double>() : dv64_d[0].get<const double>();
   const double* kacc[3] = {nullptr, dk64_d[1].get<const double>(), dk64_d[2].get<const double>()};
   const double* vacc[3] = {nullptr, dv64_d[1].get<const double>(), dv64_d[2].get<const double>()};
   T* dk_out[3] = {dk_d[0].get<T>(), dk_d[1].get<T>(), dk_d[2].get<T>()};
   T* dv_out[3] = {dv_d[0].get<T>(), dv_d[1].get<T>(), dv_d[2].get<T>()};
-  detail::launch_bwd_finish<T>(sh, c.d_k, dk64_d[0].get<const double>(), kacc, dk_out,
-                               dks_d.get<T>(), st, ctx);
-  detail::launch_bwd_finish<T>(sh, c.d_v, dv64_d[0].get<const double>(), vacc, dv_out,
-                               dvs_d.get<T>(), st, ctx);
+  detail::launch_bwd_finish<T>(sh, c.d_k, kblk, kacc, dk_out, dks_d.get<T>(), st, ctx);
+  detail::launch_bwd_finish<T>(sh, c.d_v, vblk, vacc, dv_out, dvs_d.get<T>(), st, ctx);
   detail::check(cudaDeviceSynchronize(), "nsa::cuda::backward (kernels)",
                 "config: " + nsa::ref::describe(c));
 
@@ -260,6 +297,14 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     g.dk_shared = widen_all(dks_d, sz(nk * c.d_k), "dk_shared");
     g.dv_shared = widen_all(dvs_d, sz(nk * c.d_v), "dv_shared");
   }
+  if (phi_bwd)
+    for (int kv = 0; kv < 2; ++kv) {
+      nsa::ref::PhiParams& pp = kv == 0 ? g.dphi_k : g.dphi_v;
+      std::vector<double>* dst[5] = {&pp.pos, &pp.w1, &pp.b1, &pp.w2, &pp.b2};
+      const int64_t dim = kv == 0 ? c.d_k : c.d_v;
+      for (int w = 0; w < 5; ++w)
+        *dst[w] = widen_all(dpar_d[kv][w], sz(bwd::phi_param_size(sh, dim, w)), "phi gradient");
+    }
   if (indices_out) {
     if (c.enable_slc && c.given_indices)
       *indices_out = in.indices;
@@ -282,6 +327,10 @@ std::size_t backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
     doubles += 3 * nq;  // lse, D, dg
     doubles += (b == 0 ? tc : vc.total_k) * c.h_kv * (c.d_k + c.d_v);
   }
+  if (c.enable_cmp && c.phi != nsa::ref::Phi::mean)  // dx per block; mlp: a and dh per block
+    doubles +=
+        tc * c.h_kv *
+        (c.cmp_block * (c.d_k + c.d_v) + (c.phi == nsa::ref::Phi::mlp ? 4 * c.phi_hidden : 0));
   const int64_t entries = slc_entries(vc);
   std::size_t bytes =
       static_cast<std::size_t>(doubles) * 8 + static_cast<std::size_t>(entries) * 32;

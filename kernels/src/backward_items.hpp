@@ -36,6 +36,9 @@ struct Shape {
   int slc_causal;   // SlcCausal: 0 token, 1 none
   int policy;       // IndexPolicy: 0 strict, 1 skip_invalid, 2 multiset (3 never reaches here)
   int window_keys;  // WindowKeys: 0 w, 1 w_plus_one
+  int phi;          // Phi: 0 mean, 1 linear, 2 mlp
+  int act;          // Activation of mlp: 0 relu, 1 silu
+  int64_t m;        // mlp hidden size
   bool enable[3];
   int64_t num_seqs;
   const Seq* seqs;      // [num_seqs]
@@ -275,31 +278,140 @@ NSA_HD void key_item(const Shape& c, const Tensors<T>& x, const RowStats& st, co
   }
 }
 
-// phi = mean backward for token key_row, KV head g, column e of a tensor of width dim: the sum
-// of dy / l over every compressed block of its sequence that covers it (dblk: the blocks'
-// gradients [total_c, h_kv, dim]).
-NSA_HD double mean_gather(const Shape& c, const double* dblk, int64_t dim, int64_t key_row,
-                          int64_t g, int64_t e) {
+// The token gradient of phi's backward for token key_row, KV head g, column e of a tensor of
+// width dim: the sum over every compressed block i of its sequence that covers it (overlapping
+// blocks each) of the block's gradient with respect to that token: dy_i / l for mean (blk: the
+// blocks' gradients dy [total_c, h_kv, dim]), dx_i at the token's offset for linear / mlp (blk:
+// dx [total_c, h_kv, l * dim], phi_dx_item).
+NSA_HD double phi_gather(const Shape& c, const double* blk, int64_t dim, int64_t key_row, int64_t g,
+                         int64_t e) {
   const Seq sq = c.seqs[seq_index(c.cu_k, c.num_seqs, key_row)];
   const int64_t u = key_row - sq.k_begin, nc = cmp_blocks(c, sq.t_k);
   const int64_t first = u < c.l ? 0 : (u - c.l) / c.d + 1;
   const int64_t last = u / c.d < nc - 1 ? u / c.d : nc - 1;
   double acc = 0.0;
-  for (int64_t i = first; i <= last; ++i) acc += dblk[((sq.c_begin + i) * c.h_kv + g) * dim + e];
-  return acc / static_cast<double>(c.l);
+  for (int64_t i = first; i <= last; ++i) {
+    const int64_t row = (sq.c_begin + i) * c.h_kv + g;
+    acc += c.phi == 0 ? blk[row * dim + e] : blk[row * c.l * dim + (u - i * c.d) * dim + e];
+  }
+  return c.phi == 0 ? acc / static_cast<double>(c.l) : acc;
+}
+
+// phi's parameters of one tensor (K or V) and the tokens it compresses, in the storage type.
+template <class T>
+struct PhiView {
+  const T* x;  // tokens [total_k, h_kv, dim]
+  const T* pos;
+  const T* w1;
+  const T* b1;
+  const T* w2;
+  const T* b2;
+  int64_t dim;
+};
+
+NSA_HD double act_value(int act, double h) {
+  return act == 0 ? (h > 0.0 ? h : 0.0) : h / (1.0 + ::exp(-h));
+}
+NSA_HD double act_grad(int act, double h) {
+  if (act == 0) return h > 0.0 ? 1.0 : 0.0;  // relu'(0) = 0
+  const double s = 1.0 / (1.0 + ::exp(-h));
+  return s * (1.0 + h * (1.0 - s));
+}
+
+// Element r of x_i = vec(X_i + P) (token-major) of compressed row ci, KV head g.
+template <class T, class Ld>
+NSA_HD double phi_input(const Shape& c, const PhiView<T>& p, int64_t tok0, int64_t g, int64_t r) {
+  const int64_t j = r / p.dim, e = r % p.dim;
+  return Ld::get(p.x[((tok0 + j) * c.h_kv + g) * p.dim + e]) +
+         Ld::get(p.pos[(g * c.l + j) * p.dim + e]);
+}
+
+// Packed row of the first token of compressed row ci.
+NSA_HD int64_t phi_first_token(const Shape& c, int64_t ci) {
+  const Seq sq = c.seqs[seq_index(c.cu_c, c.num_seqs, ci)];
+  return sq.k_begin + (ci - sq.c_begin) * c.d;
+}
+
+// mlp, compressed row ci, KV head g, hidden unit j: a = act(h) and dh = (W2 dy)_j act'(h) with
+// h = (W1^T x_i + b1)_j, into a_out / dh_out [total_c, h_kv, m] (dy: [total_c, h_kv, dim]).
+template <class T, class Ld>
+NSA_HD void mlp_hidden_item(const Shape& c, const PhiView<T>& p, const double* dy, int64_t ci,
+                            int64_t g, int64_t j, double* a_out, double* dh_out) {
+  const int64_t width = c.l * p.dim, tok0 = phi_first_token(c, ci);
+  double h = Ld::get(p.b1[g * c.m + j]);
+  for (int64_t r = 0; r < width; ++r)
+    h += Ld::get(p.w1[(g * width + r) * c.m + j]) * phi_input<T, Ld>(c, p, tok0, g, r);
+  double da = 0.0;
+  for (int64_t e = 0; e < p.dim; ++e)
+    da += Ld::get(p.w2[(g * c.m + j) * p.dim + e]) * dy[(ci * c.h_kv + g) * p.dim + e];
+  const int64_t o = (ci * c.h_kv + g) * c.m + j;
+  a_out[o] = act_value(c.act, h);
+  dh_out[o] = da * act_grad(c.act, h);
+}
+
+// dx_i[r] = (W dy_i)_r (linear) or (W1 dh_i)_r (mlp) of compressed row ci, KV head g: the
+// gradient of block i's input element r, which its token and P both receive.
+template <class T, class Ld>
+NSA_HD double phi_dx_item(const Shape& c, const PhiView<T>& p, const double* dy, const double* dh,
+                          int64_t ci, int64_t g, int64_t r) {
+  const int64_t width = c.l * p.dim;
+  const int64_t k = c.phi == 1 ? p.dim : c.m;
+  const double* v = c.phi == 1 ? dy + (ci * c.h_kv + g) * p.dim : dh + (ci * c.h_kv + g) * c.m;
+  double s = 0.0;
+  for (int64_t q = 0; q < k; ++q) s += Ld::get(p.w1[(g * width + r) * k + q]) * v[q];
+  return s;
+}
+
+// Flat element `it` of phi's parameter gradient `which` (0 pos [h_kv, l, dim], 1 w1
+// [h_kv, l dim, dim or m], 2 b1 [h_kv, m], 3 w2 [h_kv, m, dim], 4 b2 [h_kv, dim]): a sum over
+// every compressed row, ascending (every block of every sequence).
+template <class T, class Ld>
+NSA_HD double phi_param_item(const Shape& c, const PhiView<T>& p, const double* dy,
+                             const double* dx, const double* a, const double* dh, int which,
+                             int64_t it) {
+  const int64_t width = c.l * p.dim, dim = p.dim;
+  const int64_t cols = which == 1 ? (c.phi == 1 ? dim : c.m) : which == 2 ? c.m : dim;
+  const int64_t rows = which == 0 ? c.l : which == 1 ? width : which == 3 ? c.m : 1;
+  const int64_t g = it / (rows * cols), rc = it % (rows * cols), r = rc / cols, k = rc % cols;
+  double s = 0.0;
+  for (int64_t ci = 0; ci < c.total_c; ++ci) {
+    const int64_t row = ci * c.h_kv + g;
+    if (which == 0) {
+      s += dx[row * width + rc];
+    } else if (which == 1) {
+      const double x = phi_input<T, Ld>(c, p, phi_first_token(c, ci), g, r);
+      s += x * (c.phi == 1 ? dy[row * dim + k] : dh[row * c.m + k]);
+    } else if (which == 2) {
+      s += dh[row * c.m + k];
+    } else if (which == 3) {
+      s += a[row * c.m + r] * dy[row * dim + k];
+    } else {
+      s += dy[row * dim + k];
+    }
+  }
+  return s;
+}
+
+// Element count of phi's parameter gradient `which` (phi_param_item) for a tensor of width dim.
+NSA_HD int64_t phi_param_size(const Shape& c, int64_t dim, int which) {
+  const int64_t width = c.l * dim;
+  if (c.phi == 0) return 0;
+  if (c.phi == 1) return which == 0 ? c.h_kv * c.l * dim : which == 1 ? c.h_kv * width * dim : 0;
+  const int64_t sizes[5] = {c.h_kv * c.l * dim, c.h_kv * width * c.m, c.h_kv * c.m,
+                            c.h_kv * c.m * dim, c.h_kv * dim};
+  return sizes[which];
 }
 
 // The finish of flat element it = (key_row, g, e) of a token tensor of width dim: each enabled
-// branch's fp64 gradient into v[b] (the compressed one through mean_gather from the blocks'
-// gradients blk, the others from acc[b]); returns their sum (cmp + slc + win), the shared-K/V
-// gradient.
+// branch's fp64 gradient into v[b] (the compressed one through phi_gather from blk, the others
+// from acc[b]); returns their sum (cmp + slc + win), the shared-K/V gradient.
 NSA_HD double finish_item(const Shape& c, int64_t dim, const double* blk,
                           const double* const acc[3], int64_t it, double v[3]) {
   const int64_t e = it % dim, g = (it / dim) % c.h_kv, key_row = it / (dim * c.h_kv);
   double sum = 0.0;
   for (int b = 0; b < 3; ++b) {
     if (!c.enable[b]) continue;
-    v[b] = b == 0 ? mean_gather(c, blk, dim, key_row, g, e) : acc[b][it];
+    v[b] = b == 0 ? phi_gather(c, blk, dim, key_row, g, e) : acc[b][it];
     sum += v[b];
   }
   return sum;

@@ -35,6 +35,15 @@ void launch_bwd_keys(int b, const bwd::Shape& c, const bwd::Tensors<T>& x, const
                      const bwd::SlcIndex& si, double* dk_acc, double* dv_acc, cudaStream_t stream,
                      const std::string& ctx);
 
+// phi = linear / mlp backward of one tensor (K or V, width p.dim) from its blocks' gradients dy
+// [total_c, h_kv, dim]: dx [total_c, h_kv, l dim] (fp64) for the finish, mlp's a and dh
+// [total_c, h_kv, m] (fp64 scratch), and the parameter gradients dparam[0..4] (pos, w1, b1, w2, b2;
+// null where phi has none) rounded once to T. No-op for mean.
+template <class T>
+void launch_bwd_phi(const bwd::Shape& c, const bwd::PhiView<T>& p, const double* dy, double* dx,
+                    double* a, double* dh, T* const dparam[5], cudaStream_t stream,
+                    const std::string& ctx);
+
 // The gradients of the token tensors rounded once to T, per enabled branch (the compressed one
 // through phi = mean from the blocks' gradients blk), and with shared K/V (shared != null) the
 // sum over the branches: tensors of width dim, acc[b] the fp64 token gradients of b = 1, 2.

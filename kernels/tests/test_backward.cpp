@@ -1,6 +1,7 @@
 // The CUDA backward against the reference gradients (gradient comparator, dtype-faithful
 // backward baseline): lengths, dtypes, head dims, group sizes, varlen, suffixes, knobs, given
-// index lists under each policy, adversarial lists, determinism and input errors.
+// index lists under each policy, adversarial lists, phi linear / mlp, determinism and input
+// errors.
 #include <catch2/catch.hpp>
 #include <cstring>
 
@@ -71,6 +72,24 @@ TEST_CASE("backward: knobs", "[gpu][backward]") {
   SECTION("top-n beyond the block count") { c.top_n = 9; }
   SECTION("blocks l = d = l' = 16") { c.cmp_block = c.cmp_stride = c.slc_block = 16; }
   NSA_REQUIRE_BACKWARD(run_backward_case(c, 90));
+}
+
+TEST_CASE("backward: phi linear and mlp", "[gpu][backward]") {
+  const auto dt = GENERATE(Dtype::f32, Dtype::f16, Dtype::bf16);
+  Config c = base_config(300, dt);
+  SECTION("linear") { c.phi = Phi::linear; }
+  SECTION("mlp relu") {
+    c.phi = Phi::mlp;
+    c.phi_hidden = 48;
+  }
+  SECTION("mlp silu, shared K/V") {
+    c.phi = Phi::mlp;
+    c.phi_hidden = 32;
+    c.phi_act = Activation::silu;
+    c.shared_kv = true;
+    c.profile = "custom";
+  }
+  NSA_REQUIRE_BACKWARD(run_backward_case(c, 171));
 }
 
 TEST_CASE("backward: given index lists under each policy", "[gpu][backward]") {
@@ -150,12 +169,6 @@ TEST_CASE("backward: bad inputs and unsupported configs give clear errors", "[gp
   bad.q.pop_back();
   REQUIRE_THROWS_WITH(nsa::cuda::backward(vc, bad, generate_grad_output(vc, 151)),
                       Catch::Contains("input 'q' has"));
-  Config lin = c;
-  lin.phi = Phi::linear;
-  const auto vl = validate(lin);
-  REQUIRE_THAT(nsa::cuda::backward_unsupported(vl), Catch::Contains("phi = linear"));
-  REQUIRE_THROWS_WITH(nsa::cuda::backward(vl, generate_inputs(vl, 1), generate_grad_output(vl, 1)),
-                      Catch::Contains("phi = linear"));
   Config f64 = c;
   f64.dtype = Dtype::f64;
   REQUIRE_THAT(nsa::cuda::backward_unsupported(validate(f64)), Catch::Contains("fp64"));

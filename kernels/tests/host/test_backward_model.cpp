@@ -87,6 +87,29 @@ TEST_CASE("backward model: knobs", "[backward]") {
   judge_model(c, 41);
 }
 
+TEST_CASE("backward model: phi linear and mlp", "[backward]") {
+  const auto dt = GENERATE(Dtype::f32, Dtype::bf16);
+  Config c = small(150, dt);
+  c.d_k = 16;
+  c.d_v = 8;
+  c.cmp_block = 16;
+  c.cmp_stride = 8;
+  c.slc_block = 16;
+  SECTION("linear") { c.phi = Phi::linear; }
+  SECTION("mlp relu") {
+    c.phi = Phi::mlp;
+    c.phi_hidden = 12;
+  }
+  SECTION("mlp silu, shared K/V") {
+    c.phi = Phi::mlp;
+    c.phi_hidden = 7;
+    c.phi_act = Activation::silu;
+    c.shared_kv = true;
+    c.profile = "custom";
+  }
+  judge_model(c, 61);
+}
+
 TEST_CASE("backward model: given index lists under each policy", "[backward]") {
   Config c = small(200, Dtype::f32);
   c.given_indices = true;
@@ -109,7 +132,7 @@ namespace {
 
 // A small config drawn from seed: dtype, layout (padded with a suffix or varlen with empty
 // sequences), heads, blocks, window, every knob the backward reads, branch subsets, shared K/V,
-// computed or given lists (adversarial under the lenient policies). phi = mean.
+// computed or given lists (adversarial under the lenient policies), phi and its activation.
 Config drawn_config(uint64_t seed, bool& adversarial) {
   uint64_t i = 0;
   auto in = [&](int64_t lo, int64_t hi) {  // uniform in [lo, hi]
@@ -142,6 +165,10 @@ Config drawn_config(uint64_t seed, bool& adversarial) {
                                   IndexPolicy::multiset};
   c.index_policy = policies[in(0, 2)];
   adversarial = c.given_indices && c.index_policy != IndexPolicy::strict;
+  const Phi phis[] = {Phi::mean, Phi::linear, Phi::mlp};
+  c.phi = phis[in(0, 2)];
+  if (c.phi == Phi::mlp) c.phi_hidden = in(1, 6);
+  c.phi_act = in(0, 1) ? Activation::silu : Activation::relu;
   if (in(0, 1)) {
     c.t_k = in(1, 160);
     c.batch = in(1, 2);
