@@ -24,6 +24,9 @@ struct Implementation {
   // returns them), or nullptr where the implementation has no backward.
   nsa::ref::Gradients (*backward)(const nsa::ref::ValidConfig&, const nsa::ref::Inputs&,
                                   const std::vector<double>& d_o) = nullptr;
+  // Why the backward does not support a config (empty = supported), where it supports fewer
+  // configs than the forward; nullptr: every config the forward supports.
+  std::string (*backward_unsupported)(const nsa::ref::ValidConfig&) = nullptr;
 };
 
 // The two CPU implementations every build has: "ref-f64" and "ref-baseline"

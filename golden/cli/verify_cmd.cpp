@@ -17,6 +17,7 @@ namespace {
 struct Tally {
   int passed = 0, failed = 0, unsupported = 0;
   int grad_passed = 0, grad_failed = 0;  // backward, where the implementation has one
+  int grad_unsupported = 0;              // configs its forward runs and its backward does not
   double worst = 0, grad_worst = 0;
   double seconds = 0;
   std::string status;  // "not available" etc.
@@ -99,6 +100,15 @@ int run_verify(const std::vector<Implementation>& implementations,
                         gc.name.c_str());
             continue;
           }
+          if (impl.backward_unsupported) {
+            const std::string bwhy = impl.backward_unsupported(gc.vc);
+            if (!bwhy.empty()) {
+              ++t.grad_unsupported;
+              std::printf("%-14s %-40s backward unsupported: %s\n", impl.name, gc.name.c_str(),
+                          bwhy.c_str());
+              continue;
+            }
+          }
           const auto b0 = std::chrono::steady_clock::now();
           const auto grads = impl.backward(gc.vc, gc.inputs, gc.d_o);
           t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - b0).count();
@@ -136,6 +146,9 @@ int run_verify(const std::vector<Implementation>& implementations,
         std::printf("  %-14s %6d %6d %11d %16.3g %10d %10d %16.3g %9.2f\n", name.c_str(), t.passed,
                     t.failed, t.unsupported, t.worst, t.grad_passed, t.grad_failed, t.grad_worst,
                     t.seconds);
+      if (t.grad_unsupported > 0)
+        std::printf("  %-14s backward unsupported in %d of the cases its forward ran\n",
+                    name.c_str(), t.grad_unsupported);
     }
     std::printf(
         "note: ref-baseline passes by construction (its error is the baseline error itself and the "

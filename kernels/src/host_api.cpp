@@ -5,12 +5,16 @@
 #include <vector>
 
 #include "device_buffer.hpp"
+#include "host_convert.hpp"
 #include "launch.hpp"
 #include "nsa/cuda/forward.hpp"
 
 namespace nsa::cuda {
 
 using detail::DeviceBuffer;
+using detail::download;
+using detail::Uploader;
+using detail::widen;
 using nsa::ref::Dtype;
 
 bool device_available() noexcept {
@@ -46,123 +50,12 @@ std::string unsupported(const nsa::ref::ValidConfig& vc) {
   return "";
 }
 
-namespace {
-
-// IEEE half <-> float by bits (round to nearest even; exact for representable values).
-uint16_t float_to_half_bits(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const int32_t exp = static_cast<int32_t>((x >> 23) & 0xffu) - 127 + 15;
-  uint32_t mant = x & 0x7fffffu;
-  if (((x >> 23) & 0xffu) == 0xffu)
-    return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0));
-  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
-  if (exp <= 0) {
-    if (exp < -10) return static_cast<uint16_t>(sign);
-    mant |= 0x800000u;
-    const int shift = 14 - exp;
-    uint32_t h = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1u))) ++h;
-    return static_cast<uint16_t>(sign | h);
-  }
-  uint32_t h = (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
-  return static_cast<uint16_t>(sign | h);
-}
-
-float half_bits_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  float f;
-  if (e == 0) {
-    f = std::ldexp(static_cast<float>(m), -24);
-  } else if (e == 31) {
-    f = m ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  } else {
-    f = std::ldexp(static_cast<float>(m | 0x400u), static_cast<int>(e) - 25);
-  }
-  return sign ? -f : f;
-}
-
-// Host-side bit conversion of values already representable in the dtype (exact).
-void convert(const std::vector<double>& src, Dtype dt, std::vector<unsigned char>& dst) {
-  const std::size_t eb = dtype_bytes(dt);
-  dst.resize(src.size() * eb);
-  for (std::size_t i = 0; i < src.size(); ++i) {
-    const float f = static_cast<float>(src[i]);
-    if (dt == Dtype::f32) {
-      std::memcpy(dst.data() + i * 4, &f, 4);
-    } else if (dt == Dtype::bf16) {
-      uint32_t bits;
-      std::memcpy(&bits, &f, 4);
-      const uint16_t h = static_cast<uint16_t>(bits >> 16);  // exact: value is representable
-      std::memcpy(dst.data() + i * 2, &h, 2);
-    } else {
-      const uint16_t h = float_to_half_bits(f);
-      std::memcpy(dst.data() + i * 2, &h, 2);
-    }
-  }
-}
-
-double widen(const unsigned char* p, Dtype dt) {
-  if (dt == Dtype::f32) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  if (dt == Dtype::bf16) {
-    const uint32_t bits = static_cast<uint32_t>(h) << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-  }
-  return half_bits_to_float(h);
-}
-
-struct Uploader {
-  Dtype dt;
-  std::string ctx;
-  std::vector<DeviceBuffer> bufs;
-  std::vector<unsigned char> staging;
-  const void* operator()(const std::vector<double>& x, const char* name) {
-    if (x.empty()) return nullptr;
-    convert(x, dt, staging);
-    bufs.emplace_back(staging.size(), std::string(name) + " [" + ctx + "]");
-    detail::check(
-        cudaMemcpy(bufs.back().get(), staging.data(), staging.size(), cudaMemcpyHostToDevice),
-        "cudaMemcpy (upload)", name);
-    return bufs.back().get();
-  }
-};
-
-template <class T>
-std::vector<T> download(const void* dev, std::size_t count, const char* what) {
-  std::vector<T> h(count);
-  if (count)
-    detail::check(cudaMemcpy(h.data(), dev, count * sizeof(T), cudaMemcpyDeviceToHost),
-                  "cudaMemcpy (download)", what);
-  return h;
-}
-
-}  // namespace
-
 nsa::ref::Outputs forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
                           const Options& opt) {
   const auto& c = vc.cfg;
   if (const auto why = unsupported(vc); !why.empty())
     throw std::invalid_argument("nsa::cuda::forward: " + why);
-  if (opt.validate_indices) {
-    nsa::ref::check_inputs(vc, in);
-  } else {
-    auto relaxed = vc;
-    relaxed.cfg.index_policy = nsa::ref::IndexPolicy::multiset;  // skips only the strict list check
-    nsa::ref::check_inputs(relaxed, in);
-  }
+  detail::check_host_inputs(vc, in, opt.validate_indices);
   if (!device_available()) throw CudaError("nsa::cuda::forward: no CUDA device available");
 
   Plan plan(vc);
@@ -170,33 +63,8 @@ nsa::ref::Outputs forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Input
   const std::size_t eb = dtype_bytes(dt);
   Uploader up{dt, "", {}, {}};
   up.bufs.reserve(32);
-  DeviceInputs di;
-  di.q = up(in.q, "q");
+  DeviceInputs di = detail::upload_inputs(vc, in, up);
   const bool need_cmp_kv = c.enable_cmp || (c.enable_slc && !c.given_indices);
-  for (int b = 0; b < 3; ++b) {
-    const bool need = b == 0 ? need_cmp_kv : c.enabled(static_cast<nsa::ref::Branch>(b));
-    if (need) {
-      // Shared K/V: upload once and alias.
-      if (c.shared_kv && b > 0 && di.k[0] && in.k[b] == in.k[0] && in.v[b] == in.v[0]) {
-        di.k[b] = di.k[0];
-        di.v[b] = di.v[0];
-      } else {
-        di.k[b] = up(in.k[b], "k");
-        di.v[b] = up(in.v[b], "v");
-      }
-    }
-    if (c.enabled(static_cast<nsa::ref::Branch>(b))) di.gate[b] = up(in.gate[b], "gate");
-  }
-  di.phi_k_pos = up(in.phi_k.pos, "phi_k.pos");
-  di.phi_k_w1 = up(in.phi_k.w1, "phi_k.w1");
-  di.phi_k_b1 = up(in.phi_k.b1, "phi_k.b1");
-  di.phi_k_w2 = up(in.phi_k.w2, "phi_k.w2");
-  di.phi_k_b2 = up(in.phi_k.b2, "phi_k.b2");
-  di.phi_v_pos = up(in.phi_v.pos, "phi_v.pos");
-  di.phi_v_w1 = up(in.phi_v.w1, "phi_v.w1");
-  di.phi_v_b1 = up(in.phi_v.b1, "phi_v.b1");
-  di.phi_v_w2 = up(in.phi_v.w2, "phi_v.w2");
-  di.phi_v_b2 = up(in.phi_v.b2, "phi_v.b2");
   DeviceBuffer idx_in;
   if (c.given_indices && c.enable_slc) {
     idx_in.allocate(in.indices.size() * sizeof(int32_t), "given indices");

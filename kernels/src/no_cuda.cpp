@@ -3,6 +3,7 @@
 // commands say why they cannot run.
 #include <string>
 
+#include "nsa/cuda/backward.hpp"
 #include "nsa/cuda/forward.hpp"
 
 namespace nsa::cuda {
@@ -17,6 +18,14 @@ std::string unsupported(const nsa::ref::ValidConfig&) { return kWhy; }
 nsa::ref::Outputs forward(const nsa::ref::ValidConfig&, const nsa::ref::Inputs&, const Options&) {
   throw CudaError(kWhy);
 }
+
+std::string backward_unsupported(const nsa::ref::ValidConfig&) { return kWhy; }
+nsa::ref::Gradients backward(const nsa::ref::ValidConfig&, const nsa::ref::Inputs&,
+                             const std::vector<double>&, const BackwardOptions&,
+                             std::vector<int32_t>*) {
+  throw CudaError(kWhy);
+}
+std::size_t backward_scratch_bytes(const nsa::ref::ValidConfig&) { throw CudaError(kWhy); }
 
 struct Plan::Impl {};
 Plan::Plan(const nsa::ref::ValidConfig&) : impl_(nullptr) { throw CudaError(kWhy); }

@@ -1,0 +1,42 @@
+// Host API of the CUDA NSA backward (docs/kernels.md, "Backward"). No CUDA headers here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nsa/cuda/forward.hpp"
+#include "nsa/ref/backward.hpp"
+
+namespace nsa::cuda {
+
+// Empty when the backward supports the config, otherwise the reason: the forward's reasons
+// (unsupported()); every phi (mean, linear, mlp) has its backward.
+std::string backward_unsupported(const nsa::ref::ValidConfig& vc);
+
+struct BackwardOptions {
+  // As Options::validate_indices: check a given list under the strict policy first (the
+  // kernels apply the policy safely whatever the list holds).
+  bool validate_indices = true;
+};
+
+// The whole backward on the GPU for all rows and keys and the upstream gradient d_o
+// ([total_q, h_q, d_v], case dtype): the gradients of nsa::ref::backward, each rounded once to
+// the case dtype and widened to double (rows and keys: all, in order; a disabled branch's
+// tensors exactly 0; dk_shared/dv_shared with shared_kv; phi's parameter gradients for linear /
+// mlp with the compression branch on). With a computed selection the CUDA forward runs first
+// for the index lists, which are the only thing the backward takes from the forward
+// (docs/kernels.md); `indices`, when given, receives the lists the gradients were taken over
+// ([total_q, h_kv, top_n]; the given ones with given_indices). Throws std::invalid_argument
+// for an unsupported config or bad inputs / d_o (naming the tensor, the element and the rule),
+// CudaError for CUDA errors.
+nsa::ref::Gradients backward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                             const std::vector<double>& d_o, const BackwardOptions& opt = {},
+                             std::vector<int32_t>* indices = nullptr);
+
+// Device scratch bytes of one backward call for the config (docs/kernels.md states the formula):
+// the fp64 row statistics and accumulators, phi's block gradients and the selection index; the
+// forward run for computed indices and the uploaded tensors come on top.
+std::size_t backward_scratch_bytes(const nsa::ref::ValidConfig& vc);
+
+}  // namespace nsa::cuda
