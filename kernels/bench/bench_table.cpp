@@ -365,7 +365,7 @@ double device_bytes(const nsa::ref::ValidConfig& vc) {
       3.0 * static_cast<double>(s.gate) +
       static_cast<double>(s.phi_pos_k + s.phi_pos_v + s.phi_w1_k + s.phi_w1_v + 2 * s.phi_b1 +
                           s.phi_w2_k + s.phi_w2_v + s.phi_b2_k + s.phi_b2_v) +
-      static_cast<double>(vc.total_q * c.h_q * c.d_v);
+      static_cast<double>(s.k_tilde + s.v_tilde) + static_cast<double>(vc.total_q * c.h_q * c.d_v);
   return elems * eb;
 }
 

@@ -18,21 +18,6 @@ ValidConfig with_phi(const ValidConfig& vc) {
   return v;
 }
 
-void check_phi_params(const ValidConfig& vc, const PhiParams& pk, const PhiParams& pv) {
-  const auto s = input_shapes(vc);
-  const Dtype dt = vc.cfg.dtype;
-  check_input_tensor("phi_k.pos", pk.pos, s.phi_pos_k, dt);
-  check_input_tensor("phi_v.pos", pv.pos, s.phi_pos_v, dt);
-  check_input_tensor("phi_k.w1", pk.w1, s.phi_w1_k, dt);
-  check_input_tensor("phi_v.w1", pv.w1, s.phi_w1_v, dt);
-  check_input_tensor("phi_k.b1", pk.b1, s.phi_b1, dt);
-  check_input_tensor("phi_v.b1", pv.b1, s.phi_b1, dt);
-  check_input_tensor("phi_k.w2", pk.w2, s.phi_w2_k, dt);
-  check_input_tensor("phi_v.w2", pv.w2, s.phi_w2_v, dt);
-  check_input_tensor("phi_k.b2", pk.b2, s.phi_b2_k, dt);
-  check_input_tensor("phi_v.b2", pv.b2, s.phi_b2_v, dt);
-}
-
 // Blocks [first_block, first_block + count) of the tokens x[row0, row0 + rows) of a
 // [tokens, h_kv, dim] tensor, whose first row is token first_token of the sequence; written to
 // out[(out_row + i) * h_kv + g, :], rounded once to the dtype.

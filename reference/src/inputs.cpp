@@ -92,6 +92,21 @@ void check_input_tensor(const std::string& name, const std::vector<double>& x, i
   check_values(name, x, dtype);
 }
 
+void check_phi_params(const ValidConfig& vc, const PhiParams& pk, const PhiParams& pv) {
+  const auto s = input_shapes(vc);
+  const Dtype dt = vc.cfg.dtype;
+  check_input_tensor("phi_k.pos", pk.pos, s.phi_pos_k, dt);
+  check_input_tensor("phi_v.pos", pv.pos, s.phi_pos_v, dt);
+  check_input_tensor("phi_k.w1", pk.w1, s.phi_w1_k, dt);
+  check_input_tensor("phi_v.w1", pv.w1, s.phi_w1_v, dt);
+  check_input_tensor("phi_k.b1", pk.b1, s.phi_b1, dt);
+  check_input_tensor("phi_v.b1", pv.b1, s.phi_b1, dt);
+  check_input_tensor("phi_k.w2", pk.w2, s.phi_w2_k, dt);
+  check_input_tensor("phi_v.w2", pv.w2, s.phi_w2_v, dt);
+  check_input_tensor("phi_k.b2", pk.b2, s.phi_b2_k, dt);
+  check_input_tensor("phi_v.b2", pv.b2, s.phi_b2_v, dt);
+}
+
 void check_inputs(const ValidConfig& vc, const Inputs& in) {
   const auto& c = vc.cfg;
   const auto s = input_shapes(vc);
@@ -114,16 +129,7 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
     check_input_tensor("g" + suffix, in.gate[i],
                        c.enabled(b) ? s.gate : static_cast<int64_t>(in.gate[i].size()), dt);
   }
-  check_input_tensor("phi_k.pos", in.phi_k.pos, s.phi_pos_k, dt);
-  check_input_tensor("phi_v.pos", in.phi_v.pos, s.phi_pos_v, dt);
-  check_input_tensor("phi_k.w1", in.phi_k.w1, s.phi_w1_k, dt);
-  check_input_tensor("phi_v.w1", in.phi_v.w1, s.phi_w1_v, dt);
-  check_input_tensor("phi_k.b1", in.phi_k.b1, s.phi_b1, dt);
-  check_input_tensor("phi_v.b1", in.phi_v.b1, s.phi_b1, dt);
-  check_input_tensor("phi_k.w2", in.phi_k.w2, s.phi_w2_k, dt);
-  check_input_tensor("phi_v.w2", in.phi_v.w2, s.phi_w2_v, dt);
-  check_input_tensor("phi_k.b2", in.phi_k.b2, s.phi_b2_k, dt);
-  check_input_tensor("phi_v.b2", in.phi_v.b2, s.phi_b2_v, dt);
+  check_phi_params(vc, in.phi_k, in.phi_v);
   check_size("indices", in.indices, s.indices);
   check_cmp_cache(vc, in);
   // native-sparse-attention-triton compresses V without a position table (its module passes

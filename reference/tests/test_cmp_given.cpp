@@ -278,3 +278,27 @@ TEST_CASE("cmp_given: the gradient of k~ / v~ is the one the normal path sends i
   REQUIRE_THROWS_WITH(grad_tensor(p.normal, gn, "dk_tilde"),
                       Catch::Contains("only with cmp_given"));
 }
+
+TEST_CASE("cmp_given: on random configs of every knob, phi's output as the cache keeps the bits") {
+  // fp64 inputs, so phi's exact output is representable and the cache is phi's output itself.
+  int64_t checked = 0;
+  for (uint64_t seed = 1; seed <= 80; ++seed) {
+    Config c = test::random_config(seed);
+    c.dtype = Dtype::f64;
+    INFO("seed " << seed << ": " << describe(c));
+    const auto vn = validate(c);
+    const Inputs in = test::random_inputs(vn, seed);
+    Config cg = c;
+    cg.cmp_given = true;
+    const auto vg = validate(cg);
+    Inputs ig = in;
+    const auto cache = compress_cache(vn, in, Precision::f64);
+    ig.k_tilde = cache.k;
+    ig.v_tilde = cache.v;
+    ig.phi_k = {};
+    ig.phi_v = {};
+    require_same_bits(forward(vn, in, Precision::f64), forward(vg, ig, Precision::f64));
+    ++checked;
+  }
+  REQUIRE(checked == 80);
+}

@@ -52,6 +52,9 @@ void check_inputs(const ValidConfig& vc, const Inputs& in);
 void check_input_tensor(const std::string& name, const std::vector<double>& x, int64_t want,
                         Dtype dtype);
 
+// The phi parameters' part of check_inputs(): each tensor of phi_k / phi_v has its input_shapes()
+// count (0 for mean phi and under cmp_given) and values finite and representable in the dtype.
+void check_phi_params(const ValidConfig& vc, const PhiParams& phi_k, const PhiParams& phi_v);
 // The given compressed cache's part of check_inputs(): k_tilde / v_tilde have [total_cmp, h_kv, D]
 // elements, each finite and representable in the dtype; a bad value is named by tensor, sequence,
 // block, KV head, component and value.
