@@ -36,7 +36,8 @@ except ImportError as e:  # pragma: no cover - the ctest treats 77 as "skipped"
 
 from nsa_numpy_grad import backward_case  # noqa: E402 (after the skip check)
 
-SUPPORTED_SCHEMA = (1, 2)  # 2 added the backward (inputs/do, expected/grad/)
+# 2 added the backward (inputs/do, expected/grad/), 3 given compressed caches (cmp_given)
+SUPPORTED_SCHEMA = (1, 2, 3)
 # (mantissa bits, minimum normal exponent) of each dtype, for ulp().
 FORMATS = {"fp32": (23, -126), "fp16": (10, -14), "bf16": (7, -126), "fp64": (52, -1022)}
 
@@ -73,8 +74,13 @@ class Case:
         self.group = self.h_q // self.h_kv
         inp = g["inputs"]
         self.q = read_float(inp["q"])
-        self.k = {b: read_float(inp["k_" + b]) for b in ("cmp", "slc", "win")}
-        self.v = {b: read_float(inp["v_" + b]) for b in ("cmp", "slc", "win")}
+        # A given compressed cache (schema 3, cmp_given = 1) replaces K_cmp/V_cmp and phi: the
+        # blocks of sequence s start at row sum of N_c over the sequences before it.
+        self.cmp_given = bool(g.attrs.get("cmp_given", 0))
+        self.k = {b: read_float(inp["k_" + b]) for b in ("cmp", "slc", "win") if "k_" + b in inp}
+        self.v = {b: read_float(inp["v_" + b]) for b in ("cmp", "slc", "win") if "v_" + b in inp}
+        self.k_tilde = read_float(inp["k_tilde"]) if self.cmp_given else None
+        self.v_tilde = read_float(inp["v_tilde"]) if self.cmp_given else None
         self.gate = {b: read_float(inp["g_" + b]) for b in ("cmp", "slc", "win")}
         self.phi_k = {n[6:]: read_float(inp[n]) for n in inp if n.startswith("phi_k_")}
         self.phi_v = {n[6:]: read_float(inp[n]) for n in inp if n.startswith("phi_v_")}
@@ -187,6 +193,7 @@ def forward_case(c):
     out["scores"] = np.full((nq, hkv, ns_max), -np.inf)
     out["indices"] = np.full((nq, hkv, c.top_n), -1, np.int32)
     need_cmp = c.enabled["cmp"] or (c.enabled["slc"] and not c.given)
+    c0 = 0  # first row of the sequence's blocks in a given compressed cache
     for s in range(len(c.cu_k) - 1):
         k0, k1, q0, q1 = c.cu_k[s], c.cu_k[s + 1], c.cu_q[s], c.cu_q[s + 1]
         t_k, t_q = k1 - k0, q1 - q0
@@ -195,11 +202,14 @@ def forward_case(c):
             heads = slice(g * G, (g + 1) * G)
             K = {b: c.k[b][k0:k1, g] for b in c.k}
             V = {b: c.v[b][k0:k1, g] for b in c.v}
-            starts = [i * c.cmp_stride for i in range(n_c)]
-            kc = np.array([phi(K["cmp"][a:a + c.cmp_block], c.phi_k, c.phi, c.phi_act, g)
-                           for a in starts]).reshape(n_c, c.d_k)
-            vc = np.array([phi(V["cmp"][a:a + c.cmp_block], c.phi_v, c.phi, c.phi_act, g)
-                           for a in starts]).reshape(n_c, c.d_v)
+            if c.cmp_given:
+                kc, vc = c.k_tilde[c0:c0 + n_c, g], c.v_tilde[c0:c0 + n_c, g]
+            else:
+                starts = [i * c.cmp_stride for i in range(n_c)]
+                kc = np.array([phi(K["cmp"][a:a + c.cmp_block], c.phi_k, c.phi, c.phi_act, g)
+                               for a in starts]).reshape(n_c, c.d_k)
+                vc = np.array([phi(V["cmp"][a:a + c.cmp_block], c.phi_v, c.phi, c.phi_act, g)
+                               for a in starts]).reshape(n_c, c.d_v)
             for i in range(t_q):
                 row, t = q0 + i, t_k - t_q + i
                 q = c.q[row, heads]
@@ -239,6 +249,7 @@ def forward_case(c):
                     lo = max(0, t - span + 1)
                     o, lse, _ = attend(q, K["win"][lo:t + 1], V["win"][lo:t + 1], c.scale)
                     out["o_win"][row, heads], out["lse_win"][row, heads] = o, lse
+        c0 += n_c
     out["o"] = sum(c.gate[b][..., None] * out["o_" + b] for b in ("cmp", "slc", "win")
                    if c.enabled[b])
     return out

@@ -79,21 +79,28 @@ def backward_case(c, selection):
     dg = {b: np.zeros((nq, hq)) for b in BRANCHES}
     dphi = {w: {n: np.zeros_like(x) for n, x in p.items()}
             for w, p in (("k", c.phi_k), ("v", c.phi_v))}
+    # A given compressed cache (cmp_given) receives the compressed blocks' gradients as they are.
+    nc_total = c.k_tilde.shape[0] if c.cmp_given else 0
+    dk_tilde, dv_tilde = np.zeros((nc_total, hkv, c.d_k)), np.zeros((nc_total, hkv, c.d_v))
+    c0 = 0
     for s in range(len(c.cu_k) - 1):
         k0, k1, q0, q1 = c.cu_k[s], c.cu_k[s + 1], c.cu_q[s], c.cu_q[s + 1]
         t_k, t_q = k1 - k0, q1 - q0
         n_c = 0 if t_k < l else (t_k - l) // stride + 1
         for g in range(hkv):
             heads = slice(g * G, (g + 1) * G)
-            K = {b: c.k[b][k0:k1, g] for b in BRANCHES}
-            V = {b: c.v[b][k0:k1, g] for b in BRANCHES}
-            # The compressed blocks, with what their backward needs.
-            kfw = [_phi_forward(K["cmp"][i * stride:i * stride + l], c.phi_k, c.phi, c.phi_act, g)
-                   for i in range(n_c)]
-            vfw = [_phi_forward(V["cmp"][i * stride:i * stride + l], c.phi_v, c.phi, c.phi_act, g)
-                   for i in range(n_c)]
-            kc = np.array([f[0] for f in kfw]).reshape(n_c, c.d_k)
-            vc = np.array([f[0] for f in vfw]).reshape(n_c, c.d_v)
+            K = {b: c.k[b][k0:k1, g] for b in c.k}
+            V = {b: c.v[b][k0:k1, g] for b in c.v}
+            if c.cmp_given:
+                kc, vc = c.k_tilde[c0:c0 + n_c, g], c.v_tilde[c0:c0 + n_c, g]
+            else:
+                # The compressed blocks, with what their backward needs.
+                kfw = [_phi_forward(K["cmp"][i * stride:i * stride + l], c.phi_k, c.phi,
+                                    c.phi_act, g) for i in range(n_c)]
+                vfw = [_phi_forward(V["cmp"][i * stride:i * stride + l], c.phi_v, c.phi,
+                                    c.phi_act, g) for i in range(n_c)]
+                kc = np.array([f[0] for f in kfw]).reshape(n_c, c.d_k)
+                vc = np.array([f[0] for f in vfw]).reshape(n_c, c.d_v)
             dkc, dvc = np.zeros_like(kc), np.zeros_like(vc)
             for i in range(t_q):
                 row, t = q0 + i, t_k - t_q + i
@@ -123,24 +130,29 @@ def backward_case(c, selection):
                     else:
                         np.add.at(dk[b][:, g], k0 + rows, g_k)
                         np.add.at(dv[b][:, g], k0 + rows, g_v)
-            if c.enabled["cmp"]:
+            if c.enabled["cmp"] and c.cmp_given:
+                dk_tilde[c0:c0 + n_c, g], dv_tilde[c0:c0 + n_c, g] = dkc, dvc
+            elif c.enabled["cmp"]:
                 for i in range(n_c):
                     a = k0 + i * stride  # a token in several blocks receives from each
                     dk["cmp"][a:a + l, g] += _phi_backward(dkc[i], kfw[i][1], kfw[i][2], c.phi_k,
                                                            c.phi, c.phi_act, g, l, dphi["k"])
                     dv["cmp"][a:a + l, g] += _phi_backward(dvc[i], vfw[i][1], vfw[i][2], c.phi_v,
                                                            c.phi, c.phi_act, g, l, dphi["v"])
+        c0 += n_c
     out = {"dq": dq}
     for b in BRANCHES:
         if not c.enabled[b]:
             continue
-        if not c.shared_kv:
+        if b == "cmp" and c.cmp_given:
+            out["dk_tilde"], out["dv_tilde"] = dk_tilde, dv_tilde
+        elif not c.shared_kv:
             out["dk_" + b], out["dv_" + b] = dk[b], dv[b]
         out["dg_" + b] = dg[b]
-    if c.shared_kv:
+    if c.shared_kv:  # with a given cache, K_cmp is not read: dk["cmp"] stays 0
         out["dk_shared"] = sum(dk[b] for b in BRANCHES if c.enabled[b])
         out["dv_shared"] = sum(dv[b] for b in BRANCHES if c.enabled[b])
-    if c.enabled["cmp"]:
+    if c.enabled["cmp"] and not c.cmp_given:
         for w in ("k", "v"):
             for name, x in dphi[w].items():
                 out[f"dphi_{w}_{name}"] = x

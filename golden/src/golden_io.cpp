@@ -1,5 +1,5 @@
-// The golden file schema (golden/SCHEMA.md), version 2: writer and checking reader (which also
-// reads version 1, forward only).
+// The golden file schema (golden/SCHEMA.md), version 3: writer and checking reader (which also
+// reads version 2, without given compressed caches, and version 1, forward only).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -47,12 +47,19 @@ std::vector<InputTensor> input_tensors(const ValidConfig& vc, const nsa::ref::In
   for (Branch b : nsa::ref::kAllBranches) {
     const std::string s(nsa::ref::to_string(b));
     const int i = static_cast<int>(b);
+    // A given compressed cache replaces K_cmp/V_cmp (under shared_kv they are the shared K/V).
+    if (b == Branch::cmp && c.cmp_given && !c.shared_kv) continue;
     out.push_back({{"k_" + s, {tk, c.h_kv, c.d_k}}, &in.k[i]});
     out.push_back({{"v_" + s, {tk, c.h_kv, c.d_v}}, &in.v[i]});
   }
   for (Branch b : nsa::ref::kAllBranches) {
     const std::string s(nsa::ref::to_string(b));
     out.push_back({{"g_" + s, {tq, c.h_q}}, &in.gate[static_cast<int>(b)]});
+  }
+  if (c.cmp_given) {  // phi is not run: the cache instead of its parameters
+    out.push_back({{"k_tilde", {vc.total_cmp, c.h_kv, c.d_k}}, &in.k_tilde});
+    out.push_back({{"v_tilde", {vc.total_cmp, c.h_kv, c.d_v}}, &in.v_tilde});
+    return out;
   }
   auto phi = [&](const char* which, const nsa::ref::PhiParams& p, int64_t D) {
     const std::string pre = std::string("phi_") + which + "_";
@@ -112,6 +119,8 @@ std::vector<Spec> grad_specs(const ValidConfig& vc) {
     std::vector<int64_t> dims;
     if (name == "dq")
       dims = {vc.total_q, c.h_q, c.d_k};
+    else if (name == "dk_tilde" || name == "dv_tilde")
+      dims = phi_dims.at(name.substr(1));  // dk_tilde -> k_tilde
     else if (name.rfind("dg_", 0) == 0)
       dims = {vc.total_q, c.h_q};
     else if (name.rfind("dk_", 0) == 0)
@@ -193,6 +202,7 @@ void write_config_attrs(hid_t g, const ValidConfig& vc) {
   h5::write_attr(g, "dtype", std::string(to_string(c.dtype)));
   h5::write_attr(g, "shared_kv", int64_t{c.shared_kv});
   h5::write_attr(g, "given_indices", int64_t{c.given_indices});
+  h5::write_attr(g, "cmp_given", int64_t{c.cmp_given});
   h5::write_attr(g, "cmp_visibility", std::string(to_string(c.cmp_visibility)));
   h5::write_attr(g, "score_mapping", std::string(to_string(c.score_mapping)));
   h5::write_attr(g, "group_reduce", std::string(to_string(c.group_reduce)));
@@ -342,6 +352,11 @@ struct Reader {
     } catch (const std::exception& e) {
       throw GoldenError(w + ": attribute config_json: " + e.what());
     }
+    if (version < 3 && gc.vc.cfg.cmp_given)
+      throw GoldenError(w +
+                        ": attribute config_json: cmp_given = true needs schema_version 3 "
+                        "(the file says " +
+                        std::to_string(version) + ")");
     gc.seed = h5::read_attr_u64(g, "seed", w);
     const auto regime = h5::read_attr_string(g, "regime", w);
     if (!nsa::ref::parse_regime(regime, gc.regime))
@@ -514,10 +529,10 @@ GoldenFile read_golden_checked(const std::string& path) {
   const auto f = h5::open_file(path);
   const auto version = h5::read_attr_int(f, "schema_version", path);
   if (version < kOldestReadableSchema || version > kSchemaVersion)
-    throw GoldenError(path + ": schema_version " + std::to_string(version) +
-                      ", this program reads versions " + std::to_string(kOldestReadableSchema) +
-                      " (forward only) and " + std::to_string(kSchemaVersion) +
-                      " (forward and backward) (golden/SCHEMA.md)");
+    throw GoldenError(
+        path + ": schema_version " + std::to_string(version) + ", this program reads versions " +
+        std::to_string(kOldestReadableSchema) + " (forward only), 2 (forward and backward) and " +
+        std::to_string(kSchemaVersion) + " (also given compressed caches) (golden/SCHEMA.md)");
   GoldenFile out;
   out.schema_version = static_cast<int>(version);
   out.suite = h5::read_attr_string(f, "suite", path);

@@ -283,6 +283,26 @@ std::vector<CaseSpec> canonical() {
     c.window = 512;
     b.add("backward_long_suffix3_fp32", c);
   }
+  // A given compressed cache (cmp_given): decode rows of a varlen batch reading k~/v~ instead of
+  // running phi (an empty sequence, one shorter than l, T_q = 1 and 4); and the selection's scores
+  // alone reading the cache (compression branch off) under shared K/V. The gradient of k~/v~ is
+  // stored instead of K_cmp's and phi's.
+  {
+    auto c = varlen({0, 21, 300, 700}, 1, Dtype::bf16);
+    c.cu_seqlens_q = {0, 0, 1, 2, 6};
+    c.h_q = 4;
+    c.h_kv = 2;
+    c.cmp_given = true;
+    b.add("cmp_given_decode_varlen_bf16", c);
+  }
+  {
+    auto c = small(260, Dtype::f16);
+    c.t_q = 40;
+    c.cmp_given = true;
+    c.enable_cmp = false;
+    c.shared_kv = true;
+    b.add("cmp_given_scores_only_shared_fp16", c);
+  }
   return b.take();
 }
 

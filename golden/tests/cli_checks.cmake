@@ -9,17 +9,7 @@ file(WRITE ${WORK}/bad.json "{\"t_k\": \"seventy\"}")
 file(WRITE ${WORK}/invalid.json "{\"h_q\": 3, \"h_kv\": 2}")
 set(failures 0)
 
-# expect(<exit code> <text the output must contain> <args...>)
-function(expect code text)
-  execute_process(COMMAND ${NSA} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out
-                  ERROR_VARIABLE err)
-  string(FIND "${out}${err}" "${text}" pos)
-  if(NOT rc STREQUAL "${code}" OR pos EQUAL -1)
-    message(SEND_ERROR "nsa ${ARGN}: exit ${rc} (want ${code}), output must contain '${text}':\n${out}${err}")
-  else()
-    message(STATUS "ok: nsa ${ARGN} -> ${rc}")
-  endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/cli_expect.cmake)
 
 # The program lists the commands of every component (golden/cli/nsa_main.cpp assembles them).
 foreach(command IN ITEMS golden verify bench fuzz)

@@ -52,7 +52,7 @@ TEST_CASE("golden grad: write then read gives back dO, every gradient and its ba
           "[golden]") {
   const auto path = written_sample("grad_roundtrip.h5");
   const auto back = read_golden(path);
-  REQUIRE(back.schema_version == 2);
+  REQUIRE(back.schema_version == kSchemaVersion);
   REQUIRE(back.cases.size() == sample().cases.size());
   for (std::size_t i = 0; i < back.cases.size(); ++i) {
     const auto& a = sample().cases[i];
@@ -253,5 +253,75 @@ TEST_CASE(
   // the truth's gradients fail against the other selection.
   CHECK_FALSE(check_case_gradients(gc, grads).pass());
   CHECK_FALSE(check_case_gradients(gc, gc.grad_truth, fo.indices).pass());
+  std::filesystem::remove(path);
+}
+
+namespace {
+
+// The canonical suite's given-cache cases (cmp_given), truth in f64.
+GoldenFile cmp_given_sample() {
+  GoldenFile g;
+  g.suite = "canonical";
+  for (const auto& s : suite_cases("canonical"))
+    if (s.cfg.cmp_given) g.cases.push_back(make_case(s, nsa::ref::Precision::f64, 2));
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("golden: a given compressed cache round-trips: k~, v~ and their gradients, no K_cmp",
+          "[golden]") {
+  const auto sample_file = cmp_given_sample();
+  REQUIRE(sample_file.cases.size() == 2);
+  const auto path = temp_path("cmp_given.h5");
+  write_golden(path, sample_file);
+  const auto back = read_golden(path);
+  REQUIRE(back.schema_version == 3);
+  for (std::size_t i = 0; i < back.cases.size(); ++i) {
+    const auto& a = sample_file.cases[i];
+    const auto& b = back.cases[i];
+    INFO("case " << a.name);
+    REQUIRE(b.vc.cfg.cmp_given);
+    CHECK(!b.inputs.k_tilde.empty());
+    CHECK(b.inputs.k_tilde == a.inputs.k_tilde);
+    CHECK(b.inputs.v_tilde == a.inputs.v_tilde);
+    CHECK(b.inputs.phi_k.w1.empty());
+    CHECK(check_case(b, b.truth).pass());
+    const auto names = nsa::ref::grad_tensor_names(a.vc);
+    for (const auto& n : names) {
+      INFO("gradient " << n);
+      CHECK(nsa::ref::grad_tensor(b.vc, b.grad_truth, n) ==
+            nsa::ref::grad_tensor(a.vc, a.grad_truth, n));
+    }
+    CHECK(check_case_gradients(b, b.grad_truth).pass());
+  }
+  {
+    Rw rw(path);
+    // The decode case has separate K/V: no k_cmp is stored, the cache and its gradient are.
+    const std::string c = "cases/" + sample_file.cases[0].name;
+    CHECK(H5Lexists(rw.f, (c + "/inputs/k_cmp").c_str(), H5P_DEFAULT) == 0);
+    CHECK(H5Lexists(rw.f, (c + "/inputs/k_tilde").c_str(), H5P_DEFAULT) > 0);
+    CHECK(H5Lexists(rw.f, (c + "/expected/grad/dk_tilde").c_str(), H5P_DEFAULT) > 0);
+    CHECK(H5Lexists(rw.f, (c + "/expected/grad/dk_cmp").c_str(), H5P_DEFAULT) == 0);
+  }
+  // A wrong gradient of the cache fails the judge.
+  {
+    auto cand = back.cases[0].grad_truth;
+    for (double& x : cand.dk_tilde) x *= 1.25;
+    const auto v = check_case_gradients(back.cases[0], cand);
+    INFO(v.table());
+    CHECK_FALSE(v.pass());
+    const auto* t = v.find("dk_tilde");
+    REQUIRE(t != nullptr);
+    CHECK_FALSE(t->pass);
+    CHECK(v.find("dv_tilde")->pass);
+  }
+  // A version 2 file cannot hold a given cache.
+  {
+    Rw rw(path);
+    h5::write_attr(rw.f, "schema_version", int64_t{2});
+  }
+  const auto e = error_of([&] { read_golden(path); });
+  CHECK(contains(e, "cmp_given = true needs schema_version 3 (the file says 2)"));
   std::filesystem::remove(path);
 }

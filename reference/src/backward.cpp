@@ -35,6 +35,15 @@ auto& lookup(const ValidConfig& vc, G& g, const std::string& name) {
     return std::invalid_argument("gradient '" + name + "': " + why);
   };
   if (name == "dq") return g.dq;
+  if (name == "dk_tilde" || name == "dv_tilde") {
+    if (!c.cmp_given) throw fail("only with cmp_given (else phi's output is not an input)");
+    if (!c.enable_cmp)
+      throw fail("branch cmp is disabled (enable_cmp = false): it has no gradients");
+    return name == "dk_tilde" ? g.dk_tilde : g.dv_tilde;
+  }
+  if (c.cmp_given && (name == "dk_cmp" || name == "dv_cmp"))
+    throw fail("cmp_given: K_cmp/V_cmp are not inputs (the gradient goes to " + name.substr(0, 2) +
+               "_tilde)");
   if ((name == "dk_shared" || name == "dv_shared")) {
     if (!c.shared_kv) throw fail("only with shared_kv (the branches have their own K/V)");
     return name == "dk_shared" ? g.dk_shared : g.dv_shared;
@@ -55,11 +64,12 @@ auto& lookup(const ValidConfig& vc, G& g, const std::string& name) {
         throw fail("phi " + std::string(to_string(c.phi)) + " has no parameter '" + slot + "'");
       if (!c.enable_cmp)
         throw fail("branch cmp is disabled (enable_cmp = false): it has no gradients");
+      if (c.cmp_given) throw fail("cmp_given: phi is not run, its parameters have no gradients");
       return phi_slot(*t == 'k' ? g.dphi_k : g.dphi_v, slot);
     }
   throw fail(
       "unknown gradient tensor (expected one of dq, dk_<b>, dv_<b>, dg_<b>, dk_shared, "
-      "dv_shared, dphi_<k|v>_<pos|w1|b1|w2|b2>)");
+      "dv_shared, dk_tilde, dv_tilde, dphi_<k|v>_<pos|w1|b1|w2|b2>)");
 }
 
 }  // namespace
@@ -71,11 +81,15 @@ std::vector<std::string> grad_tensor_names(const ValidConfig& vc) {
     if (!c.enabled(b)) continue;
     const std::string s(to_string(b));
     // With shared K/V there is one K and one V tensor: only their gradients are inputs' gradients.
-    if (!c.shared_kv) names.insert(names.end(), {"dk_" + s, "dv_" + s});
+    // A given compressed cache replaces K_cmp/V_cmp (and phi) as the compression's input.
+    if (b == Branch::cmp && c.cmp_given)
+      names.insert(names.end(), {"dk_tilde", "dv_tilde"});
+    else if (!c.shared_kv)
+      names.insert(names.end(), {"dk_" + s, "dv_" + s});
     names.push_back("dg_" + s);
   }
   if (c.shared_kv) names.insert(names.end(), {"dk_shared", "dv_shared"});
-  if (c.enable_cmp)
+  if (c.enable_cmp && !c.cmp_given)
     for (const char* t : {"k", "v"})
       for (const auto& slot : phi_slots(c)) names.push_back(std::string("dphi_") + t + "_" + slot);
   return names;

@@ -163,9 +163,11 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
   const Real scale = Real(vc.scale);
   const Picked qp = pick(sel.rows, vc.total_q, sel.query_grads, "rows");
   const Picked kp = pick(sel.keys, vc.total_k, sel.key_grads, "keys");
-  const bool phi_has_params = c.phi != Phi::mean;
+  const bool phi_has_params = c.phi != Phi::mean && !c.cmp_given;
   const bool want_phi = sel.key_grads && sel.phi_params && phi_has_params;
-  const bool cmp_params = want_phi && c.enable_cmp;  // every compressed block is needed
+  // Every compressed block's gradient is needed: for phi's parameters, or as the gradient of a
+  // given compressed cache (an input of its own, not selected by `keys`).
+  const bool cmp_all = c.enable_cmp && (c.cmp_given ? sel.key_grads : want_phi);
   const int ci = static_cast<int>(Branch::cmp);
 
   Gradients out;
@@ -182,6 +184,10 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
     out.dk_shared.assign(out.dk[0].size(), 0.0);
     out.dv_shared.assign(out.dv[0].size(), 0.0);
   }
+  if (c.cmp_given) {  // exactly 0 when the compression branch is disabled
+    out.dk_tilde.assign(static_cast<std::size_t>(vc.total_cmp * Hkv * dk_dim), 0.0);
+    out.dv_tilde.assign(static_cast<std::size_t>(vc.total_cmp * Hkv * dv_dim), 0.0);
+  }
   // phi parameter gradients per KV head, summed over the sequences in order.
   std::vector<PhiHeadGrad<Real>> gk, gv;
   if (want_phi)
@@ -197,10 +203,10 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
     // Key tiles whose gradients are wanted, per branch (the compressed keys a wanted token
     // reads, or all of them for the phi parameters).
     std::array<std::vector<char>, 3> tile_on;
-    tile_on[0].assign(static_cast<std::size_t>(n_cmp_tiles), cmp_params ? 1 : 0);
+    tile_on[0].assign(static_cast<std::size_t>(n_cmp_tiles), cmp_all ? 1 : 0);
     tile_on[1].assign(static_cast<std::size_t>(n_tok_tiles), 0);
     tile_on[2].assign(static_cast<std::size_t>(n_tok_tiles), 0);
-    bool any_keys = cmp_params && c.enable_cmp && nc > 0;
+    bool any_keys = cmp_all && nc > 0;
     for (int64_t u = 0; u < seq.t_k; ++u) {
       if (kp.slot[seq.k_begin + u] < 0) continue;
       any_keys = true;
@@ -356,8 +362,20 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
       dvs[bi][task.g].middleRows(k0, n) = dv;
     });
 
+    // A given compressed cache receives its blocks' gradients as they are, rounded once.
+    if (c.enable_cmp && c.cmp_given && sel.key_grads) {
+      for (int64_t g = 0; g < Hkv; ++g)
+        for (int64_t i = 0; i < nc; ++i) {
+          const std::size_t kb = static_cast<std::size_t>(((seq.c_begin + i) * Hkv + g) * dk_dim);
+          const std::size_t vb = static_cast<std::size_t>(((seq.c_begin + i) * Hkv + g) * dv_dim);
+          for (int64_t e = 0; e < dk_dim; ++e)
+            out.dk_tilde[kb + e] = to_double(round.store(dks[ci][g](i, e)));
+          for (int64_t e = 0; e < dv_dim; ++e)
+            out.dv_tilde[vb + e] = to_double(round.store(dvs[ci][g](i, e)));
+        }
+    }
     // The compressed keys' gradients through phi into the tokens (and phi's parameters).
-    if (c.enable_cmp) {
+    if (c.enable_cmp && !c.cmp_given) {
       parallel_for(Hkv, sel.threads, [&](int64_t g) {
         const auto& hd = heads[static_cast<std::size_t>(g)];
         const PhiHead<Real> hk = phi_head<Real>(vc, in.phi_k, g, dk_dim);
@@ -380,7 +398,8 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
         const std::size_t vbase = static_cast<std::size_t>((slot * Hkv + g) * dv_dim);
         Vec<Real> ksum = Vec<Real>::Zero(dk_dim), vsum = Vec<Real>::Zero(dv_dim);
         for (Branch b : kAllBranches) {
-          if (!c.enabled(b)) continue;
+          // A given compressed cache: the raw K_cmp/V_cmp are not inputs, no token gradient.
+          if (!c.enabled(b) || (b == Branch::cmp && c.cmp_given)) continue;
           const int bi = static_cast<int>(b);
           const Mat<Real>& dkm = dks[bi][g];
           const Mat<Real>& dvm = dvs[bi][g];

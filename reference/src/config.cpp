@@ -96,6 +96,8 @@ void validate_layout(ValidConfig& v) {
     s.t_q = c.cu_seqlens_q[b + 1] - s.q_begin;
     s.t_k = c.cu_seqlens_k[b + 1] - s.k_begin;
     v.max_t_k = std::max(v.max_t_k, s.t_k);
+    s.c_begin = v.total_cmp;
+    v.total_cmp += v.num_cmp_blocks(s.t_k);
     v.seqs.push_back(s);
   }
   v.total_q = c.cu_seqlens_q.back();
@@ -206,7 +208,8 @@ std::string describe(const Config& c) {
     << (c.enable_win ? "w" : "-") << " phi=" << to_string(c.phi);
   if (c.phi == Phi::mlp) o << "(" << c.phi_hidden << "," << to_string(c.phi_act) << ")";
   o << " dtype=" << to_string(c.dtype) << " shared_kv=" << c.shared_kv
-    << " given_indices=" << c.given_indices << " cmp_visibility=" << to_string(c.cmp_visibility)
+    << " given_indices=" << c.given_indices << " cmp_given=" << c.cmp_given
+    << " cmp_visibility=" << to_string(c.cmp_visibility)
     << " score_mapping=" << to_string(c.score_mapping)
     << " group_reduce=" << to_string(c.group_reduce) << " forced_mode=" << to_string(c.forced_mode)
     << " tie_break=" << to_string(c.tie_break) << " slc_causal=" << to_string(c.slc_causal)

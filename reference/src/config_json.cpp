@@ -151,6 +151,7 @@ const std::map<std::string, Setter>& setters() {
       {"dtype", enum_setter(&Config::dtype)},
       {"shared_kv", bool_setter(&Config::shared_kv)},
       {"given_indices", bool_setter(&Config::given_indices)},
+      {"cmp_given", bool_setter(&Config::cmp_given)},
       {"cmp_visibility", enum_setter(&Config::cmp_visibility)},
       {"score_mapping", enum_setter(&Config::score_mapping)},
       {"group_reduce", enum_setter(&Config::group_reduce)},
@@ -258,6 +259,7 @@ std::string config_to_json(const Config& c) {
   j["dtype"] = to_string(c.dtype);
   j["shared_kv"] = c.shared_kv;
   j["given_indices"] = c.given_indices;
+  j["cmp_given"] = c.cmp_given;
   j["cmp_visibility"] = to_string(c.cmp_visibility);
   j["score_mapping"] = to_string(c.score_mapping);
   j["group_reduce"] = to_string(c.group_reduce);

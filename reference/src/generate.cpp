@@ -17,6 +17,8 @@ enum Stream : uint64_t {
   kPhiV = 21,
   kIdx = 31,
   kGradOutput = 41,
+  kKTilde = 51,  // cmp_given: the compressed cache
+  kVTilde = 52,
 };
 
 double scaled(double u, double amp) { return (2.0 * u - 1.0) * amp; }
@@ -116,6 +118,10 @@ Inputs generate_inputs(const ValidConfig& vc, uint64_t seed, Regime regime) {
   // native-sparse-attention-triton has no position table for V (check_inputs requires 0).
   if (c.profile == "nsa_triton") std::fill(in.phi_v.pos.begin(), in.phi_v.pos.end(), 0.0);
   if (c.given_indices) in.indices = generate_indices(vc, seed, false);
+  // A given compressed cache: values of the raw keys' kind, independent of K_cmp (the forward
+  // must not depend on anything but the cache; the regimes apply to k~ as to k).
+  in.k_tilde = tensor(seed, kKTilde, s.k_tilde, 1.0, kv_regime, dt);
+  in.v_tilde = tensor(seed, kVTilde, s.v_tilde, 1.0, Regime::typical, dt);
   return in;
 }
 

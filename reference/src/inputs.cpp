@@ -4,6 +4,8 @@
 
 #include <Eigen/Core>
 #include <cmath>
+#include <iomanip>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -36,13 +38,15 @@ InputShapes input_shapes(const ValidConfig& vc) {
   s.k = vc.total_k * c.h_kv * c.d_k;
   s.v = vc.total_k * c.h_kv * c.d_v;
   s.gate = vc.total_q * c.h_q;
-  const bool has_pos = c.phi != Phi::mean;
+  // With a given compressed cache phi is not run: its parameters are not inputs.
+  const bool runs_phi = !c.cmp_given;
+  const bool has_pos = runs_phi && c.phi != Phi::mean;
   s.phi_pos_k = has_pos ? c.h_kv * l * c.d_k : 0;
   s.phi_pos_v = has_pos ? c.h_kv * l * c.d_v : 0;
-  if (c.phi == Phi::linear) {
+  if (runs_phi && c.phi == Phi::linear) {
     s.phi_w1_k = c.h_kv * l * c.d_k * c.d_k;
     s.phi_w1_v = c.h_kv * l * c.d_v * c.d_v;
-  } else if (c.phi == Phi::mlp) {
+  } else if (runs_phi && c.phi == Phi::mlp) {
     s.phi_w1_k = c.h_kv * l * c.d_k * m;
     s.phi_w1_v = c.h_kv * l * c.d_v * m;
     s.phi_b1 = c.h_kv * m;
@@ -52,6 +56,10 @@ InputShapes input_shapes(const ValidConfig& vc) {
     s.phi_b2_v = c.h_kv * c.d_v;
   }
   s.indices = c.given_indices ? vc.total_q * c.h_kv * c.top_n : 0;
+  // Required whenever given, read or not: a config that judges a candidate's own index lists
+  // turns the selection's scores off without changing the inputs.
+  s.k_tilde = c.cmp_given ? vc.total_cmp * c.h_kv * c.d_k : 0;
+  s.v_tilde = c.cmp_given ? vc.total_cmp * c.h_kv * c.d_v : 0;
   return s;
 }
 
@@ -84,6 +92,21 @@ void check_input_tensor(const std::string& name, const std::vector<double>& x, i
   check_values(name, x, dtype);
 }
 
+void check_phi_params(const ValidConfig& vc, const PhiParams& pk, const PhiParams& pv) {
+  const auto s = input_shapes(vc);
+  const Dtype dt = vc.cfg.dtype;
+  check_input_tensor("phi_k.pos", pk.pos, s.phi_pos_k, dt);
+  check_input_tensor("phi_v.pos", pv.pos, s.phi_pos_v, dt);
+  check_input_tensor("phi_k.w1", pk.w1, s.phi_w1_k, dt);
+  check_input_tensor("phi_v.w1", pv.w1, s.phi_w1_v, dt);
+  check_input_tensor("phi_k.b1", pk.b1, s.phi_b1, dt);
+  check_input_tensor("phi_v.b1", pv.b1, s.phi_b1, dt);
+  check_input_tensor("phi_k.w2", pk.w2, s.phi_w2_k, dt);
+  check_input_tensor("phi_v.w2", pv.w2, s.phi_w2_v, dt);
+  check_input_tensor("phi_k.b2", pk.b2, s.phi_b2_k, dt);
+  check_input_tensor("phi_v.b2", pv.b2, s.phi_b2_v, dt);
+}
+
 void check_inputs(const ValidConfig& vc, const Inputs& in) {
   const auto& c = vc.cfg;
   const auto s = input_shapes(vc);
@@ -95,8 +118,10 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
     std::string suffix = "_";
     suffix += to_string(b);
     // The selection branch needs compression inputs for its scores unless indices are given.
-    const bool needed =
-        b == Branch::cmp ? (c.enable_cmp || (c.enable_slc && !c.given_indices)) : c.enabled(b);
+    // A given compressed cache replaces K_cmp/V_cmp.
+    const bool needed = b == Branch::cmp
+                            ? !c.cmp_given && (c.enable_cmp || (c.enable_slc && !c.given_indices))
+                            : c.enabled(b);
     check_input_tensor("k" + suffix, in.k[i], needed ? s.k : static_cast<int64_t>(in.k[i].size()),
                        dt);
     check_input_tensor("v" + suffix, in.v[i], needed ? s.v : static_cast<int64_t>(in.v[i].size()),
@@ -104,17 +129,9 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
     check_input_tensor("g" + suffix, in.gate[i],
                        c.enabled(b) ? s.gate : static_cast<int64_t>(in.gate[i].size()), dt);
   }
-  check_input_tensor("phi_k.pos", in.phi_k.pos, s.phi_pos_k, dt);
-  check_input_tensor("phi_v.pos", in.phi_v.pos, s.phi_pos_v, dt);
-  check_input_tensor("phi_k.w1", in.phi_k.w1, s.phi_w1_k, dt);
-  check_input_tensor("phi_v.w1", in.phi_v.w1, s.phi_w1_v, dt);
-  check_input_tensor("phi_k.b1", in.phi_k.b1, s.phi_b1, dt);
-  check_input_tensor("phi_v.b1", in.phi_v.b1, s.phi_b1, dt);
-  check_input_tensor("phi_k.w2", in.phi_k.w2, s.phi_w2_k, dt);
-  check_input_tensor("phi_v.w2", in.phi_v.w2, s.phi_w2_v, dt);
-  check_input_tensor("phi_k.b2", in.phi_k.b2, s.phi_b2_k, dt);
-  check_input_tensor("phi_v.b2", in.phi_v.b2, s.phi_b2_v, dt);
+  check_phi_params(vc, in.phi_k, in.phi_v);
   check_size("indices", in.indices, s.indices);
+  check_cmp_cache(vc, in);
   // native-sparse-attention-triton compresses V without a position table (its module passes
   // pe=None for V): under that profile a linear phi's V table must be 0 (docs/semantics.md).
   if (c.profile == "nsa_triton")
@@ -126,6 +143,48 @@ void check_inputs(const ValidConfig& vc, const Inputs& in) {
                                     "(every entry must be 0)");
   if (c.given_indices && c.enable_slc && c.index_policy == IndexPolicy::strict)
     check_indices_strict(vc, in.indices);
+}
+
+namespace {
+std::string precise(double x) {
+  std::ostringstream o;
+  o << std::setprecision(17) << x;
+  return o.str();
+}
+}  // namespace
+
+void check_cmp_cache(const ValidConfig& vc, const Inputs& in) {
+  const auto& c = vc.cfg;
+  const auto s = input_shapes(vc);
+  for (const bool is_k : {true, false}) {
+    const std::string name = is_k ? "k_tilde" : "v_tilde";
+    const auto& x = is_k ? in.k_tilde : in.v_tilde;
+    const int64_t dim = is_k ? c.d_k : c.d_v;
+    if (static_cast<int64_t>(x.size()) != (is_k ? s.k_tilde : s.v_tilde))
+      throw std::invalid_argument(
+          "input '" + name + "' has " + std::to_string(x.size()) + " elements, expected " +
+          std::to_string(is_k ? s.k_tilde : s.v_tilde) +
+          (c.cmp_given ? " ([total_cmp = " + std::to_string(vc.total_cmp) + ", h_kv = " +
+                             std::to_string(c.h_kv) + ", " + std::to_string(dim) + "])"
+                       : " (cmp_given is false: no compressed cache is read)"));
+    if (!c.cmp_given) continue;
+    for (std::size_t b = 0; b < vc.seqs.size(); ++b) {
+      const auto& seq = vc.seqs[b];
+      const int64_t nc = vc.num_cmp_blocks(seq.t_k);
+      for (int64_t e = seq.c_begin * c.h_kv * dim; e < (seq.c_begin + nc) * c.h_kv * dim; ++e) {
+        const double v = x[static_cast<std::size_t>(e)];
+        const bool finite = std::isfinite(v);
+        if (finite && representable(v, c.dtype)) continue;
+        const int64_t block = e / (c.h_kv * dim) - seq.c_begin, g = e / dim % c.h_kv;
+        throw std::invalid_argument(
+            "input '" + name + "' sequence " + std::to_string(b) + ", block " +
+            std::to_string(block) + ", kv head " + std::to_string(g) + ", component " +
+            std::to_string(e % dim) + " (element " + std::to_string(e) + ") = " + precise(v) +
+            (finite ? " is not representable in " + std::string(to_string(c.dtype))
+                    : " is not finite"));
+      }
+    }
+  }
 }
 
 void check_indices_strict(const ValidConfig& vc, const std::vector<int32_t>& indices) {

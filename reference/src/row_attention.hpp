@@ -24,8 +24,10 @@ inline bool needs_cmp_scores(const Config& c) {
 // One KV head of one sequence, widened to Real: raw K/V per branch and compressed K/V.
 template <class Real>
 struct HeadData {
-  std::array<Mat<Real>, 3> k, v;
-  Mat<Real> k_cmp, v_cmp;  // compressed blocks [N_c(t_k), D], rounded by the storage policy
+  std::array<Mat<Real>, 3> k, v;  // cmp_given: no raw K/V of the compression branch
+  // Compressed blocks [N_c(t_k), D]: phi's output rounded by the storage policy, or the given
+  // cache's rows (cmp_given; already in the dtype, so the storage policy leaves them as they are).
+  Mat<Real> k_cmp, v_cmp;
 };
 
 // Rows [row0, row0 + rows) of one head of a [tokens, heads, dim] tensor.
@@ -47,12 +49,16 @@ HeadData<Real> load_head(const ValidConfig& vc, const Inputs& in, const Sequence
   const bool want_cmp = needs_cmp_scores(c);
   HeadData<Real> hd;
   for (Branch b : kAllBranches) {
-    if (!(b == Branch::cmp ? want_cmp : c.enabled(b))) continue;
+    if (!(b == Branch::cmp ? want_cmp && !c.cmp_given : c.enabled(b))) continue;
     const int bi = static_cast<int>(b);
     hd.k[bi] = load_rows<Real>(in.k[bi], seq.k_begin, seq.t_k, c.h_kv, g, c.d_k);
     hd.v[bi] = load_rows<Real>(in.v[bi], seq.k_begin, seq.t_k, c.h_kv, g, c.d_v);
   }
-  if (want_cmp) {
+  if (want_cmp && c.cmp_given) {
+    const int64_t nc = vc.num_cmp_blocks(seq.t_k);
+    hd.k_cmp = load_rows<Real>(in.k_tilde, seq.c_begin, nc, c.h_kv, g, c.d_k);
+    hd.v_cmp = load_rows<Real>(in.v_tilde, seq.c_begin, nc, c.h_kv, g, c.d_v);
+  } else if (want_cmp) {
     const int bi = static_cast<int>(Branch::cmp);
     hd.k_cmp = compress_all(vc, phi_head<Real>(vc, in.phi_k, g, c.d_k), hd.k[bi], round);
     hd.v_cmp = compress_all(vc, phi_head<Real>(vc, in.phi_v, g, c.d_v), hd.v[bi], round);

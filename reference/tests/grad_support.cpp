@@ -41,6 +41,14 @@ std::vector<GradPair> grad_pairs(const ref::ValidConfig& vc, Inputs& in, const r
                  },
                  &g.dv_shared, Unit::token, vdim});
   }
+  if (c.cmp_given) {
+    p.push_back({"dk_tilde",
+                 [](Inputs& x) { return std::vector<std::vector<double>*>{&x.k_tilde}; },
+                 &g.dk_tilde});
+    p.push_back({"dv_tilde",
+                 [](Inputs& x) { return std::vector<std::vector<double>*>{&x.v_tilde}; },
+                 &g.dv_tilde});
+  }
   auto phi = [&](const char* t, ref::PhiParams Inputs::*params, const ref::PhiParams& grads) {
     const std::pair<const char*, std::vector<double> ref::PhiParams::*> slots[] = {
         {"pos", &ref::PhiParams::pos},

@@ -117,6 +117,27 @@ std::vector<FdCase> fd_cases() {
     c.enable_cmp = false;
     c.enable_slc = false;
   });
+  add("cmp_given: a compressed cache", [](Config& c) { c.cmp_given = true; });
+  add("cmp_given, phi mlp (not run), shared_kv, G = 2", [](Config& c) {
+    c.cmp_given = true;
+    c.phi = Phi::mlp;
+    c.phi_hidden = 3;
+    c.shared_kv = true;
+    c.h_q = 4;
+    c.h_kv = 2;
+    c.t_k = 14;
+  });
+  add("cmp_given, varlen decode rows", [](Config& c) {
+    c.cmp_given = true;
+    c.layout = Layout::varlen;
+    c.t_k = 0;
+    c.cu_seqlens_k = {0, 9, 9, 24};
+    c.cu_seqlens_q = {0, 1, 1, 3};
+  });
+  add("cmp_given, cmp disabled (scores only)", [](Config& c) {
+    c.cmp_given = true;
+    c.enable_cmp = false;
+  });
   add("selection only, given", [](Config& c) {
     c.enable_cmp = false;
     c.enable_win = false;

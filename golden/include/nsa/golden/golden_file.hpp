@@ -14,9 +14,11 @@
 
 namespace nsa::golden {
 
-// Version of golden/SCHEMA.md that this code writes. Version 2 added the backward (inputs/do,
-// expected/grad/); version 1 files are still read, forward only.
-inline constexpr int kSchemaVersion = 2;
+// Version of golden/SCHEMA.md that this code writes. Version 3 added given compressed caches
+// (cmp_given: inputs/k_tilde, v_tilde, expected/grad/dk_tilde, dv_tilde; version 2 files, whose
+// configs have none, read the same); version 2 added the backward (inputs/do, expected/grad/);
+// version 1 files are still read, forward only.
+inline constexpr int kSchemaVersion = 3;
 inline constexpr int kOldestReadableSchema = 1;
 
 // Any problem with a golden or candidate file: what() names the file, the case, the dataset or

@@ -34,6 +34,11 @@ struct Gradients {
   std::array<std::vector<double>, 3> dk, dv;  // per branch: [keys, h_kv, d_k] / [keys, h_kv, d_v]
   std::vector<double> dk_shared, dv_shared;   // shared_kv: the sum over the branches; else empty
   PhiParams dphi_k, dphi_v;  // phi parameter gradients, shaped as the inputs (linear, mlp)
+  // cmp_given: the gradients of the given compressed cache, [total_cmp, h_kv, d_k] / [.., d_v],
+  // every block (key_grads; `keys` does not select blocks; exactly 0 when the compression branch
+  // is disabled: the selection's indices are constants). dk/dv of the compression branch and
+  // dphi are then 0 / empty: K_cmp, V_cmp and phi are not inputs.
+  std::vector<double> dk_tilde, dv_tilde;
 
   const std::vector<double>& dk_of(Branch b) const { return dk[static_cast<int>(b)]; }
   const std::vector<double>& dv_of(Branch b) const { return dv[static_cast<int>(b)]; }
@@ -43,7 +48,9 @@ struct Gradients {
 // The named gradient tensors of a config (those of its inputs), in a fixed order: dq, then per
 // enabled branch dk_<b>, dv_<b> (separate K/V) and dg_<b>, then dk_shared, dv_shared (shared_kv:
 // the one K/V tensor's gradients replace the per-branch ones), then the phi parameter gradients
-// dphi_k_pos, dphi_k_w1, ... (enabled compression branch with a linear or mlp phi).
+// dphi_k_pos, dphi_k_w1, ... (enabled compression branch with a linear or mlp phi). With
+// cmp_given, dk_tilde, dv_tilde take the place of dk_cmp, dv_cmp (also under shared_kv, whose sum
+// then has no compression part) and there are no dphi tensors.
 std::vector<std::string> grad_tensor_names(const ValidConfig& vc);
 // A gradient by name. Throws std::invalid_argument naming the tensor for an unknown name, and
 // for a tensor of a disabled branch (a disabled branch has no gradients to ask for).

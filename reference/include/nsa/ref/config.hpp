@@ -48,6 +48,9 @@ struct Config {
   Dtype dtype = Dtype::f32;    // dtype of q, k, v, gates and phi parameters
   bool shared_kv = false;      // the three branches read the same K/V tensors
   bool given_indices = false;  // the selection branch reads indices from the inputs
+  // The compressed keys/values k~, v~ are inputs (a model's compressed KV cache) instead of phi's
+  // output over K_cmp/V_cmp: phi is not run and its parameters and K_cmp/V_cmp are not read.
+  bool cmp_given = false;
 
   // --- conventions --------------------------------------------------------------------------
   CmpVisibility cmp_visibility = CmpVisibility::inclusive;
@@ -70,6 +73,7 @@ struct Config {
 struct Sequence {
   int64_t q_begin = 0;  // first packed query row
   int64_t k_begin = 0;  // first packed key row
+  int64_t c_begin = 0;  // first packed compressed block (row of the given k~/v~, cmp_given)
   int64_t t_q = 0;
   int64_t t_k = 0;
   // Position of local query i inside the key sequence (query suffix).
@@ -82,8 +86,9 @@ struct ValidConfig {
   std::vector<Sequence> seqs;
   int64_t total_q = 0;
   int64_t total_k = 0;
-  int64_t group = 1;   // G = h_q / h_kv
-  double scale = 1.0;  // effective softmax scale
+  int64_t total_cmp = 0;  // compressed blocks over the batch: sum of N_c(t_k) of each sequence
+  int64_t group = 1;      // G = h_q / h_kv
+  double scale = 1.0;     // effective softmax scale
   int64_t max_t_k = 0;
 
   // Number of compressed blocks of a length-L key sequence: N_c(L).

@@ -30,7 +30,8 @@ uint64_t random_bits(uint64_t seed, uint64_t stream, uint64_t i);
 double random_unit(uint64_t seed, uint64_t stream, uint64_t i);
 
 // Inputs for a validated config: every tensor the config needs, values representable in
-// cfg.dtype, gates in [0, 1], and (if cfg.given_indices) a valid strict index list.
+// cfg.dtype, gates in [0, 1], (if cfg.given_indices) a valid strict index list and (if
+// cfg.cmp_given) a compressed cache k~/v~ drawn like k and v.
 Inputs generate_inputs(const ValidConfig& vc, uint64_t seed, Regime regime = Regime::typical);
 
 // An upstream gradient dO for the backward: [total_q, h_q, d_v], uniform in [-1, 1], rounded to

@@ -30,6 +30,9 @@ struct Inputs {
   std::array<std::vector<double>, 3> gate;  // per branch: [total_q, h_q]
   PhiParams phi_k, phi_v;
   std::vector<int32_t> indices;  // given_indices: [total_q, h_kv, top_n]
+  // cmp_given: the compressed keys/values, the blocks of each sequence packed in order
+  // (sequence b's block i at row seqs[b].c_begin + i): [total_cmp, h_kv, d_k] / [.., d_v].
+  std::vector<double> k_tilde, v_tilde;
 
   const std::vector<double>& keys(Branch b) const { return k[static_cast<int>(b)]; }
   const std::vector<double>& values(Branch b) const { return v[static_cast<int>(b)]; }
@@ -41,13 +44,21 @@ struct Inputs {
 // the first non-finite or non-representable value (tensor, flat index, value).
 struct InputShapes {
   int64_t q, k, v, gate, phi_pos_k, phi_pos_v, phi_w1_k, phi_w1_v, phi_b1, phi_w2_k, phi_w2_v,
-      phi_b2_k, phi_b2_v, indices;
+      phi_b2_k, phi_b2_v, indices, k_tilde, v_tilde;
 };
 InputShapes input_shapes(const ValidConfig& vc);
 void check_inputs(const ValidConfig& vc, const Inputs& in);
 // One tensor's part of check_inputs(): `want` elements, each finite and representable in dtype.
 void check_input_tensor(const std::string& name, const std::vector<double>& x, int64_t want,
                         Dtype dtype);
+
+// The phi parameters' part of check_inputs(): each tensor of phi_k / phi_v has its input_shapes()
+// count (0 for mean phi and under cmp_given) and values finite and representable in the dtype.
+void check_phi_params(const ValidConfig& vc, const PhiParams& phi_k, const PhiParams& phi_v);
+// The given compressed cache's part of check_inputs(): k_tilde / v_tilde have [total_cmp, h_kv, D]
+// elements, each finite and representable in the dtype; a bad value is named by tensor, sequence,
+// block, KV head, component and value.
+void check_cmp_cache(const ValidConfig& vc, const Inputs& in);
 
 // Whether x is exactly representable in dtype (fp64 accepts every double).
 bool representable(double x, Dtype dtype);
