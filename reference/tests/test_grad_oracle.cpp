@@ -216,7 +216,9 @@ TEST_CASE("grad: the gradient comparison flags a perturbed element of every tens
       CHECK(oracle::diff(probe, want, tol) != "");
       ++perturbed;
     }
-    CHECK(perturbed >= 14);  // dq, 3 x (dk, dv, dg), shared, phi k and v parameters
+    // dq, 3 x dg, dk_shared, dv_shared (shared K/V: no per-branch dk, dv) and phi's parameters of
+    // K and V: 2 x 2 (linear) or 2 x 5 (mlp).
+    CHECK(perturbed == (cfg.phi == Phi::mlp ? 16 : 10));
   }
 }
 
