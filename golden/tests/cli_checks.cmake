@@ -53,6 +53,11 @@ expect(0 "generated 1 cases" golden generate --config ${WORK}/good.json --precis
 expect(0 "generated 1 cases" golden generate --config ${WORK}/good.json --profile nsa_triton --precision f64 --out ${WORK}/g3.h5)
 expect(0 "window_keys=w_plus_one" golden inspect ${WORK}/g3.h5)
 expect(0 "suite config, 1 cases" golden inspect ${WORK}/g1.h5)
+# A decode row reading a given compressed cache (cmp_given): generated, inspected, judged.
+file(WRITE ${WORK}/cache.json "{\"t_k\": 70, \"t_q\": 1, \"h_q\": 2, \"top_n\": 3, \"window\": 16, \"cmp_given\": true}")
+expect(0 "generated 1 cases" golden generate --config ${WORK}/cache.json --precision f64 --out ${WORK}/g4.h5)
+expect(0 "cmp_given=1" golden inspect ${WORK}/g4.h5)
+expect(0 "1 cases passed, 0 failed" golden check ${WORK}/g4.h5 ${WORK}/g4.h5)
 expect(0 "1 cases passed, 0 failed" golden check ${WORK}/g1.h5 ${WORK}/g1.h5)
 # The file holds the forward (o, lse and o of each branch, indices: 8 tensors) and the gradients
 # (dq; dK, dV, dg of each branch: 10 under the canonical profile's mean phi, no shared K/V).
