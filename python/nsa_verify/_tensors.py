@@ -12,7 +12,8 @@ _LEGENDS = {
     "o": "[rows, h_q, d_v]", "lse": "[rows, h_q]", "p_cmp": "[rows, h_q, num_cmp_blocks_max]",
     "scores": "[rows, h_kv, num_slc_blocks_max]", "score_gap": "[rows, h_kv]",
     "dq": "[rows, h_q, d_k]", "dk": "[keys, h_kv, d_k]", "dv": "[keys, h_kv, d_v]",
-    "dg": "[rows, h_q]",
+    "dg": "[rows, h_q]", "k_tilde": "[total_cmp, h_kv, d_k]", "v_tilde": "[total_cmp, h_kv, d_v]",
+    "dk_tilde": "[total_cmp, h_kv, d_k]", "dv_tilde": "[total_cmp, h_kv, d_v]",
 }
 
 # Float dtypes of the cases (golden/SCHEMA.md, inputs/) as numpy stores them; bf16 as raw bits.

@@ -20,7 +20,8 @@ _BRANCHES = ("cmp", "slc", "win")
 _PHI_PARAMS = ("pos", "w1", "b1", "w2", "b2")
 # Every name an inputs mapping may hold; "k"/"v" stand for every branch's K/V (shared_kv), and
 # the cu_seqlens and the upstream gradient "do" (a golden case's) are ignored.
-_KNOWN_INPUTS = ({"q", "k", "v", "indices", "cu_seqlens_q", "cu_seqlens_k", "do"}
+_KNOWN_INPUTS = ({"q", "k", "v", "k_tilde", "v_tilde", "indices", "cu_seqlens_q", "cu_seqlens_k",
+                  "do"}
                  | {f"{t}_{b}" for t in "kvg" for b in _BRANCHES}
                  | {f"phi_{t}_{p}" for t in "kv" for p in _PHI_PARAMS})
 
@@ -120,7 +121,8 @@ def prepare_inputs(cfg, inputs):
     out = {}
     for name, shape in cfg.input_shapes().items():
         value = inputs.get(name)
-        if value is None and cfg.shared_kv and name[:2] in ("k_", "v_"):
+        if (value is None and cfg.shared_kv and name[:2] in ("k_", "v_")
+                and not name.endswith("_tilde")):
             value = inputs.get(name[0])
         if value is None:
             raise ValueError(f"input {name!r} is missing (shape {tuple(shape)})")

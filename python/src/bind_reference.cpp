@@ -39,6 +39,8 @@ auto input_slot(In& in, const std::string& name) -> decltype(&in.q) {
     if (name == "g_" + s) return &in.gate[i];
   }
   if (name == "q") return &in.q;
+  if (name == "k_tilde") return &in.k_tilde;
+  if (name == "v_tilde") return &in.v_tilde;
   for (auto* phi : {&in.phi_k, &in.phi_v}) {
     const std::string prefix = phi == &in.phi_k ? "phi_k_" : "phi_v_";
     if (name == prefix + "pos") return &phi->pos;

@@ -12,7 +12,8 @@ using nsa::ref::Phi;
 
 bool reads_kv(const nsa::ref::ValidConfig& vc, Branch b) {
   const auto& c = vc.cfg;
-  if (b == Branch::cmp) return c.enable_cmp || (c.enable_slc && !c.given_indices);
+  // A given compressed cache (cmp_given) replaces K_cmp/V_cmp.
+  if (b == Branch::cmp) return !c.cmp_given && (c.enable_cmp || (c.enable_slc && !c.given_indices));
   return c.enabled(b);
 }
 
@@ -51,9 +52,14 @@ NamedShapes named_input_shapes(const nsa::ref::ValidConfig& vc) {
   }
   for (Branch b : nsa::ref::kAllBranches)
     if (c.enabled(b)) s.push_back({"g_" + std::string(nsa::ref::to_string(b)), {tq, c.h_q}});
-  // check_inputs() wants phi's parameters whenever phi has them, whichever branches run.
-  phi_shapes(vc, "phi_k_", c.d_k, s);
-  phi_shapes(vc, "phi_v_", c.d_v, s);
+  if (c.cmp_given) {  // the compressed cache instead of phi's parameters
+    s.push_back({"k_tilde", {vc.total_cmp, c.h_kv, c.d_k}});
+    s.push_back({"v_tilde", {vc.total_cmp, c.h_kv, c.d_v}});
+  } else {
+    // check_inputs() wants phi's parameters whenever phi has them, whichever branches run.
+    phi_shapes(vc, "phi_k_", c.d_k, s);
+    phi_shapes(vc, "phi_v_", c.d_v, s);
+  }
   if (c.given_indices) s.push_back({"indices", {tq, c.h_kv, c.top_n}});
   return s;
 }

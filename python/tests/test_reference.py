@@ -173,3 +173,28 @@ def test_torch_tensors_in_the_case_dtype(smoke):
     x["q"].requires_grad_(True)
     out = nv.forward(case.config, {n: t for n, t in x.items() if n != "do"}, "f128")
     np.testing.assert_array_equal(out.o, case.expected["o"])
+
+
+def test_a_given_compressed_cache_reproduces_its_golden_cases():
+    """cmp_given: k_tilde/v_tilde are inputs in place of phi's parameters (and of K_cmp/V_cmp
+    without shared K/V); the gradient goes to dk_tilde/dv_tilde (docs/semantics.md 2.1)."""
+    cases = [c for c in nv.open_golden("canonical") if c.config.cmp_given]
+    assert len(cases) >= 2
+    for case in cases:
+        assert {"k_tilde", "v_tilde"} <= set(case.inputs), case.id
+        assert not any(n.startswith("phi_") for n in case.inputs), case.id
+        out = nv.forward(case.config, case.inputs, "f128")
+        for name, want in case.expected.items():
+            np.testing.assert_array_equal(out[name], want, err_msg=f"{case.id}: {name}")
+        if case.backward:
+            g = nv.backward(case.config, case.inputs, case.do, "f128")
+            assert {"dk_tilde", "dv_tilde"} <= set(g), case.id
+            for name, want in case.expected_grads.items():
+                np.testing.assert_array_equal(g[name], want, err_msg=f"{case.id}: {name}")
+    # A cache entry that is not finite is named with its position.
+    case = cases[0]
+    bad = dict(case.inputs)
+    bad["k_tilde"] = bad["k_tilde"].copy()
+    bad["k_tilde"][0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="k_tilde"):
+        nv.forward(case.config, bad, "f64")
