@@ -297,13 +297,15 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     g.dk_shared = widen_all(dks_d, sz(nk * c.d_k), "dk_shared");
     g.dv_shared = widen_all(dvs_d, sz(nk * c.d_v), "dv_shared");
   }
-  if (phi_bwd)
+  if (sh.enable[0])  // phi's parameters: exactly 0 where no sequence has a compressed block
     for (int kv = 0; kv < 2; ++kv) {
       nsa::ref::PhiParams& pp = kv == 0 ? g.dphi_k : g.dphi_v;
       std::vector<double>* dst[5] = {&pp.pos, &pp.w1, &pp.b1, &pp.w2, &pp.b2};
       const int64_t dim = kv == 0 ? c.d_k : c.d_v;
-      for (int w = 0; w < 5; ++w)
-        *dst[w] = widen_all(dpar_d[kv][w], sz(bwd::phi_param_size(sh, dim, w)), "phi gradient");
+      for (int w = 0; w < 5; ++w) {
+        const auto n = sz(bwd::phi_param_size(sh, dim, w));
+        *dst[w] = phi_bwd ? widen_all(dpar_d[kv][w], n, "phi gradient") : std::vector<double>(n);
+      }
     }
   if (indices_out) {
     if (c.enable_slc && c.given_indices)

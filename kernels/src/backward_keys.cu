@@ -44,11 +44,6 @@ __global__ void bwd_finish_kernel(bwd::Shape c, int64_t dim, const double* blk, 
   }
 }
 
-unsigned grid_for(int64_t items) {
-  const unsigned want = blocks_for(items, 128);
-  return want < (1u << 20) ? want : (1u << 20);
-}
-
 }  // namespace
 
 template <class T>
@@ -58,7 +53,7 @@ void launch_bwd_keys(int b, const bwd::Shape& c, const bwd::Tensors<T>& x, const
   const int64_t key_rows = b == 0 ? c.total_c : c.total_k;
   if (key_rows * c.h_kv == 0) return;
   bwd_keys_kernel<T>
-      <<<grid_for(key_rows * c.h_kv), 128, 0, stream>>>(b, c, x, st, si, key_rows, dk_acc, dv_acc);
+      <<<bwd_grid(key_rows * c.h_kv), 128, 0, stream>>>(b, c, x, st, si, key_rows, dk_acc, dv_acc);
   check_launch(b == 0   ? "bwd_keys_kernel<cmp>"
                : b == 1 ? "bwd_keys_kernel<slc>"
                         : "bwd_keys_kernel<win>",
@@ -71,7 +66,7 @@ void launch_bwd_finish(const bwd::Shape& c, int64_t dim, const double* blk,
                        const std::string& ctx) {
   const int64_t total = c.total_k * c.h_kv * dim;
   if (total == 0) return;
-  bwd_finish_kernel<T><<<grid_for(total), 128, 0, stream>>>(
+  bwd_finish_kernel<T><<<bwd_grid(total), 128, 0, stream>>>(
       c, dim, blk, Acc3{{acc[0], acc[1], acc[2]}}, Out3<T>{{out[0], out[1], out[2]}}, shared);
   check_launch("bwd_finish_kernel", ctx);
 }

@@ -21,6 +21,12 @@ struct BwdLoad {
   static NSA_HD double get(__nv_bfloat16 x) { return static_cast<double>(__bfloat162float(x)); }
 };
 
+// Blocks of 128 threads for one thread per item, grid-stride beyond 2^20 blocks.
+inline unsigned bwd_grid(int64_t items) {
+  const int64_t want = (items + 127) / 128;
+  return static_cast<unsigned>(want < (int64_t{1} << 20) ? want : (int64_t{1} << 20));
+}
+
 // Query side, one thread per (row, query head): lse[b], D[b] (fp64 [total_q, h_q]) for the key
 // side, dg[b] and dq rounded once to T; dq_acc is fp64 scratch [total_q, h_q, d_k].
 template <class T>

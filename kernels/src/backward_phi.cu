@@ -41,11 +41,6 @@ __global__ void bwd_phi_param_kernel(bwd::Shape c, bwd::PhiView<T> p, const doub
     out[it] = from_f64<T>(bwd::phi_param_item<T, BwdLoad>(c, p, dy, dx, a, dh, which, it));
 }
 
-unsigned grid_for(int64_t items) {
-  const unsigned want = blocks_for(items, 128);
-  return want < (1u << 20) ? want : (1u << 20);
-}
-
 }  // namespace
 
 template <class T>
@@ -55,17 +50,17 @@ void launch_bwd_phi(const bwd::Shape& c, const bwd::PhiView<T>& p, const double*
   if (c.phi == 0 || c.total_c * c.h_kv == 0) return;
   if (c.phi == 2) {
     bwd_mlp_hidden_kernel<T>
-        <<<grid_for(c.total_c * c.h_kv * c.m), 128, 0, stream>>>(c, p, dy, a, dh);
+        <<<bwd_grid(c.total_c * c.h_kv * c.m), 128, 0, stream>>>(c, p, dy, a, dh);
     check_launch("bwd_mlp_hidden_kernel", ctx);
   }
   bwd_phi_dx_kernel<T>
-      <<<grid_for(c.total_c * c.h_kv * c.l * p.dim), 128, 0, stream>>>(c, p, dy, dh, dx);
+      <<<bwd_grid(c.total_c * c.h_kv * c.l * p.dim), 128, 0, stream>>>(c, p, dy, dh, dx);
   check_launch("bwd_phi_dx_kernel", ctx);
   for (int which = 0; which < 5; ++which) {
     const int64_t items = bwd::phi_param_size(c, p.dim, which);
     if (items == 0) continue;
     bwd_phi_param_kernel<T>
-        <<<grid_for(items), 128, 0, stream>>>(c, p, dy, dx, a, dh, which, items, dparam[which]);
+        <<<bwd_grid(items), 128, 0, stream>>>(c, p, dy, dx, a, dh, which, items, dparam[which]);
     check_launch("bwd_phi_param_kernel", ctx);
   }
 }

@@ -34,11 +34,6 @@ __global__ void bwd_query_kernel(bwd::Shape c, bwd::Tensors<T> x, Ptrs3<double> 
   }
 }
 
-unsigned grid_for(int64_t items) {
-  const unsigned want = blocks_for(items, 128);
-  return want < (1u << 20) ? want : (1u << 20);
-}
-
 }  // namespace
 
 template <class T>
@@ -47,7 +42,7 @@ void launch_bwd_query(const bwd::Shape& c, const bwd::Tensors<T>& x, double* con
                       T* dq, cudaStream_t stream, const std::string& ctx) {
   const int64_t items = c.total_q * c.h_q;
   if (items == 0) return;
-  bwd_query_kernel<T><<<grid_for(items), 128, 0, stream>>>(
+  bwd_query_kernel<T><<<bwd_grid(items), 128, 0, stream>>>(
       c, x, Ptrs3<double>{{lse[0], lse[1], lse[2]}}, Ptrs3<double>{{D[0], D[1], D[2]}},
       Ptrs3<double>{{dg_acc[0], dg_acc[1], dg_acc[2]}}, dq_acc, Ptrs3<T>{{dg[0], dg[1], dg[2]}},
       dq);

@@ -73,10 +73,13 @@ BackwardCase run_backward_case(const Config& cfg, uint64_t seed, Regime regime, 
   const auto keys = sample_keys(vc);
   const Gradients cand = select_grads(vc, r.gpu, rows, keys);
   r.verdict = check_candidate_gradients(vc, in, d_o, cand, Precision::f64, {}, r.indices);
+  for (const auto& t : r.verdict.tensors)
+    if (!t.checked) r.unchecked += (r.unchecked.empty() ? "" : ", ") + t.name;
   std::ostringstream o;
   o << "config: " << describe(cfg) << "\nseed " << seed << " regime " << to_string(regime) << ", "
     << rows.size() << " of " << vc.total_q << " rows, " << keys.size() << " of " << vc.total_k
-    << " keys checked" << (r.unwritten.empty() ? "" : "; NOT WRITTEN: " + r.unwritten) << "\n"
+    << " keys checked" << (r.unwritten.empty() ? "" : "; NOT WRITTEN: " + r.unwritten)
+    << (r.unchecked.empty() ? "" : "; NOT GIVEN: " + r.unchecked) << "\n"
     << r.verdict.table();
   r.report = o.str();
   return r;

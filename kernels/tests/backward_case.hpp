@@ -19,6 +19,7 @@ struct BackwardCase {
   nsa::ref::Gradients gpu;       // all rows and keys
   std::vector<int32_t> indices;  // the lists the gradients were taken over
   std::string unwritten;         // first non-finite element of the GPU result ("" if none)
+  std::string unchecked;         // tensors the comparator found missing ("not checked")
   std::string report;            // config, seed, verdict table
 };
 
@@ -43,5 +44,6 @@ BackwardCase run_backward_case(const nsa::ref::Config& cfg, uint64_t seed,
     const auto& nsa_b_ = (result);     \
     INFO(nsa_b_.report);               \
     REQUIRE(nsa_b_.unwritten.empty()); \
+    REQUIRE(nsa_b_.unchecked.empty()); \
     REQUIRE(nsa_b_.verdict.pass());    \
   } while (0)

@@ -173,6 +173,12 @@ nsa::ref::Gradients model_backward(const nsa::ref::ValidConfig& vc, const nsa::r
   if (!phi_bwd) {
     blk[0] = dk64[0];
     blk[1] = dv64[0];
+    for (int kv = 0; kv < 2 && sh.enable[0]; ++kv) {  // no block: parameter gradients 0
+      nsa::ref::PhiParams& pp = kv == 0 ? g.dphi_k : g.dphi_v;
+      std::vector<double>* dst[5] = {&pp.pos, &pp.w1, &pp.b1, &pp.w2, &pp.b2};
+      for (int w = 0; w < 5; ++w)
+        dst[w]->assign(sz(bwd::phi_param_size(sh, kv == 0 ? c.d_k : c.d_v, w)), 0.0);
+    }
   }
   // The finish: phi = mean gather, one rounding, the shared sum.
   if (c.shared_kv) {

@@ -43,6 +43,10 @@ Verdict judge_model(const Config& cfg, uint64_t seed, bool adversarial = false) 
   const Verdict v = check_candidate_gradients(vc, in, d_o, g, Precision::f64, {}, idx);
   INFO("config: " << describe(cfg) << "\nseed " << seed << "\n" << v.table());
   CHECK(v.pass());
+  for (const auto& t : v.tensors) {  // a tensor the model did not give is "not checked"
+    INFO(t.name);
+    CHECK(t.checked);
+  }
   return v;
 }
 
@@ -96,6 +100,10 @@ TEST_CASE("backward model: phi linear and mlp", "[backward]") {
   c.cmp_stride = 8;
   c.slc_block = 16;
   SECTION("linear") { c.phi = Phi::linear; }
+  SECTION("linear, no compressed block (T < l)") {
+    c.phi = Phi::linear;
+    c.t_k = 11;
+  }
   SECTION("mlp relu") {
     c.phi = Phi::mlp;
     c.phi_hidden = 12;
