@@ -143,7 +143,9 @@ TEST_CASE("golden io: damaged files are rejected with the case, dataset and expe
     }
     const auto e = error_of([&] { read_golden(path); });
     CHECK(contains(e, "schema_version " + std::to_string(kSchemaVersion + 1)));
-    CHECK(contains(e, "versions 1 (forward only), 2 (forward and backward) and 3 (also given compressed caches)"));
+    CHECK(contains(e,
+                   "versions 1 (forward only), 2 (forward and backward) and 3 (also given "
+                   "compressed caches)"));
   }
   SECTION("missing dataset") {
     {

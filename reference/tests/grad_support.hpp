@@ -30,8 +30,8 @@ struct GradPair {
 
 // Every input of a config with its gradient: q, each branch's k, v and gate (a disabled branch's
 // too: its gradient is 0), the shared K/V (shared_kv), phi's parameters (linear, mlp) and the
-// given compressed cache k~, v~ (cmp_given; then K_cmp/V_cmp are not read: their gradient is 0). `g`
-// must hold every row and key.
+// given compressed cache k~, v~ (cmp_given; then K_cmp/V_cmp are not read: their gradient is 0).
+// `g` must hold every row and key.
 std::vector<GradPair> grad_pairs(const ref::ValidConfig& vc, ref::Inputs& in,
                                  const ref::Gradients& g);
 

@@ -116,7 +116,8 @@ TEST_CASE("baseline: exp(z - m) is rounded to the dtype before P·V, the row sum
   q << 1.0f;
   k << 0.0f, -0.0029296875f, -0.0029296875f;  // weights 1, 0.99707 (bf16: 0.99609) twice
   v << 1.0f, 1.0f, 1.0f;
-  const auto r = detail::attend(q, k, v, {{0, 3}}, 1.0f, detail::DtypeFaithful{Dtype::bf16, {}}, {});
+  const auto r =
+      detail::attend(q, k, v, {{0, 3}}, 1.0f, detail::DtypeFaithful{Dtype::bf16, {}}, {});
   float e[3], sum = 0, stored = 0;
   for (int j = 0; j < 3; ++j) {
     e[j] = std::exp(k(j, 0) - 0.0f);
