@@ -94,6 +94,8 @@ NamedShapes grad_shapes(const nsa::ref::ValidConfig& vc, int64_t rows, int64_t k
       s.push_back({name, {rows, c.h_q, c.d_k}});
     } else if (name.rfind("dg_", 0) == 0) {
       s.push_back({name, {rows, c.h_q}});
+    } else if (name == "dk_tilde" || name == "dv_tilde") {  // every given block, any key subset
+      s.push_back({name, {vc.total_cmp, c.h_kv, name == "dk_tilde" ? c.d_k : c.d_v}});
     } else if (name.rfind("dk_", 0) == 0) {
       s.push_back({name, {keys, c.h_kv, c.d_k}});
     } else if (name.rfind("dv_", 0) == 0) {

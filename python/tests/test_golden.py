@@ -13,7 +13,7 @@ import nsa_verify as nv
 
 def test_suites_and_cases(smoke):
     assert {"smoke", "canonical", "fla", "nsa_triton"} <= set(nv.suites())
-    assert smoke.suite == "smoke" and smoke.schema_version == 2 and len(smoke) == 6
+    assert smoke.suite == "smoke" and smoke.schema_version == 3 and len(smoke) == 6
     same = nv.open_golden(os.path.join(nv.golden_dir(), "smoke.h5"))
     assert same.names() == smoke.names()
     first = smoke[0]
