@@ -18,11 +18,12 @@ __all__ = ["PRECISIONS", "Outputs", "Gradients", "generate_inputs", "generate_gr
 PRECISIONS = ("f64", "f128", "bin50", "baseline")
 _BRANCHES = ("cmp", "slc", "win")
 _PHI_PARAMS = ("pos", "w1", "b1", "w2", "b2")
+_BRANCH_KV = {f"{t}_{b}" for t in "kv" for b in _BRANCHES}  # what "k"/"v" stand for (shared_kv)
 # Every name an inputs mapping may hold; "k"/"v" stand for every branch's K/V (shared_kv), and
 # the cu_seqlens and the upstream gradient "do" (a golden case's) are ignored.
 _KNOWN_INPUTS = ({"q", "k", "v", "k_tilde", "v_tilde", "indices", "cu_seqlens_q", "cu_seqlens_k",
                   "do"}
-                 | {f"{t}_{b}" for t in "kvg" for b in _BRANCHES}
+                 | _BRANCH_KV | {f"g_{b}" for b in _BRANCHES}
                  | {f"phi_{t}_{p}" for t in "kv" for p in _PHI_PARAMS})
 
 
@@ -121,8 +122,7 @@ def prepare_inputs(cfg, inputs):
     out = {}
     for name, shape in cfg.input_shapes().items():
         value = inputs.get(name)
-        if (value is None and cfg.shared_kv and name[:2] in ("k_", "v_")
-                and not name.endswith("_tilde")):
+        if value is None and cfg.shared_kv and name in _BRANCH_KV:
             value = inputs.get(name[0])
         if value is None:
             raise ValueError(f"input {name!r} is missing (shape {tuple(shape)})")

@@ -118,16 +118,8 @@ TEST_CASE("precision: float128 and bin50 round to the same doubles") {
 TEST_CASE("precision: the bound is tight enough to catch single-precision arithmetic") {
   // The dtype-faithful baseline computes in fp32: it must break the double bound, or the bound
   // would not tell double from float.
-  Config c;
+  Config c = test::precision_config();
   c.t_k = 120;
-  c.h_q = 2;
-  c.d_k = 8;
-  c.d_v = 8;
-  c.cmp_block = 8;
-  c.cmp_stride = 4;
-  c.slc_block = 16;
-  c.top_n = 4;
-  c.window = 24;
   const auto vc = validate(c);
   const auto in = generate_inputs(vc, 3);
   const auto f = forward(vc, in, Precision::baseline, test::single_thread());
