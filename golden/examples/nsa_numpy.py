@@ -68,6 +68,12 @@ class Case:
         for key in ("phi", "phi_act", "dtype", "cmp_visibility", "score_mapping", "group_reduce",
                     "forced_mode", "tie_break", "slc_causal", "index_policy", "window_keys"):
             setattr(self, key, attr(g, key))
+        # top_n is the count to select, already rounded under topn_rounding next_power_of_two
+        # (fla's parallel_nsa); files from before the knob lack the attribute (none).
+        self.topn_rounding = attr(g, "topn_rounding") if "topn_rounding" in g.attrs else "none"
+        if self.topn_rounding == "next_power_of_two" and self.top_n & (self.top_n - 1):
+            raise ValueError(f"case {self.name}: top_n = {self.top_n} is not a power of two "
+                             "under topn_rounding next_power_of_two")
         self.scale = float(g.attrs["scale"])
         self.enabled = {b: bool(g.attrs["enable_" + b]) for b in ("cmp", "slc", "win")}
         self.given = bool(g.attrs["given_indices"])

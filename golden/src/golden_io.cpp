@@ -211,6 +211,7 @@ void write_config_attrs(hid_t g, const ValidConfig& vc) {
   h5::write_attr(g, "slc_causal", std::string(to_string(c.slc_causal)));
   h5::write_attr(g, "index_policy", std::string(to_string(c.index_policy)));
   h5::write_attr(g, "window_keys", std::string(to_string(c.window_keys)));
+  h5::write_attr(g, "topn_rounding", std::string(to_string(c.topn_rounding)));
   h5::write_attr(g, "total_q", vc.total_q);
   h5::write_attr(g, "total_k", vc.total_k);
   h5::write_attr(g, "num_cmp_blocks_max", vc.max_cmp_blocks());

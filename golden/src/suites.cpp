@@ -307,8 +307,9 @@ std::vector<CaseSpec> canonical() {
 }
 
 // Three cases per profile (bf16, fp16, fp32; the last varlen with an empty sequence), with more
-// candidate blocks than forced ones so that the ranking decides (n > n_init + n_local), and for
-// nsa_triton a fourth with given index lists holding -1 (read as block 0 by its HEAD code).
+// candidate blocks than forced ones so that the ranking decides (n > n_init + n_local), and
+// a fourth: for fla, parallel_nsa's rounding of n to a power of two; for nsa_triton, given index
+// lists holding -1 (read as block 0 by its HEAD code).
 std::vector<CaseSpec> profile_suite(const std::string& profile) {
   Builder b(profile == "fla" ? 3000 : 4000);
   const Dtype dts[] = {Dtype::bf16, Dtype::f16, Dtype::f32};
@@ -345,7 +346,23 @@ std::vector<CaseSpec> profile_suite(const std::string& profile) {
     }
     b.add(profile + "_" + std::string(nsa::ref::to_string(dts[i])), c);
   }
-  if (!fla) {
+  if (fla) {
+    // parallel_nsa given an integer block_counts keeps next_power_of_2(n) blocks: n = 5 -> 8 of
+    // 16 blocks of 16, 5 of them ranked.
+    Config c;
+    nsa::ref::apply_profile(c, profile);
+    c.topn_rounding = nsa::ref::TopnRounding::next_power_of_two;
+    c.dtype = Dtype::bf16;
+    c.h_kv = 1;
+    c.h_q = 16;
+    c.d_k = c.d_v = 32;
+    c.t_k = 260;
+    c.t_q = 48;
+    c.cmp_block = c.cmp_stride = c.slc_block = 16;
+    c.top_n = 5;
+    c.window = 64;
+    b.add("fla_parallel_nsa_topn_rounded_bf16", c);
+  } else {
     Config c;
     nsa::ref::apply_profile(c, profile);
     c.dtype = Dtype::bf16;

@@ -145,42 +145,34 @@ Mat<Real> weights_from_lse(const Mat<Real>& z, const Vec<Real>& lse) {
   return p;
 }
 
-// Query side, for the G rows of one (query, KV head) over its key set: dq [G, d_k] from the
-// weights P and dP = dO V_S^T [G, |S|] and D [G]. An empty key set gives exactly 0.
+// dS = P ∘ (dP − D) for the G rows of one (query, KV head) over its key set, [G, |S|]: the
+// gradient of the scaled scores (the scale is applied once, to dq and dk).
+template <class Real>
+Mat<Real> scores_grad(const Mat<Real>& p, const Mat<Real>& dp, const Vec<Real>& D) {
+  return p.cwiseProduct(dp - D.replicate(1, p.cols()));
+}
+
+// Query side: dq = s · dS K_S [G, d_k] from dS as the kernel stores it. An empty key set gives
+// exactly 0.
 template <class Real, class Round>
-Mat<Real> attend_backward_q(const Mat<Real>& p, const Mat<Real>& dp, const Vec<Real>& D,
-                            const Mat<Real>& k, const std::vector<Segment>& segs, const Real& scale,
+Mat<Real> attend_backward_q(const Mat<Real>& ds, const Mat<Real>& k,
+                            const std::vector<Segment>& segs, const Real& scale,
                             const Round& round) {
-  if (p.cols() == 0) return Mat<Real>::Zero(p.rows(), k.cols());
-  const Mat<Real> ds = p.cwiseProduct(dp - D.replicate(1, p.cols()));
-  Mat<Real> dq = segs.size() == 1
-                     ? round.mul(stored(ds, round), k.middleRows(segs[0].begin, segs[0].len))
-                     : round.mul(stored(ds, round), gather_rows(k, segs));
+  if (ds.cols() == 0) return Mat<Real>::Zero(ds.rows(), k.cols());
+  Mat<Real> dq = segs.size() == 1 ? round.mul(ds, k.middleRows(segs[0].begin, segs[0].len))
+                                  : round.mul(ds, gather_rows(k, segs));
   return dq * scale;
 }
 
-// Key side, for a tile of keys k_tile [n, d_k], v_tile [n, d_v] and a batch of query rows
-// (q [R, d_k], d_o [R, d_v], lse, D [R]) of which row r attends tile keys [lo[r], hi[r]).
-// Accumulates dk += dS^T q (without the scale: the caller applies it once per tile) and
-// dv += P^T dO; P and dS are 0 outside each row's range.
+// Key side, for a range of n keys and a batch of R query rows (q [R, d_k], d_o [R, d_v]) whose
+// weights and score gradients over those keys, as the query side stored them, are p and ds
+// [R, n] (0 where a row does not attend a key). Accumulates dk += dS^T q (without the scale: the
+// caller applies it once) and dv += P^T dO.
 template <class Real, class Round>
-void attend_backward_kv(const Mat<Real>& q, const Mat<Real>& d_o, const Vec<Real>& lse,
-                        const Vec<Real>& D, const std::vector<int64_t>& lo,
-                        const std::vector<int64_t>& hi, const Mat<Real>& k_tile,
-                        const Mat<Real>& v_tile, const Real& scale, const Round& round,
-                        Mat<Real>& dk, Mat<Real>& dv) {
-  using std::exp;
-  Mat<Real> z = round.mul_nt(q, k_tile);
-  z *= scale;
-  const Mat<Real> dp = round.mul_nt(d_o, v_tile);
-  Mat<Real> p = Mat<Real>::Zero(z.rows(), z.cols()), ds = Mat<Real>::Zero(z.rows(), z.cols());
-  for (int64_t r = 0; r < z.rows(); ++r)
-    for (int64_t j = lo[r]; j < hi[r]; ++j) {
-      p(r, j) = exp(z(r, j) - lse(r));
-      ds(r, j) = p(r, j) * (dp(r, j) - D(r));
-    }
-  dv += round.mul(stored(p, round).transpose(), d_o);
-  dk += round.mul(stored(ds, round).transpose(), q);
+void attend_backward_kv(const Mat<Real>& p, const Mat<Real>& ds, const Mat<Real>& q,
+                        const Mat<Real>& d_o, const Round& round, Mat<Real>& dk, Mat<Real>& dv) {
+  dv += round.mul(p.transpose(), d_o);
+  dk += round.mul(ds.transpose(), q);
 }
 
 }  // namespace nsa::ref::detail

@@ -1,12 +1,18 @@
 // The one code path of the backward, templated on the real type and the storage policy. It
 // differentiates exactly the key sets the forward attends (row_attention.hpp) and runs in two
-// passes, as flash-style backward kernels do:
+// passes over each block of kRowBlock query rows, as flash-style backward kernels do:
 //
-//  1. query side, parallel over query rows: the forward of the row (key sets, lse, outputs),
-//     D = rowsum(dO_b ∘ o_b) per branch, dq and the gate gradients;
-//  2. key side, parallel over tiles of keys: every (row, key range) listing of pass 1 is inverted
-//     into per-tile lists, in row order, and each tile sums dK/dV over its lists; the compressed
-//     keys' gradients then flow through phi into K_cmp/V_cmp and phi's parameters.
+//  1. query side, parallel over the block's rows: the forward of the row (key sets, lse,
+//     weights P), dP = dO_b V^T, D, dS = P ∘ (dP − D), dq and the gate gradients; P and dS are
+//     kept, as a kernel stores them, for the block's key side;
+//  2. key side, parallel over tiles of keys: the block's (row, key range) listings are inverted
+//     into per-tile lists, in row order, and each tile adds P^T dO_b and dS^T q over its lists.
+//     After the last block the compressed keys' gradients flow through phi into K_cmp/V_cmp and
+//     phi's parameters.
+//
+// Keeping P and dS (instead of recomputing q·k and dO·v per tile) makes the backward five
+// products per key set and branch (q·k, dO·v, dS·K, P^T dO, dS^T q) against the forward's two;
+// the block bounds what is kept (G · |S| · 2 values per row and KV head).
 //
 // Every sum runs in an order fixed by the shapes alone (never by the thread schedule), so the
 // result is the same for any thread count: golden files regenerate bit for bit.
@@ -26,6 +32,7 @@ namespace nsa::ref::detail {
 inline constexpr int64_t kKeyTile = 64;   // tokens per key tile (selection and window keys)
 inline constexpr int64_t kCmpTile = 16;   // compressed blocks per key tile
 inline constexpr int64_t kRowChunk = 32;  // (row, range) listings per product in a tile
+inline constexpr int64_t kRowBlock = 64;  // query rows per pass 1 / pass 2 round
 
 // A list of wanted elements of [0, total) and each element's output slot (-1: not wanted).
 struct Picked {
@@ -149,10 +156,19 @@ RowGrad<Real> row_grad(const ValidConfig& vc, const Inputs& in, const std::vecto
   return r;
 }
 
-// One listing of a key range of a tile by a query row: local row `row` attends tile keys
-// [lo, hi) (tile-relative), once per listing (a multiset list can list a range twice).
+// One listing of a key range of a tile by a query row: row `row` of the current block attends
+// tile keys [lo, hi) (tile-relative), whose weights are its key set's columns [col, col + hi -
+// lo); once per listing (a multiset list can list a range twice).
 struct TileUse {
-  int64_t row, lo, hi;
+  int64_t row, lo, hi, col;
+};
+
+// What pass 1 keeps of one (row, KV head) for pass 2: per branch the key set and P and dS over
+// it, [G, |S|], as the storage policy keeps them.
+template <class Real>
+struct RowKeep {
+  std::array<std::vector<Segment>, 3> segs;
+  std::array<Mat<Real>, 3> p, ds;
 };
 
 template <class Real, class Round>
@@ -226,141 +242,137 @@ Gradients run_backward(const ValidConfig& vc, const Inputs& in, const std::vecto
     parallel_for(Hkv, sel.threads,
                  [&](int64_t g) { heads[g] = load_head<Real>(vc, in, seq, g, round); });
 
-    // Pass 1. What pass 2 needs per (local row, KV head, branch): each head's lse and D, and the
-    // key set.
-    const std::size_t slots = static_cast<std::size_t>(seq.t_q * Hkv);
-    std::array<std::vector<Real>, 3> lse_of, d_of;
-    std::vector<std::array<std::vector<Segment>, 3>> segs_of;
-    if (any_keys) {
-      for (int b = 0; b < 3; ++b) {
-        lse_of[b].assign(slots * G, Real(0));
-        d_of[b].assign(slots * G, Real(0));
+    // dK (without the scale, applied once at the end) and dV per branch and KV head: [keys, d].
+    std::array<std::vector<Mat<Real>>, 3> dks, dvs;
+    if (any_keys)
+      for (Branch b : kAllBranches) {
+        if (!c.enabled(b)) continue;
+        const int bi = static_cast<int>(b);
+        const int64_t nkeys = b == Branch::cmp ? nc : seq.t_k;
+        dks[bi].assign(static_cast<std::size_t>(Hkv), Mat<Real>::Zero(nkeys, dk_dim));
+        dvs[bi].assign(static_cast<std::size_t>(Hkv), Mat<Real>::Zero(nkeys, dv_dim));
       }
-      segs_of.resize(slots);
-    }
-    parallel_for(static_cast<int64_t>(rows.size()), sel.threads, [&](int64_t k) {
-      const int64_t i = rows[static_cast<std::size_t>(k)];
-      const int64_t row = seq.q_begin + i, t = seq.pos(i);
-      const int64_t qslot = qp.slot[row];
-      for (int64_t g = 0; g < Hkv; ++g) {
-        const auto& hd = heads[static_cast<std::size_t>(g)];
-        const Mat<Real> q = group_queries<Real>(vc, in, row, g);
-        const int32_t* given =
-            c.given_indices ? in.indices.data() + (row * Hkv + g) * c.top_n : nullptr;
-        const auto ra = attend_row(vc, hd, q, t, seq.t_k, given, scale, round, kPass1Keep<Round>);
-        Mat<Real> dq = Mat<Real>::Zero(G, dk_dim);
-        for (Branch b : kAllBranches) {
-          if (!c.enabled(b)) continue;
-          const int bi = static_cast<int>(b);
-          const auto& fwd = ra.res[bi];
-          const auto& segs = ra.segs[bi];
-          // The rows the products read: the gathered selection keys where attend_row made them.
-          const bool gathered = b == Branch::slc && ra.slc_k.rows() > 0;
-          const std::vector<Segment> local = {{0, gathered ? ra.slc_k.rows() : 0}};
-          const Mat<Real>& keys = gathered ? ra.slc_k : b == Branch::cmp ? hd.k_cmp : hd.k[bi];
-          const Mat<Real>& vals = gathered ? ra.slc_v : b == Branch::cmp ? hd.v_cmp : hd.v[bi];
-          const auto& key_rows = gathered ? local : segs;
-          const RowGrad<Real> rg = row_grad(vc, in, d_o, b, row, g, fwd, vals, key_rows, round);
-          if (any_keys) {
-            const std::size_t s = static_cast<std::size_t>(i * Hkv + g);
-            for (int64_t h = 0; h < G; ++h) {
-              lse_of[bi][s * G + h] = fwd.lse(h);
-              d_of[bi][s * G + h] = rg.D(h);
+
+    for (std::size_t r0 = 0; r0 < rows.size(); r0 += kRowBlock) {
+      const int64_t nrows = std::min<int64_t>(kRowBlock, static_cast<int64_t>(rows.size() - r0));
+      const auto block_row = [&](int64_t k) { return rows[r0 + static_cast<std::size_t>(k)]; };
+      std::vector<RowKeep<Real>> keep(any_keys ? static_cast<std::size_t>(nrows * Hkv) : 0);
+
+      // Pass 1: the block's query side.
+      parallel_for(nrows, sel.threads, [&](int64_t k) {
+        const int64_t i = block_row(k);
+        const int64_t row = seq.q_begin + i, t = seq.pos(i);
+        const int64_t qslot = qp.slot[row];
+        for (int64_t g = 0; g < Hkv; ++g) {
+          const auto& hd = heads[static_cast<std::size_t>(g)];
+          const Mat<Real> q = group_queries<Real>(vc, in, row, g);
+          const int32_t* given =
+              c.given_indices ? in.indices.data() + (row * Hkv + g) * c.top_n : nullptr;
+          const auto ra = attend_row(vc, hd, q, t, seq.t_k, given, scale, round, kPass1Keep<Round>);
+          Mat<Real> dq = Mat<Real>::Zero(G, dk_dim);
+          for (Branch b : kAllBranches) {
+            if (!c.enabled(b)) continue;
+            const int bi = static_cast<int>(b);
+            const auto& fwd = ra.res[bi];
+            const auto& segs = ra.segs[bi];
+            // The rows the products read: the gathered selection keys where attend_row made them.
+            const bool gathered = b == Branch::slc && ra.slc_k.rows() > 0;
+            const std::vector<Segment> local = {{0, gathered ? ra.slc_k.rows() : 0}};
+            const Mat<Real>& keys = gathered ? ra.slc_k : b == Branch::cmp ? hd.k_cmp : hd.k[bi];
+            const Mat<Real>& vals = gathered ? ra.slc_v : b == Branch::cmp ? hd.v_cmp : hd.v[bi];
+            const auto& key_rows = gathered ? local : segs;
+            const RowGrad<Real> rg = row_grad(vc, in, d_o, b, row, g, fwd, vals, key_rows, round);
+            Mat<Real> ds = stored(scores_grad(rg.p, rg.dp, rg.D), round);
+            if (qslot >= 0) {
+              dq += attend_backward_q(ds, keys, key_rows, scale, round);
+              for (int64_t h = 0; h < G; ++h)
+                out.dg[bi][qslot * c.h_q + g * G + h] = to_double(round.store(rg.dg(h)));
             }
-            segs_of[s][bi] = segs;
+            if (any_keys) {
+              auto& kept = keep[static_cast<std::size_t>(k * Hkv + g)];
+              kept.segs[bi] = segs;
+              kept.p[bi] = stored(rg.p, round);
+              kept.ds[bi] = std::move(ds);
+            }
           }
           if (qslot < 0) continue;
-          dq += attend_backward_q(rg.p, rg.dp, rg.D, keys, key_rows, scale, round);
           for (int64_t h = 0; h < G; ++h)
-            out.dg[bi][qslot * c.h_q + g * G + h] = to_double(round.store(rg.dg(h)));
+            for (int64_t e = 0; e < dk_dim; ++e)
+              out.dq[(qslot * c.h_q + g * G + h) * dk_dim + e] = to_double(round.store(dq(h, e)));
         }
-        if (qslot < 0) continue;
-        for (int64_t h = 0; h < G; ++h)
-          for (int64_t e = 0; e < dk_dim; ++e)
-            out.dq[(qslot * c.h_q + g * G + h) * dk_dim + e] = to_double(round.store(dq(h, e)));
-      }
-    });
-    if (!any_keys) continue;
+      });
+      if (!any_keys) continue;
 
-    // Pass 2. Invert the key sets into per-tile listings, row by row (a fixed order).
-    std::array<std::vector<Mat<Real>>, 3> dks, dvs;  // per branch, per KV head: [keys, D]
-    std::array<std::vector<std::vector<std::vector<TileUse>>>, 3> uses;  // [b][g][tile]
-    for (Branch b : kAllBranches) {
-      if (!c.enabled(b)) continue;
-      const int bi = static_cast<int>(b);
-      const int64_t nkeys = b == Branch::cmp ? nc : seq.t_k;
-      const int64_t tile = b == Branch::cmp ? kCmpTile : kKeyTile;
-      dks[bi].assign(static_cast<std::size_t>(Hkv), Mat<Real>::Zero(nkeys, dk_dim));
-      dvs[bi].assign(static_cast<std::size_t>(Hkv), Mat<Real>::Zero(nkeys, dv_dim));
-      uses[bi].assign(static_cast<std::size_t>(Hkv),
-                      std::vector<std::vector<TileUse>>(tile_on[bi].size()));
-      for (int64_t i = 0; i < seq.t_q; ++i)
-        for (int64_t g = 0; g < Hkv; ++g)
-          for (const Segment& s : segs_of[static_cast<std::size_t>(i * Hkv + g)][bi])
-            for (int64_t tl = s.begin / tile; tl * tile < s.begin + s.len; ++tl) {
-              if (!tile_on[bi][tl]) continue;
-              const int64_t lo = std::max(s.begin, tl * tile) - tl * tile;
-              const int64_t hi = std::min(s.begin + s.len, (tl + 1) * tile) - tl * tile;
-              uses[bi][g][tl].push_back({i, lo, hi});
+      // Pass 2: invert the block's key sets into per-tile listings, row by row (a fixed order).
+      std::array<std::vector<std::vector<std::vector<TileUse>>>, 3> uses;  // [b][g][tile]
+      for (Branch b : kAllBranches) {
+        if (!c.enabled(b)) continue;
+        const int bi = static_cast<int>(b);
+        const int64_t tile = b == Branch::cmp ? kCmpTile : kKeyTile;
+        uses[bi].assign(static_cast<std::size_t>(Hkv),
+                        std::vector<std::vector<TileUse>>(tile_on[bi].size()));
+        for (int64_t k = 0; k < nrows; ++k)
+          for (int64_t g = 0; g < Hkv; ++g) {
+            int64_t col = 0;  // the segment's first column in the row's P and dS
+            for (const Segment& s : keep[static_cast<std::size_t>(k * Hkv + g)].segs[bi]) {
+              for (int64_t tl = s.begin / tile; tl * tile < s.begin + s.len; ++tl) {
+                if (!tile_on[bi][tl]) continue;
+                const int64_t from = std::max(s.begin, tl * tile);
+                const int64_t to = std::min(s.begin + s.len, (tl + 1) * tile);
+                uses[bi][g][tl].push_back(
+                    {k, from - tl * tile, to - tl * tile, col + from - s.begin});
+              }
+              col += s.len;
             }
-    }
-    struct Task {
-      int b;
-      int64_t g, tile;
-    };
-    std::vector<Task> tasks;
-    for (int b = 0; b < 3; ++b)
-      for (int64_t g = 0; g < static_cast<int64_t>(uses[b].size()); ++g)
-        for (int64_t tl = 0; tl < static_cast<int64_t>(uses[b][g].size()); ++tl)
-          if (!uses[b][g][tl].empty()) tasks.push_back({b, g, tl});
-    parallel_for(static_cast<int64_t>(tasks.size()), sel.threads, [&](int64_t ti) {
-      const Task& task = tasks[static_cast<std::size_t>(ti)];
-      const int bi = task.b;
-      const auto& hd = heads[static_cast<std::size_t>(task.g)];
-      const Mat<Real>& keys = bi == ci ? hd.k_cmp : hd.k[bi];
-      const Mat<Real>& vals = bi == ci ? hd.v_cmp : hd.v[bi];
-      const int64_t tile = bi == ci ? kCmpTile : kKeyTile;
-      const int64_t k0 = task.tile * tile, n = std::min(tile, keys.rows() - k0);
-      const Mat<Real> k_tile = keys.middleRows(k0, n), v_tile = vals.middleRows(k0, n);
-      Mat<Real> dk = Mat<Real>::Zero(n, dk_dim), dv = Mat<Real>::Zero(n, dv_dim);
-      const auto& list = uses[bi][task.g][task.tile];
-      for (std::size_t u0 = 0; u0 < list.size(); u0 += kRowChunk) {
-        const std::size_t m = std::min<std::size_t>(kRowChunk, list.size() - u0);
-        const int64_t R = static_cast<int64_t>(m) * G;
-        Mat<Real> q(R, dk_dim), dob(R, dv_dim);
-        Vec<Real> lse(R), D(R);
-        std::vector<int64_t> lo(static_cast<std::size_t>(R)), hi(static_cast<std::size_t>(R));
-        for (std::size_t e = 0; e < m; ++e) {
-          const TileUse& use = list[u0 + e];
-          const int64_t row = seq.q_begin + use.row, r0 = static_cast<int64_t>(e) * G;
-          q.middleRows(r0, G) = group_queries<Real>(vc, in, row, task.g);
-          branch_upstream(vc, in, d_o, static_cast<Branch>(bi), row, task.g, round, dob, r0);
-          const std::size_t s = static_cast<std::size_t>(use.row * Hkv + task.g) * G;
-          for (int64_t h = 0; h < G; ++h) {
-            lse(r0 + h) = lse_of[bi][s + h];
-            D(r0 + h) = d_of[bi][s + h];
-            lo[r0 + h] = use.lo;
-            hi[r0 + h] = use.hi;
           }
-        }
-        // Only the tile keys some listing of the chunk reaches enter the products.
-        const int64_t c0 = *std::min_element(lo.begin(), lo.end());
-        const int64_t c1 = *std::max_element(hi.begin(), hi.end());
-        for (int64_t r = 0; r < R; ++r) {
-          lo[r] -= c0;
-          hi[r] -= c0;
-        }
-        Mat<Real> dk_part = Mat<Real>::Zero(c1 - c0, dk_dim),
-                  dv_part = Mat<Real>::Zero(c1 - c0, dv_dim);
-        attend_backward_kv(q, dob, lse, D, lo, hi, Mat<Real>(k_tile.middleRows(c0, c1 - c0)),
-                           Mat<Real>(v_tile.middleRows(c0, c1 - c0)), scale, round, dk_part,
-                           dv_part);
-        dk.middleRows(c0, c1 - c0) += dk_part;
-        dv.middleRows(c0, c1 - c0) += dv_part;
       }
-      dks[bi][task.g].middleRows(k0, n) = dk * scale;
-      dvs[bi][task.g].middleRows(k0, n) = dv;
-    });
+      struct Task {
+        int b;
+        int64_t g, tile;
+      };
+      std::vector<Task> tasks;
+      for (int b = 0; b < 3; ++b)
+        for (int64_t g = 0; g < static_cast<int64_t>(uses[b].size()); ++g)
+          for (int64_t tl = 0; tl < static_cast<int64_t>(uses[b][g].size()); ++tl)
+            if (!uses[b][g][tl].empty()) tasks.push_back({b, g, tl});
+      parallel_for(static_cast<int64_t>(tasks.size()), sel.threads, [&](int64_t ti) {
+        const Task& task = tasks[static_cast<std::size_t>(ti)];
+        const int bi = task.b;
+        const int64_t k0 = task.tile * (bi == ci ? kCmpTile : kKeyTile);
+        const auto& list = uses[bi][task.g][task.tile];
+        for (std::size_t u0 = 0; u0 < list.size(); u0 += kRowChunk) {
+          const std::size_t m = std::min<std::size_t>(kRowChunk, list.size() - u0);
+          const int64_t R = static_cast<int64_t>(m) * G;
+          // Only the tile keys some listing of the chunk reaches enter the products.
+          int64_t c0 = list[u0].lo, c1 = list[u0].hi;
+          for (std::size_t e = 1; e < m; ++e) {
+            c0 = std::min(c0, list[u0 + e].lo);
+            c1 = std::max(c1, list[u0 + e].hi);
+          }
+          Mat<Real> q(R, dk_dim), dob(R, dv_dim);
+          Mat<Real> p = Mat<Real>::Zero(R, c1 - c0), ds = Mat<Real>::Zero(R, c1 - c0);
+          for (std::size_t e = 0; e < m; ++e) {
+            const TileUse& use = list[u0 + e];
+            const int64_t row = seq.q_begin + block_row(use.row), e0 = static_cast<int64_t>(e) * G;
+            const auto& kept = keep[static_cast<std::size_t>(use.row * Hkv + task.g)];
+            q.middleRows(e0, G) = group_queries<Real>(vc, in, row, task.g);
+            branch_upstream(vc, in, d_o, static_cast<Branch>(bi), row, task.g, round, dob, e0);
+            p.block(e0, use.lo - c0, G, use.hi - use.lo) =
+                kept.p[bi].middleCols(use.col, use.hi - use.lo);
+            ds.block(e0, use.lo - c0, G, use.hi - use.lo) =
+                kept.ds[bi].middleCols(use.col, use.hi - use.lo);
+          }
+          Mat<Real> dk_part = Mat<Real>::Zero(c1 - c0, dk_dim),
+                    dv_part = Mat<Real>::Zero(c1 - c0, dv_dim);
+          attend_backward_kv(p, ds, q, dob, round, dk_part, dv_part);
+          dks[bi][task.g].middleRows(k0 + c0, c1 - c0) += dk_part;
+          dvs[bi][task.g].middleRows(k0 + c0, c1 - c0) += dv_part;
+        }
+      });
+    }
+    if (!any_keys) continue;
+    for (int b = 0; b < 3; ++b)
+      for (auto& dk : dks[b]) dk *= scale;
 
     // A given compressed cache receives its blocks' gradients as they are, rounded once.
     if (c.enable_cmp && c.cmp_given && sel.key_grads) {

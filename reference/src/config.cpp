@@ -1,6 +1,7 @@
 // Validation of Config: every rule of docs/semantics.md "Configuration rules", one check each.
 #include "nsa/ref/config.hpp"
 
+#include <bit>
 #include <cmath>
 #include <sstream>
 
@@ -171,6 +172,9 @@ ValidConfig validate(const Config& cfg) {
   validate_profile(v.cfg);
   validate_shapes(v);
   validate_blocks(v.cfg);
+  // top_n <= 2^31 = kMaxTokens, a power of two, so the rounded count stays in range.
+  if (v.cfg.topn_rounding == TopnRounding::next_power_of_two)
+    v.cfg.top_n = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(v.cfg.top_n)));
   validate_branches(v.cfg);
   validate_layout(v);
   v.cfg.scale = v.scale;
@@ -213,7 +217,8 @@ std::string describe(const Config& c) {
     << " score_mapping=" << to_string(c.score_mapping)
     << " group_reduce=" << to_string(c.group_reduce) << " forced_mode=" << to_string(c.forced_mode)
     << " tie_break=" << to_string(c.tie_break) << " slc_causal=" << to_string(c.slc_causal)
-    << " index_policy=" << to_string(c.index_policy) << " window_keys=" << to_string(c.window_keys);
+    << " index_policy=" << to_string(c.index_policy) << " window_keys=" << to_string(c.window_keys)
+    << " topn_rounding=" << to_string(c.topn_rounding);
   return o.str();
 }
 

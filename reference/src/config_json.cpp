@@ -160,6 +160,7 @@ const std::map<std::string, Setter>& setters() {
       {"slc_causal", enum_setter(&Config::slc_causal)},
       {"index_policy", enum_setter(&Config::index_policy)},
       {"window_keys", enum_setter(&Config::window_keys)},
+      {"topn_rounding", enum_setter(&Config::topn_rounding)},
   };
   return table;
 }
@@ -268,6 +269,7 @@ std::string config_to_json(const Config& c) {
   j["slc_causal"] = to_string(c.slc_causal);
   j["index_policy"] = to_string(c.index_policy);
   j["window_keys"] = to_string(c.window_keys);
+  j["topn_rounding"] = to_string(c.topn_rounding);
   return j.dump(2);
 }
 

@@ -38,6 +38,7 @@ void set_canonical_knobs(Config& c) {
   c.slc_causal = SlcCausal::token;
   c.index_policy = IndexPolicy::strict;
   c.window_keys = WindowKeys::w;
+  // topn_rounding is left alone: fla's two entry points differ only there (see validate_profile).
 }
 
 const std::vector<Profile>& profiles() {
@@ -174,6 +175,10 @@ void validate_profile(const Config& cfg) {
   require_knob("slc_causal", cfg.slc_causal, want.slc_causal, n);
   require_knob("index_policy", cfg.index_policy, want.index_policy, n);
   require_knob("window_keys", cfg.window_keys, want.window_keys, n);
+  // fla's naive_nsa (and parallel_nsa given a tensor of block counts) keeps exactly n blocks;
+  // parallel_nsa given an integer keeps next_power_of_2(n): its profile admits both. The other
+  // profiles' code keeps exactly n.
+  if (n != "fla") require_knob("topn_rounding", cfg.topn_rounding, TopnRounding::none, n);
   p->check(cfg);
 }
 

@@ -117,6 +117,21 @@ TEST_CASE("knobs: slc_causal") { each_pair_differs(base(), &Config::slc_causal);
 
 TEST_CASE("knobs: window_keys") { each_pair_differs(base(), &Config::window_keys); }
 
+TEST_CASE("knobs: topn_rounding") {
+  Config c = base();  // n = 3, up to 5 blocks of 8: rounding to 4 selects one more block
+  each_pair_differs(c, &Config::topn_rounding);
+  // next_power_of_two is exactly n replaced by the next power of two, bit for bit.
+  Config rounded = c, four = c;
+  rounded.topn_rounding = TopnRounding::next_power_of_two;
+  four.top_n = 4;
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    const auto a = run_checked(rounded, seed, Regime::typical, {});
+    const auto b = run_checked(four, seed, Regime::typical, {});
+    CHECK_FALSE(test::outputs_differ(a, b));
+    CHECK(a.indices == b.indices);
+  }
+}
+
 TEST_CASE("knobs: index_policy") {
   Config c = base();
   c.given_indices = true;

@@ -711,3 +711,50 @@ TEST_CASE("validation: every named profile fixes every knob, from both sides") {
   rows += check_knob("window_keys", &Config::window_keys);
   CHECK(rows >= 3 * 8);
 }
+
+TEST_CASE("validation: topn_rounding rounds n up to a power of two; only fla leaves it free") {
+  for (const auto& [n, want] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1},
+                                                {2, 2},
+                                                {3, 4},
+                                                {5, 8},
+                                                {8, 8},
+                                                {9, 16},
+                                                {(int64_t{1} << 30) + 1, int64_t{1} << 31},
+                                                {int64_t{1} << 31, int64_t{1} << 31}}) {
+    Config c = base();
+    c.profile = "custom";
+    c.n_init = c.n_local = 0;
+    c.top_n = n;
+    INFO("n = " << n);
+    CHECK(validate(c).cfg.top_n == n);  // none keeps n
+    c.topn_rounding = TopnRounding::next_power_of_two;
+    const auto once = validate(c);
+    CHECK(once.cfg.top_n == want);
+    CHECK(validate(once.cfg).cfg.top_n == want);  // validating again changes nothing
+    CHECK(describe(validate(once.cfg).cfg) == describe(once.cfg));
+  }
+  // fla: both values (naive_nsa and parallel_nsa with an integer block_counts).
+  Config fla = valid_profile_config("fla");
+  fla.top_n = 5;
+  CHECK(validate(fla).cfg.top_n == 5);
+  fla.topn_rounding = TopnRounding::next_power_of_two;
+  CHECK(validate(fla).cfg.top_n == 8);
+  // The other named profiles keep exactly n: the rounding is refused, naming the knob.
+  for (const char* name : {"canonical", "nsa_triton"}) {
+    Config c = valid_profile_config(name);
+    c.topn_rounding = TopnRounding::next_power_of_two;
+    INFO(name);
+    try {
+      validate(c);
+      FAIL_CHECK("accepted");
+    } catch (const ConfigError& e) {
+      CHECK(e.field() == "topn_rounding");
+      CHECK(e.value() == "next_power_of_two");
+      CHECK_THAT(e.rule(),
+                 Catch::Matchers::Contains("profile " + std::string(name) + " requires none"));
+    }
+    CHECK(profile_config(name).topn_rounding == TopnRounding::none);
+  }
+  CHECK(profile_config("fla").topn_rounding == TopnRounding::none);
+}

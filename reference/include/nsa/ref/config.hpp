@@ -61,6 +61,9 @@ struct Config {
   SlcCausal slc_causal = SlcCausal::token;
   IndexPolicy index_policy = IndexPolicy::strict;
   WindowKeys window_keys = WindowKeys::w;
+  // next_power_of_two: validate() replaces top_n by the next power of two >= top_n, so that
+  // everything downstream (top-n, index lists, kernels) sees the count the selection keeps.
+  TopnRounding topn_rounding = TopnRounding::none;
 
   std::string profile = "canonical";
 

@@ -23,6 +23,9 @@ enum class TieBreak { lower_index_first, higher_index_first };
 enum class SlcCausal { token, none };
 enum class IndexPolicy { strict, skip_invalid, multiset, negative_to_zero };
 enum class WindowKeys { w, w_plus_one };
+// How many blocks the selection keeps: exactly n, or n rounded up to a power of two (fla's
+// parallel_nsa with an integer block_counts; docs/semantics.md, section 9).
+enum class TopnRounding { none, next_power_of_two };
 enum class Branch { cmp = 0, slc = 1, win = 2 };
 
 // How an fp32-accumulating kernel orders the terms of its dot products and sums
@@ -66,6 +69,7 @@ NSA_ENUM_NAMES(TieBreak, "lower_index_first", "higher_index_first")
 NSA_ENUM_NAMES(SlcCausal, "token", "none")
 NSA_ENUM_NAMES(IndexPolicy, "strict", "skip_invalid", "multiset", "negative_to_zero")
 NSA_ENUM_NAMES(WindowKeys, "w", "w_plus_one")
+NSA_ENUM_NAMES(TopnRounding, "none", "next_power_of_two")
 NSA_ENUM_NAMES(Branch, "cmp", "slc", "win")
 NSA_ENUM_NAMES(SumOrder, "sequential", "pairwise", "lanes8", "blocked16", "tensor_core",
                "tensor_core_split", "largest_partials")
