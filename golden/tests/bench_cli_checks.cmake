@@ -94,8 +94,13 @@ expect(0 "w=8 branches=csw phi=mean dtype=fp16 shared_kv=0" bench --config ${WOR
 expect(0 "window_keys=w_plus_one" bench --config ${WORK}/small.json --profile nsa_triton --dry-run)
 expect(0 "3 configurations" bench --config ${WORK}/small.json --t-q 1,4,100 --dry-run)
 expect(0 "cu_seqlens_k=[0,40,100]" bench --config ${WORK}/varlen.json --dry-run)
+expect(0 "3 configurations" bench --backward --dry-run)
+expect(0 "batch=1 t_k=65536 t_q=65536 h_q=64 h_kv=64 d_k=128 d_v=128" bench --backward --dry-run)
+expect(0 "1 configurations" bench --backward --groups 4 --t-k 1024 --dry-run)
+expect(2 "--backward and --decode exclude each other" bench --backward --decode)
 expect(0 "usage: nsa bench" bench --help)
 expect(0 "--decode" bench -h)
+expect(0 "--backward" bench -h)
 
 # Without a device a valid table is checked and reported as not run (77); on a GPU runner the
 # small config runs (0).

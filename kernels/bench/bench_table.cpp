@@ -265,6 +265,15 @@ std::vector<Product> decode_table() {
   return {p};
 }
 
+// The backward's table (issue targets): T_k = 65536, 128x128, G in {16, 4, 1}.
+std::vector<Product> backward_table() {
+  Product p{};
+  p[kTk] = int_axis(kIntFlags[1], "65536");
+  p[kDims] = dims_axis({{128, 128}});
+  p[kKv] = group_axis({16, 4, 1});
+  return {p};
+}
+
 std::vector<Product> quick_table() {
   Product p{};
   p[kTk] = int_axis(kIntFlags[1], "8192,16384");
@@ -326,8 +335,8 @@ bool owner_runs(Owner o, const Config& c) {
 }  // namespace
 
 std::string bench_usage() {
-  return "usage: nsa bench [--decode | --quick] [--config FILE.json [--profile P]] [flags]\n"
-         "                 [--reps N] [--warmup N] [--dry-run]\n"
+  return "usage: nsa bench [--decode | --quick | --backward] [--config FILE.json [--profile P]]\n"
+         "                 [flags] [--reps N] [--warmup N] [--dry-run]\n"
          "\n"
          "Tables (each flag below replaces that axis in every row of the table):\n"
          "  (default)   prefill, B=1, H_q=64: T_k in {8192,16384,32768,65536} x (d_k,d_v) in\n"
@@ -335,6 +344,9 @@ std::string bench_usage() {
          "  --decode    T_q in {1,4} x T_k in {8192,65536,131072} x B in {1,16,64} x G in "
          "{16,4,1}\n"
          "  --quick     T_k in {8192,16384}, 128x128, G=16, 3 reps\n"
+         "  --backward  times nsa::cuda::backward per stage (the forward it runs for the index\n"
+         "              lists, then query side, index, key side per branch, phi, finish); its\n"
+         "              table: T_k=65536, 128x128, G in {16,4,1} (with --config: that case)\n"
          "  --config F  one case: the config file F (docs/config-format.md) instead of the base\n"
          "Base: bf16, d_k=d_v=128, l=32 d=16 l'=64 n=16 w=512, phi mean, all branches, shared "
          "K/V.\n"
@@ -374,7 +386,8 @@ BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
                                    "--dv",       "--groups",  "--dtype", "--phi",  "--phi-act",
                                    "--branches", "--reps",    "--warmup"};
   for (const auto& f : kIntFlags) with_value.insert(f.flag);
-  const nsa::cli::Args args(argv, with_value, {"--decode", "--quick", "--dry-run", "--help"});
+  const nsa::cli::Args args(argv, with_value,
+                            {"--decode", "--quick", "--backward", "--dry-run", "--help"});
   BenchPlan plan;
   for (const auto& p : args.positional()) {
     if (p == "-h") {
@@ -392,6 +405,8 @@ BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
       throw UsageError(std::string(a) + " and " + b + " exclude each other");
   };
   conflict("--decode", "--quick");
+  conflict("--backward", "--decode");
+  conflict("--backward", "--quick");
   conflict("--t", "--t-k");
   conflict("--hkv", "--groups");
   conflict("--dims", "--dk");
@@ -401,6 +416,7 @@ BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
   plan.reps = static_cast<int>(args.get_int("--reps", args.has("--quick") ? 3 : 10, 1, 100000));
   plan.warmup = static_cast<int>(args.get_int("--warmup", 2, 0, 100000));
   plan.dry_run = args.has("--dry-run");
+  plan.backward = args.has("--backward");
 
   // The base, then the branches: they decide which flags are read at all.
   Config base = args.has("--config") ? read_config_file(args.get("--config")) : bench_base();
@@ -415,10 +431,11 @@ BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
   if (base.given_indices)
     throw UsageError("--config: given_indices = true: nsa bench generates no index lists");
 
-  std::vector<Product> table = args.has("--decode")   ? decode_table()
-                               : args.has("--quick")  ? quick_table()
-                               : args.has("--config") ? std::vector<Product>{Product{}}
-                                                      : default_table();
+  std::vector<Product> table = args.has("--decode")     ? decode_table()
+                               : args.has("--quick")    ? quick_table()
+                               : args.has("--config")   ? std::vector<Product>{Product{}}
+                               : args.has("--backward") ? backward_table()
+                                                        : default_table();
   Product given{};
   auto give = [&](const std::string& flag, AxisId id, Owner owner, auto make) {
     if (!args.has(flag)) return;

@@ -21,7 +21,8 @@ struct BenchPlan {
   std::vector<BenchCase> cases;
   int reps = 10;
   int warmup = 2;
-  bool dry_run = false;  // print the resolved configurations and exit without a device
+  bool dry_run = false;   // print the resolved configurations and exit without a device
+  bool backward = false;  // time nsa::cuda::backward's stages instead of the forward's
   bool help = false;
   // Flags that were given for a branch that no case runs (their values are not read).
   std::vector<std::string> ignored;

@@ -2,6 +2,7 @@
 // warm-up) and useful TFLOP/s of the CUDA forward (docs/benchmarks.md defines the FLOP count).
 // Figures, not tests: nothing here asserts on time.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "args.hpp"
 #include "bench_table.hpp"
 #include "cuda_cli.hpp"
+#include "nsa/cuda/backward.hpp"
 #include "nsa/cuda/forward.hpp"
 #include "nsa/ref/config.hpp"
 #include "nsa/ref/inputs.hpp"
@@ -25,10 +27,14 @@ struct Flops {
   double total() const { return cmp + slc + win; }
 };
 
-Flops useful_flops(const nsa::ref::ValidConfig& vc) {
+// The backward's useful FLOPs count the five products of a flash-style backward per (query
+// head, attended key): q·k, dO·v, dS·k (dq), dSᵀ·q (dK), Pᵀ·dO (dV), i.e. 2 (3 d_k + 2 d_v).
+Flops useful_flops(const nsa::ref::ValidConfig& vc, bool backward = false) {
   const auto& c = vc.cfg;
   Flops f;
-  const double per_key = 2.0 * static_cast<double>(c.d_k + c.d_v) * static_cast<double>(c.h_q);
+  const double dims = backward ? 3.0 * static_cast<double>(c.d_k) + 2.0 * static_cast<double>(c.d_v)
+                               : static_cast<double>(c.d_k + c.d_v);
+  const double per_key = 2.0 * dims * static_cast<double>(c.h_q);
   for (const auto& s : vc.seqs)
     for (int64_t i = 0; i < s.t_q; ++i) {
       const int64_t t = s.pos(i);
@@ -57,7 +63,7 @@ void print_dry_run(const nsa::bench::BenchPlan& plan) {
     std::printf("%3zu  %-36s | device %.3f GiB, useful %.4g GFLOP\n     %s\n", i,
                 plan.cases[i].label.c_str(),
                 nsa::bench::device_bytes(vc) / (1024.0 * 1024.0 * 1024.0),
-                useful_flops(vc).total() / 1e9, nsa::ref::describe(vc.cfg).c_str());
+                useful_flops(vc, plan.backward).total() / 1e9, nsa::ref::describe(vc.cfg).c_str());
   }
 }
 
@@ -150,6 +156,104 @@ bool run_case(const nsa::bench::BenchCase& bench_case, int warmup, int reps) {
   return ok;
 }
 
+// Host inputs for the backward (its host API takes host tensors): a cheap deterministic pattern
+// of multiples of 1/128 in (-1, 1), exact in every dtype (gates in [0, 1); phi's weights scaled
+// by a power of two near 1/(l D) so that the compressed keys stay O(1)).
+void fill_pattern(std::vector<double>& x, int64_t n, uint64_t salt, double lo, double scale) {
+  x.resize(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t h = (static_cast<uint64_t>(i) + 1) * 0x9E3779B97F4A7C15ull ^ salt;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    x[static_cast<std::size_t>(i)] = (lo + static_cast<double>(h % 255) / 128.0) * scale;
+  }
+}
+
+nsa::ref::Inputs backward_bench_inputs(const nsa::ref::ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  const auto s = nsa::ref::input_shapes(vc);
+  nsa::ref::Inputs in;
+  fill_pattern(in.q, s.q, 1, -127.0 / 128, 1);
+  for (int b = 0; b < 3; ++b) {
+    if (c.shared_kv && b > 0) {
+      in.k[b] = in.k[0];
+      in.v[b] = in.v[0];
+    } else {
+      fill_pattern(in.k[b], s.k, 10 + b, -127.0 / 128, 1);
+      fill_pattern(in.v[b], s.v, 20 + b, -127.0 / 128, 1);
+    }
+    fill_pattern(in.gate[b], s.gate, 30 + b, 0, 0.5);
+  }
+  const double w1 = std::exp2(-std::ceil(std::log2(static_cast<double>(c.cmp_block * c.d_k))));
+  const double w2 =
+      std::exp2(-std::ceil(std::log2(static_cast<double>(std::max<int64_t>(1, c.phi_hidden)))));
+  auto phi = [&](nsa::ref::PhiParams& p, int64_t pos, int64_t wa, int64_t wb, int64_t b2,
+                 uint64_t salt) {
+    fill_pattern(p.pos, pos, salt, -127.0 / 128, 1);
+    fill_pattern(p.w1, wa, salt + 1, -127.0 / 128, w1);
+    fill_pattern(p.b1, s.phi_b1, salt + 2, -127.0 / 128, 1);
+    fill_pattern(p.w2, wb, salt + 3, -127.0 / 128, w2);
+    fill_pattern(p.b2, b2, salt + 4, -127.0 / 128, 1);
+  };
+  phi(in.phi_k, s.phi_pos_k, s.phi_w1_k, s.phi_w2_k, s.phi_b2_k, 40);
+  phi(in.phi_v, s.phi_pos_v, s.phi_w1_v, s.phi_w2_v, s.phi_b2_v, 50);
+  return in;
+}
+
+// Times one case's backward; returns false (and prints why) when it could not run.
+bool run_backward_case(const nsa::bench::BenchCase& bench_case, int warmup, int reps) {
+  const auto& vc = bench_case.vc;
+  const auto& c = vc.cfg;
+  const int64_t t_q = vc.seqs.empty() ? 0 : vc.seqs[0].t_q,
+                t_k = vc.seqs.empty() ? 0 : vc.seqs[0].t_k;
+  std::printf("%4lld %5lld %-7lld %3lld %4lld %4lld ", static_cast<long long>(c.batch),
+              static_cast<long long>(t_q), static_cast<long long>(t_k),
+              static_cast<long long>(vc.group), static_cast<long long>(c.d_k),
+              static_cast<long long>(c.d_v));
+  std::fflush(stdout);
+  if (const auto why = nsa::cuda::backward_unsupported(vc); !why.empty()) {
+    std::printf(" unsupported: %s\n", why.c_str());
+    return false;
+  }
+  try {
+    const nsa::ref::Inputs in = backward_bench_inputs(vc);
+    std::vector<double> d_o;
+    fill_pattern(d_o, vc.total_q * c.h_q * c.d_v, 60, -127.0 / 128, 1);
+    nsa::cuda::BackwardTimes t;
+    nsa::cuda::BackwardOptions opt;
+    opt.times = &t;
+    opt.validate_indices = false;
+    std::vector<float> fwd, bwd, query, index, keys[3], phi, finish;
+    auto once = [&] { (void)nsa::cuda::backward(vc, in, d_o, opt); };
+    once();  // the first run: also tells whether this is the slow path
+    const bool slow = t.backward > 2000.0f;
+    for (int i = 1; i < (slow ? 0 : warmup); ++i) once();
+    const int n_reps = slow ? std::min(reps, 1) : reps;
+    for (int i = 0; i < n_reps; ++i) {
+      if (i > 0 || !slow) once();  // a slow path reports its first run
+      fwd.push_back(t.forward);
+      bwd.push_back(t.backward);
+      query.push_back(t.query);
+      index.push_back(t.index);
+      for (int b = 0; b < 3; ++b) keys[b].push_back(t.keys[b]);
+      phi.push_back(t.phi + t.compress);
+      finish.push_back(t.finish);
+    }
+    const double ms = median(bwd);
+    const double flops = useful_flops(vc, true).total();
+    std::printf("%9.3f %10.3f | %9.3f %8.3f %9.3f %9.3f %9.3f %8.3f %8.3f | %10.3f %8.2f %5d\n",
+                median(fwd), ms, median(query), median(index), median(keys[0]), median(keys[1]),
+                median(keys[2]), median(phi), median(finish), median(fwd) + ms,
+                flops / (ms * 1e-3) / 1e12, static_cast<int>(bwd.size()));
+  } catch (const std::exception& e) {
+    std::printf(" failed: %s\n", e.what());
+    return false;
+  }
+  std::fflush(stdout);
+  return true;
+}
+
 int run_bench(const std::vector<std::string>& args) {
   nsa::bench::BenchPlan plan;
   try {
@@ -174,6 +278,20 @@ int run_bench(const std::vector<std::string>& args) {
                  "(exit 77; --dry-run lists them)\n",
                  plan.cases.size());
     return kNeedsGpu;
+  }
+  if (plan.backward) {
+    std::printf(
+        "device: %s; nsa::cuda::backward, median of %d runs after %d warm-up runs (a "
+        "case over 2 s: its first run only), times in ms\n",
+        nsa::cuda::device_name().c_str(), plan.reps, plan.warmup);
+    std::printf("%4s %5s %-7s %3s %4s %4s %9s %10s | %9s %8s %9s %9s %9s %8s %8s | %10s %8s %5s\n",
+                "B", "T_q", "T_k", "G", "d_k", "d_v", "forward", "backward", "query", "index",
+                "keys_cmp", "keys_slc", "keys_win", "phi", "finish", "fwd+bwd", "TFLOP/s", "runs");
+    int failed = 0;
+    for (const auto& bc : plan.cases)
+      failed += run_backward_case(bc, plan.warmup, plan.reps) ? 0 : 1;
+    if (failed) std::printf("%d of %zu configurations did not run\n", failed, plan.cases.size());
+    return failed ? 1 : 0;
   }
   std::printf("device: %s; median of %d runs after %d warm-up runs, times in ms\n",
               nsa::cuda::device_name().c_str(), plan.reps, plan.warmup);

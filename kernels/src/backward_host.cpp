@@ -50,9 +50,72 @@ std::string context(const nsa::ref::ValidConfig& vc) {
   return o.str();
 }
 
+// Start and stop events per stage of the launch sequence, recorded only when timing is asked
+// for; a stage that never ran reports 0. Stages bracket launches only, so host-side allocation
+// between them is not counted.
+enum Stage {
+  kStageForward,
+  kStageCompress,
+  kStageQuery,
+  kStageIndex,
+  kStageKeys,  // + branch
+  kStagePhi = kStageKeys + 3,
+  kStageFinish,
+  kStages
+};
+
+class StageEvents {
+ public:
+  StageEvents(bool on, cudaStream_t stream) : on_(on), stream_(stream) {
+    if (!on_) return;
+    for (auto& e : start_) detail::check(cudaEventCreate(&e), "cudaEventCreate", "stage timing");
+    for (auto& e : stop_) detail::check(cudaEventCreate(&e), "cudaEventCreate", "stage timing");
+  }
+  StageEvents(const StageEvents&) = delete;
+  StageEvents& operator=(const StageEvents&) = delete;
+  ~StageEvents() {
+    if (!on_) return;
+    for (auto& e : start_) cudaEventDestroy(e);
+    for (auto& e : stop_) cudaEventDestroy(e);
+  }
+  void begin(int s) { record(start_[s], s); }
+  void end(int s) {
+    record(stop_[s], s);
+    ran_[s] = true;
+  }
+  // After a device synchronization.
+  void report(BackwardTimes& t) const {
+    float ms[kStages] = {};
+    for (int s = 0; s < kStages; ++s)
+      if (ran_[s])
+        detail::check(cudaEventElapsedTime(&ms[s], start_[s], stop_[s]), "cudaEventElapsedTime",
+                      "stage timing");
+    t = BackwardTimes{};
+    t.forward = ms[kStageForward];
+    t.compress = ms[kStageCompress];
+    t.query = ms[kStageQuery];
+    t.index = ms[kStageIndex];
+    for (int b = 0; b < 3; ++b) t.keys[b] = ms[kStageKeys + b];
+    t.phi = ms[kStagePhi];
+    t.finish = ms[kStageFinish];
+    for (int s = kStageCompress; s < kStages; ++s) t.backward += ms[s];
+  }
+
+ private:
+  void record(cudaEvent_t e, int s) {
+    if (on_)
+      detail::check(cudaEventRecord(e, stream_), "cudaEventRecord", "stage " + std::to_string(s));
+  }
+  bool on_;
+  cudaStream_t stream_;
+  std::array<cudaEvent_t, kStages> start_{}, stop_{};
+  std::array<bool, kStages> ran_{};
+};
+
 template <class T>
 nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
-                        const std::vector<double>& d_o, std::vector<int32_t>* indices_out) {
+                        const std::vector<double>& d_o, std::vector<int32_t>* indices_out,
+                        BackwardTimes* times) {
   const auto& c = vc.cfg;
   const std::string ctx = context(vc);
   const Dtype dt = c.dtype;
@@ -94,6 +157,8 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   const DeviceInputs di = detail::upload_inputs(vc, in, up);
   const T* d_o_dev = static_cast<const T*>(up(d_o, "do"));
 
+  StageEvents ev(times != nullptr, st);
+
   // The index lists: given, or the CUDA forward's (the one thing taken from the forward).
   const int64_t n_idx = vc.total_q * c.h_kv * c.top_n;
   DeviceBuffer idx_d;
@@ -110,7 +175,9 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
       dout.o = o_fwd.get();
       dout.indices = idx_d.get<int32_t>();
       Plan plan(vc);
+      ev.begin(kStageForward);
       plan.run(di, dout);
+      ev.end(kStageForward);
     }
   }
 
@@ -144,8 +211,10 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
                                cast(di.phi_k_w2), cast(di.phi_k_b2)};
     const detail::PhiDev<T> pv{cast(di.phi_v_pos), cast(di.phi_v_w1), cast(di.phi_v_b1),
                                cast(di.phi_v_w2), cast(di.phi_v_b2)};
+    ev.begin(kStageCompress);
     detail::launch_compress<T>(dc, pk, cast(di.k[0]), c.d_k, kc_d.get<T>(), gemm, st, ctx);
     detail::launch_compress<T>(dc, pv, cast(di.v[0]), c.d_v, vc_d.get<T>(), gemm, st, ctx);
+    ev.end(kStageCompress);
   }
 
   bwd::Tensors<T> x{};
@@ -208,8 +277,10 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   double* dd[3] = {dd_d[0].get<double>(), dd_d[1].get<double>(), dd_d[2].get<double>()};
   double* dg64[3] = {dg64_d[0].get<double>(), dg64_d[1].get<double>(), dg64_d[2].get<double>()};
   T* dg[3] = {dg_d[0].get<T>(), dg_d[1].get<T>(), dg_d[2].get<T>()};
+  ev.begin(kStageQuery);
   detail::launch_bwd_query<T>(sh, x, lse, dd, dg64, dq64_d.get<double>(), dg, dq_d.get<T>(), st,
                               ctx);
+  ev.end(kStageQuery);
 
   // The selection's inverted index.
   const int64_t entries = slc_entries(vc);
@@ -223,17 +294,23 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     rows_d.allocate(sz(entries) * 8, "sorted index rows [" + ctx + "]");
     const std::size_t temp_bytes = detail::bwd_index_temp_bytes(entries, end_bit);
     temp_d.allocate(temp_bytes, "index sort scratch [" + ctx + "]");
+    ev.begin(kStageIndex);
     detail::launch_bwd_index(sh, x.idx, keys_tmp.get<uint64_t>(), rows_tmp.get<int64_t>(),
                              keys_d.get<uint64_t>(), rows_d.get<int64_t>(), temp_d.get(),
                              temp_bytes, end_bit, st, ctx);
+    ev.end(kStageIndex);
     si = {keys_d.get<const uint64_t>(), rows_d.get<const int64_t>(), entries};
   }
 
   const bwd::RowStats stats{{lse[0], lse[1], lse[2]}, {dd[0], dd[1], dd[2]}};
   for (int b = 0; b < 3; ++b)
-    if (sh.enable[b])
+    if (sh.enable[b]) {
+      ev.begin(kStageKeys + b);
       detail::launch_bwd_keys<T>(b, sh, x, stats, si, dk64_d[b].get<double>(),
                                  dv64_d[b].get<double>(), st, ctx);
+      ev.end(kStageKeys + b);
+    }
+  ev.begin(kStagePhi);
   if (phi_bwd)
     for (int kv = 0; kv < 2; ++kv) {
       const bwd::PhiView<T> pvw = kv == 0 ? bwd::PhiView<T>{x.k[0],
@@ -256,6 +333,7 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
                                 dx_d[kv].get<double>(), a_d[kv].get<double>(),
                                 dh_d[kv].get<double>(), dpar, st, ctx);
     }
+  ev.end(kStagePhi);
   // What the tokens gather from the compressed blocks: dy (mean) or dx (linear / mlp).
   const double* kblk = phi_bwd ? dx_d[0].get<const double>() : dk64_d[0].get<const double>();
   const double* vblk = phi_bwd ? dx_d[1].get<const double>() : dv64_d[0].get<const double>();
@@ -263,10 +341,13 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   const double* vacc[3] = {nullptr, dv64_d[1].get<const double>(), dv64_d[2].get<const double>()};
   T* dk_out[3] = {dk_d[0].get<T>(), dk_d[1].get<T>(), dk_d[2].get<T>()};
   T* dv_out[3] = {dv_d[0].get<T>(), dv_d[1].get<T>(), dv_d[2].get<T>()};
+  ev.begin(kStageFinish);
   detail::launch_bwd_finish<T>(sh, c.d_k, kblk, kacc, dk_out, dks_d.get<T>(), st, ctx);
   detail::launch_bwd_finish<T>(sh, c.d_v, vblk, vacc, dv_out, dvs_d.get<T>(), st, ctx);
+  ev.end(kStageFinish);
   detail::check(cudaDeviceSynchronize(), "nsa::cuda::backward (kernels)",
                 "config: " + nsa::ref::describe(c));
+  if (times) ev.report(*times);
 
   // Download, widen.
   const std::size_t eb = sizeof(T);
@@ -352,11 +433,11 @@ nsa::ref::Gradients backward(const nsa::ref::ValidConfig& vc, const nsa::ref::In
   if (!device_available()) throw CudaError("nsa::cuda::backward: no CUDA device available");
   switch (c.dtype) {
     case Dtype::f32:
-      return run<float>(vc, in, d_o, indices);
+      return run<float>(vc, in, d_o, indices, opt.times);
     case Dtype::f16:
-      return run<__half>(vc, in, d_o, indices);
+      return run<__half>(vc, in, d_o, indices, opt.times);
     case Dtype::bf16:
-      return run<__nv_bfloat16>(vc, in, d_o, indices);
+      return run<__nv_bfloat16>(vc, in, d_o, indices, opt.times);
     default:
       throw std::invalid_argument("nsa::cuda::backward: dtype fp64 is not supported");
   }

@@ -14,10 +14,22 @@ namespace nsa::cuda {
 // (unsupported()); every phi (mean, linear, mlp) has its backward.
 std::string backward_unsupported(const nsa::ref::ValidConfig& vc);
 
+// Device time of one backward call's stages in ms (CUDA events on its stream; uploads,
+// allocation and downloads excluded). `forward` is the CUDA forward run for computed index lists
+// (0 with given lists), `keys[b]` the key side of branch b (cmp, slc, win), `phi` the linear /
+// mlp backward, `finish` the token gradients; `backward` is the sum of the backward's stages
+// (compress .. finish), i.e. without the forward.
+struct BackwardTimes {
+  float forward = 0, compress = 0, query = 0, index = 0, keys[3] = {0, 0, 0}, phi = 0, finish = 0;
+  float backward = 0;
+};
+
 struct BackwardOptions {
   // As Options::validate_indices: check a given list under the strict policy first (the
   // kernels apply the policy safely whatever the list holds).
   bool validate_indices = true;
+  // When set, receives the stages' device times (nsa bench --backward).
+  BackwardTimes* times = nullptr;
 };
 
 // The whole backward on the GPU for all rows and keys and the upstream gradient d_o
