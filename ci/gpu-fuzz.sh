@@ -11,6 +11,7 @@
 # NSA_FUZZ_SAN_MINUTES=0 leaves out the memcheck stretch in such a continuation.
 # NSA_FUZZ_JOBS=N with NSA_FUZZ_CASES=C: C cases from NSA_FUZZ_FIRST_CASE on, split into N
 # processes over disjoint case ranges (each still stopped by NSA_FUZZ_MINUTES).
+# NSA_FUZZ_ARGS: further `nsa fuzz` flags for every run, e.g. "--backward --max-rows 16".
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${NSA_GPU_BUILD:-$root/build/gpu-kernels}}
@@ -29,6 +30,7 @@ first=${NSA_FUZZ_FIRST_CASE:-0}
 san_minutes=${NSA_FUZZ_SAN_MINUTES:-2}
 summary=()
 status=0
+read -r -a extra <<<"${NSA_FUZZ_ARGS:-}"
 
 jobs=${NSA_FUZZ_JOBS:-1}
 if [ "$jobs" -gt 1 ]; then
@@ -39,7 +41,7 @@ if [ "$jobs" -gt 1 ]; then
   pids=()
   for ((j = 0; j < jobs; ++j)); do
     "$nsa" fuzz --gpu --seed "$seed" --iterations "$per" --minutes "$minutes" \
-      --first-case $((first + j * per)) --save-dir "$out/cases" >"$out/fuzz-$j.log" 2>&1 &
+      --first-case $((first + j * per)) --save-dir "$out/cases" "${extra[@]}" >"$out/fuzz-$j.log" 2>&1 &
     pids+=($!)
   done
   for ((j = 0; j < jobs; ++j)); do
@@ -50,8 +52,10 @@ if [ "$jobs" -gt 1 ]; then
   done
   cat "$out"/fuzz-*.log >"$out/fuzz.log"
   summary+=("nsa fuzz --gpu --seed $seed, $jobs jobs: $(awk '/^nsa fuzz summary/ {c += $8; r += $12; f += $15} END {print c " cases, " r " rows checked, " f " failures"}' "$out/fuzz.log")")
+  grep -q "^nsa fuzz backward" "$out/fuzz.log" &&
+    summary+=("  backward: $(awk '/^nsa fuzz backward/ {gsub(/\(/, "", $8); c += $4; k += $8; s += $11} END {print c " cases checked, " k " key tokens, " s " skipped"}' "$out/fuzz.log")")
 else
-  "$nsa" fuzz --gpu --seed "$seed" --minutes "$minutes" --first-case "$first" --save-dir "$out/cases" >"$out/fuzz.log" 2>&1
+  "$nsa" fuzz --gpu --seed "$seed" --minutes "$minutes" --first-case "$first" --save-dir "$out/cases" "${extra[@]}" >"$out/fuzz.log" 2>&1
   rc=$?
   [ $rc -eq 0 ] || status=1
   summary+=("nsa fuzz --gpu --seed $seed --minutes $minutes --first-case $first: rc=$rc; $(grep -E 'nsa fuzz (summary|: ran)' "$out/fuzz.log" | tail -n2 | tr '\n' ' ')")
@@ -64,7 +68,7 @@ if [ "$san_minutes" != 0 ]; then
   cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   san_seed=$((seed + 1))
   "$cs" --tool memcheck --error-exitcode 3 "$nsa" fuzz --gpu --seed "$san_seed" \
-    --minutes "$san_minutes" --max-rows 8 --save-dir "$out/cases-memcheck" >"$out/memcheck.log" 2>&1
+    --minutes "$san_minutes" --max-rows 8 --save-dir "$out/cases-memcheck" "${extra[@]}" >"$out/memcheck.log" 2>&1
   rc=$?
   [ $rc -eq 0 ] || status=1
   summary+=("memcheck nsa fuzz --gpu --seed $san_seed --minutes $san_minutes: rc=$rc; $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -n1); $(grep 'nsa fuzz summary' "$out/memcheck.log" | tail -n1)")

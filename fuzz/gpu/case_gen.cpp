@@ -238,6 +238,20 @@ Inputs case_inputs(const FuzzCase& fc) {
   return in;
 }
 
+namespace {
+
+// Keeps an even spread of at most `limit` of the sorted `picked` (many sequences' edges).
+std::vector<int64_t> thin_out(const std::set<int64_t>& picked, int64_t limit) {
+  std::vector<int64_t> all(picked.begin(), picked.end());
+  if (static_cast<int64_t>(all.size()) <= limit) return all;
+  std::vector<int64_t> thin;
+  for (int64_t i = 0; i < limit; ++i)
+    thin.push_back(all[static_cast<std::size_t>(i * static_cast<int64_t>(all.size()) / limit)]);
+  return thin;
+}
+
+}  // namespace
+
 std::vector<int64_t> check_rows(const FuzzCase& fc, int64_t max_rows) {
   const auto& vc = fc.vc;
   std::vector<int64_t> all;
@@ -264,16 +278,35 @@ std::vector<int64_t> check_rows(const FuzzCase& fc, int64_t max_rows) {
   }
   Draw r(fc.run_seed, 0x726f'7773'0000'0000ULL + static_cast<uint64_t>(fc.index));
   while (static_cast<int64_t>(rows.size()) < max_rows) rows.insert(r.range(0, vc.total_q - 1));
-  all.assign(rows.begin(), rows.end());
-  if (static_cast<int64_t>(all.size()) > max_rows) {
-    // More edge rows than the budget (many sequences): keep an even spread of them.
-    std::vector<int64_t> thin;
-    for (int64_t i = 0; i < max_rows; ++i)
-      thin.push_back(
-          all[static_cast<std::size_t>(i * static_cast<int64_t>(all.size()) / max_rows)]);
-    all = thin;
+  return thin_out(rows, max_rows);  // more edge rows than the budget: an even spread of them
+}
+
+std::vector<int64_t> check_keys(const FuzzCase& fc, int64_t max_keys) {
+  const auto& vc = fc.vc;
+  std::set<int64_t> keys;
+  if (vc.total_k <= max_keys) {
+    for (int64_t k = 0; k < vc.total_k; ++k) keys.insert(k);
+    return {keys.begin(), keys.end()};
   }
-  return all;
+  const auto& c = vc.cfg;
+  for (const auto& s : vc.seqs) {
+    auto add = [&](int64_t u) {
+      if (u >= 0 && u < s.t_k) keys.insert(s.k_begin + u);
+    };
+    add(0);
+    add(s.t_k - 1);
+    // Keys at block edges (a token in two overlapping compressed blocks, a selection block's
+    // first and last keys) and where the last queries' windows begin.
+    for (int64_t unit : {c.cmp_stride, c.cmp_block, c.slc_block}) {
+      add(unit - 1);
+      add(unit);
+    }
+    add(s.t_k - c.window - 1);
+    add(s.t_k - c.window);
+  }
+  Draw r(fc.run_seed, 0x6b65'7973'0000'0000ULL + static_cast<uint64_t>(fc.index));
+  while (static_cast<int64_t>(keys.size()) < max_keys) keys.insert(r.range(0, vc.total_k - 1));
+  return thin_out(keys, max_keys);
 }
 
 std::string case_summary(const FuzzCase& fc) {

@@ -52,6 +52,11 @@ nsa::ref::Inputs case_inputs(const FuzzCase& fc);
 // at most `max_rows` in all, ascending.
 std::vector<int64_t> check_rows(const FuzzCase& fc, int64_t max_rows);
 
+// Key tokens whose gradients the backward check covers (--backward): all keys of short batches;
+// otherwise every sequence's first and last keys, keys at and around compression, selection and
+// window edges, and a seeded sample, at most `max_keys` in all, ascending.
+std::vector<int64_t> check_keys(const FuzzCase& fc, int64_t max_keys);
+
 // One line naming the case: seed, index, regime and the config (nsa::ref::describe).
 std::string case_summary(const FuzzCase& fc);
 

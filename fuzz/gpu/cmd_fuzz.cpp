@@ -1,6 +1,7 @@
 // `nsa fuzz`: the configuration fuzzer (docs/fuzzing.md). Draws random valid cases
 // (case_gen.hpp), runs the CUDA kernels (--gpu) or the f64 reference (--cpu) on them, and checks
-// the result with nsa::ref::check_candidate against truth and the dtype-faithful baseline.
+// the result with nsa::ref::check_candidate against truth and the dtype-faithful baseline; with
+// --backward also the gradients for a seeded dO (nsa::ref::check_candidate_gradients).
 // Every failure prints the case and a one-line repro command; --save-dir keeps its config.
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "fuzz_cli.hpp"
 #include "gpu_backend.hpp"
 #include "nsa/golden/suites.hpp"
+#include "nsa/ref/backward.hpp"
 #include "nsa/ref/compare.hpp"
 #include "nsa/ref/config_json.hpp"
 
@@ -25,7 +27,7 @@ using nsa::fuzz::FuzzCase;
 constexpr int kNeedsGpu = 77;  // ctest's skip code: "needs a GPU" is not a failure
 
 struct Args {
-  bool gpu = false, cpu = false, verbose = false;
+  bool gpu = false, cpu = false, verbose = false, backward = false;
   std::optional<uint64_t> seed;
   std::optional<int64_t> iterations;
   std::vector<int64_t> cases;  // --case: exactly these cases
@@ -42,7 +44,8 @@ struct Args {
 const char* kUsage =
     "usage: nsa fuzz (--gpu | --cpu) --seed S (--iterations N | --minutes M | --case K[,K...])\n"
     "                [--first-case K] [--save-dir DIR] [--max-rows R] [--truth f64|f128]\n"
-    "                [--draw gpu|cpu] [--model ORDER[:ACCUMULATOR][@PERMUTATION]] [--verbose]\n"
+    "                [--draw gpu|cpu] [--model ORDER[:ACCUMULATOR][@PERMUTATION]] [--backward]\n"
+    "                [--verbose]\n"
     "  --gpu        run the CUDA kernels on each case (needs a CUDA device)\n"
     "  --cpu        run the f64 reference instead (checks the fuzzer itself; no GPU)\n"
     "  --seed S     run seed; case K of seed S is always the same case\n"
@@ -52,7 +55,12 @@ const char* kUsage =
     "  --first-case K   start an --iterations/--minutes run at case K (default 0), so one\n"
     "               seed's stream can be fuzzed in several sittings without repeating cases\n"
     "  --save-dir   write each failing case's config JSON, seeds and verdict (and golden file)\n"
-    "  --max-rows   query rows checked per case (edges first; default 48)\n"
+    "  --max-rows   query rows checked per case (edges first; default 48), and with\n"
+    "               --backward the key tokens whose gradients are checked\n"
+    "  --backward   also the backward: nsa::cuda::backward (--gpu) or the f64 reference (--cpu)\n"
+    "               for dO = generate_grad_output(config, input seed), every gradient tensor\n"
+    "               on the checked rows and keys against truth and the backward baseline set;\n"
+    "               a config the CUDA backward refuses is counted as skipped\n"
     "  --truth      precision of the truth (default: f64 with --gpu, f128 with --cpu)\n"
     "  --draw       case sizes: gpu (up to 2112 tokens, head dims 256, G 64; what --gpu draws,\n"
     "               so --cpu --draw gpu --case K redraws the GPU run's case K) or cpu (small)\n"
@@ -100,6 +108,8 @@ std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
       a.gpu = true;
     } else if (k == "--cpu") {
       a.cpu = true;
+    } else if (k == "--backward") {
+      a.backward = true;
     } else if (k == "--verbose") {
       a.verbose = true;
     } else if (k == "--seed") {
@@ -196,6 +206,8 @@ std::optional<int> parse(const std::vector<std::string>& argv, Args& a) {
   if (!a.cases.empty() && a.first_case != 0)
     return bad_arg("--first-case applies to --iterations/--minutes runs, not to --case");
   if (a.model && !a.cpu) return bad_arg("--model replaces the f64 candidate of --cpu");
+  if (a.model && a.backward)
+    return bad_arg("--model is a forward kernel model: it has no backward (drop --backward)");
   return std::nullopt;
 }
 
@@ -203,6 +215,7 @@ std::string repro(const Args& a, const FuzzCase& fc) {
   std::string extra;
   if (a.gpu_draws && *a.gpu_draws != a.gpu) extra += *a.gpu_draws ? " --draw gpu" : " --draw cpu";
   if (a.model) extra += " --model " + a.model_text;
+  if (a.backward) extra += " --backward";
   if (a.truth) extra += std::string(" --truth ") + to_string(*a.truth);
   return std::string("nsa fuzz ") + (a.gpu ? "--gpu" : "--cpu") + " --seed " +
          std::to_string(fc.run_seed) + " --case " + std::to_string(fc.index) +
@@ -245,7 +258,38 @@ void save_case(const Args& a, const FuzzCase& fc, const std::string& report) {
 
 struct Totals {
   int64_t cases = 0, rows = 0, failures = 0, draws = 0;
+  int64_t backward_cases = 0, backward_skipped = 0, keys = 0;
 };
+
+// The candidate's gradients on the checked rows and keys, judged; appends the verdict's table.
+bool check_backward(const Args& a, const FuzzCase& fc, const Inputs& in,
+                    const std::vector<int64_t>& rows, Precision truth, Totals& tot,
+                    std::string& report) {
+  if (a.gpu) {
+    if (const auto why = nsa::fuzz::gpu_backward_unsupported(fc.vc); !why.empty()) {
+      ++tot.backward_skipped;
+      if (a.verbose) std::printf("     backward skipped: %s\n", why.c_str());
+      return true;
+    }
+  }
+  const auto d_o = generate_grad_output(fc.vc, fc.input_seed);
+  const auto keys = nsa::fuzz::check_keys(fc, a.max_rows);
+  Gradients cand;
+  std::vector<int32_t> indices;
+  if (a.gpu) {
+    cand = select_gradients(fc.vc, nsa::fuzz::gpu_backward(fc.vc, in, d_o, &indices), rows, keys);
+  } else {
+    GradSelection sel;
+    sel.rows = rows;
+    sel.keys = keys;
+    cand = backward(fc.vc, in, d_o, Precision::f64, sel);
+  }
+  const Verdict v = check_candidate_gradients(fc.vc, in, d_o, cand, truth, {}, indices);
+  ++tot.backward_cases;
+  tot.keys += static_cast<int64_t>(keys.size());
+  report += "\nbackward (" + std::to_string(keys.size()) + " keys):\n" + v.table();
+  return v.pass();
+}
 
 // Runs one case; returns false on a failure (already reported).
 bool run_case(const Args& a, const FuzzCase& fc, Totals& tot) {
@@ -267,6 +311,7 @@ bool run_case(const Args& a, const FuzzCase& fc, Totals& tot) {
     const Verdict v = check_candidate(fc.vc, in, cand, truth);
     pass = v.pass();
     report = v.table();
+    if (a.backward) pass = check_backward(a, fc, in, rows, truth, tot, report) && pass;
   } catch (const std::exception& e) {
     pass = false;
     report = std::string("exception: ") + e.what();
@@ -342,6 +387,12 @@ int run(const std::vector<std::string>& argv) {
       a.gpu ? "gpu" : "cpu", static_cast<unsigned long long>(*a.seed),
       static_cast<long long>(tot.cases), static_cast<long long>(tot.draws),
       static_cast<long long>(tot.rows), static_cast<long long>(tot.failures), minutes() * 60.0);
+  if (a.backward)
+    std::printf(
+        "nsa fuzz backward: %lld cases' gradients checked (%lld key tokens), %lld skipped "
+        "(the CUDA backward refuses the config)\n",
+        static_cast<long long>(tot.backward_cases), static_cast<long long>(tot.keys),
+        static_cast<long long>(tot.backward_skipped));
   return tot.failures == 0 ? 0 : 1;
 }
 

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "nsa/ref/backward.hpp"
 #include "nsa/ref/forward.hpp"
 
 namespace nsa::fuzz {
@@ -17,5 +18,10 @@ std::string gpu_device_name();
 std::string gpu_unsupported(const nsa::ref::ValidConfig& vc);
 // nsa::cuda::forward on every row and head.
 nsa::ref::Outputs gpu_forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in);
+// nsa::cuda::backward_unsupported(vc): empty when the backward takes the config.
+std::string gpu_backward_unsupported(const nsa::ref::ValidConfig& vc);
+// nsa::cuda::backward on every row and key; `indices` receives the lists it used.
+nsa::ref::Gradients gpu_backward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                                 const std::vector<double>& d_o, std::vector<int32_t>* indices);
 
 }  // namespace nsa::fuzz

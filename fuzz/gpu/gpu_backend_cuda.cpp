@@ -1,4 +1,5 @@
 #include "gpu_backend.hpp"
+#include "nsa/cuda/backward.hpp"
 #include "nsa/cuda/forward.hpp"
 
 namespace nsa::fuzz {
@@ -13,6 +14,15 @@ std::string gpu_unsupported(const nsa::ref::ValidConfig& vc) { return nsa::cuda:
 
 nsa::ref::Outputs gpu_forward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in) {
   return nsa::cuda::forward(vc, in);
+}
+
+std::string gpu_backward_unsupported(const nsa::ref::ValidConfig& vc) {
+  return nsa::cuda::backward_unsupported(vc);
+}
+
+nsa::ref::Gradients gpu_backward(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                                 const std::vector<double>& d_o, std::vector<int32_t>* indices) {
+  return nsa::cuda::backward(vc, in, d_o, {}, indices);
 }
 
 }  // namespace nsa::fuzz

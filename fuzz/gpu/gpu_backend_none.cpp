@@ -16,4 +16,11 @@ nsa::ref::Outputs gpu_forward(const nsa::ref::ValidConfig&, const nsa::ref::Inpu
   throw std::logic_error("nsa fuzz: gpu_forward called in a build without CUDA");
 }
 
+std::string gpu_backward_unsupported(const nsa::ref::ValidConfig&) { return "built without CUDA"; }
+
+nsa::ref::Gradients gpu_backward(const nsa::ref::ValidConfig&, const nsa::ref::Inputs&,
+                                 const std::vector<double>&, std::vector<int32_t>*) {
+  throw std::logic_error("nsa fuzz: gpu_backward called in a build without CUDA");
+}
+
 }  // namespace nsa::fuzz

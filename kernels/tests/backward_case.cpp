@@ -30,32 +30,6 @@ std::vector<int64_t> sample_keys(const ValidConfig& vc, int64_t limit) {
   return keys;
 }
 
-Gradients select_grads(const ValidConfig& vc, const Gradients& full,
-                       const std::vector<int64_t>& rows, const std::vector<int64_t>& keys) {
-  const auto& c = vc.cfg;
-  auto pick = [](const std::vector<double>& src, const std::vector<int64_t>& which, int64_t width) {
-    std::vector<double> out;
-    if (src.empty()) return out;
-    for (const int64_t r : which)
-      out.insert(out.end(), src.begin() + r * width, src.begin() + (r + 1) * width);
-    return out;
-  };
-  Gradients g;
-  g.rows = rows;
-  g.keys = keys;
-  g.dq = pick(full.dq, rows, c.h_q * c.d_k);
-  for (int b = 0; b < 3; ++b) {
-    g.dg[b] = pick(full.dg[b], rows, c.h_q);
-    g.dk[b] = pick(full.dk[b], keys, c.h_kv * c.d_k);
-    g.dv[b] = pick(full.dv[b], keys, c.h_kv * c.d_v);
-  }
-  g.dk_shared = pick(full.dk_shared, keys, c.h_kv * c.d_k);
-  g.dv_shared = pick(full.dv_shared, keys, c.h_kv * c.d_v);
-  g.dphi_k = full.dphi_k;
-  g.dphi_v = full.dphi_v;
-  return g;
-}
-
 BackwardCase run_backward_case(const Config& cfg, uint64_t seed, Regime regime, const Inputs* given,
                                const BackwardOptions& opt) {
   const ValidConfig vc = validate(cfg);
@@ -71,7 +45,7 @@ BackwardCase run_backward_case(const Config& cfg, uint64_t seed, Regime regime, 
   }
   const auto rows = sample_rows(vc);
   const auto keys = sample_keys(vc);
-  const Gradients cand = select_grads(vc, r.gpu, rows, keys);
+  const Gradients cand = select_gradients(vc, r.gpu, rows, keys);
   r.verdict = check_candidate_gradients(vc, in, d_o, cand, Precision::f64, {}, r.indices);
   for (const auto& t : r.verdict.tensors)
     if (!t.checked) r.unchecked += (r.unchecked.empty() ? "" : ", ") + t.name;

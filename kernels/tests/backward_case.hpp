@@ -27,11 +27,6 @@ struct BackwardCase {
 // those around compression / selection block and window edges, and an even spread.
 std::vector<int64_t> sample_keys(const nsa::ref::ValidConfig& vc, int64_t limit = 160);
 
-// The given rows and keys of a full Gradients (rows/keys 0..n-1 in order).
-nsa::ref::Gradients select_grads(const nsa::ref::ValidConfig& vc, const nsa::ref::Gradients& full,
-                                 const std::vector<int64_t>& rows,
-                                 const std::vector<int64_t>& keys);
-
 BackwardCase run_backward_case(const nsa::ref::Config& cfg, uint64_t seed,
                                nsa::ref::Regime regime = nsa::ref::Regime::typical,
                                const nsa::ref::Inputs* given = nullptr,

@@ -58,6 +58,13 @@ const std::vector<double>& grad_tensor(const ValidConfig& vc, const Gradients& g
                                        const std::string& name);
 std::vector<double>& grad_tensor(const ValidConfig& vc, Gradients& g, const std::string& name);
 
+// The rows `rows` and keys `keys` of gradients computed for every row and key in order (as
+// nsa::cuda::backward returns them), for a check on subsets; phi's and a given cache's gradients
+// are kept whole. Throws std::invalid_argument for full gradients that do not hold every row and
+// key in order, and for a row or key outside the config (naming the list, the index and value).
+Gradients select_gradients(const ValidConfig& vc, const Gradients& full,
+                           const std::vector<int64_t>& rows, const std::vector<int64_t>& keys);
+
 // Checks the upstream gradient dO: [total_q, h_q, d_v] elements, each finite and representable
 // in the config's dtype. Throws std::invalid_argument naming "do", its size or the element.
 void check_grad_output(const ValidConfig& vc, const std::vector<double>& d_o);
