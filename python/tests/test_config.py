@@ -59,6 +59,19 @@ def test_replace_rederives_what_validation_filled_in():
         c.t_k = 5
 
 
+def test_topn_rounding_keeps_the_next_power_of_two_under_fla_only():
+    fla = {"profile": "fla", "h_q": 16, "cmp_block": 16, "cmp_stride": 16, "slc_block": 16,
+           "top_n": 5, "t_k": 100}
+    assert nv.config(fla).top_n == 5
+    rounded = nv.config(dict(fla, topn_rounding="next_power_of_two"))
+    assert rounded.top_n == 8 and rounded.topn_rounding == "next_power_of_two"
+    assert nv.config(rounded.to_json()) == rounded  # validating again changes nothing
+    with pytest.raises(nv.ConfigError) as info:
+        nv.config({"topn_rounding": "next_power_of_two", "t_k": 100})
+    assert info.value.field == "topn_rounding"
+    assert "profile canonical requires none" in info.value.rule
+
+
 @pytest.mark.parametrize("fields, field, value, rule_part", [
     ({"h_q": 3, "h_kv": 2}, "h_q", "3", "multiple of h_kv"),
     ({"d_k": 0}, "d_k", "0", "[1, 1024]"),
