@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <array>
 #include <numeric>
+#include <optional>
+#include <type_traits>
 #include <sstream>
 #include <vector>
 
 #include "backward_launch.hpp"
+#include "backward_mma_host.hpp"
 #include "backward_shape.hpp"
 #include "device_buffer.hpp"
 #include "host_convert.hpp"
@@ -159,26 +162,44 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
 
   StageEvents ev(times != nullptr, st);
 
-  // The index lists: given, or the CUDA forward's (the one thing taken from the forward).
+  // The index lists: given, or the CUDA forward's. The tensor-core path also takes the forward's
+  // branch outputs and fp32 lse (what a training forward keeps); the fp64 kernels recompute
+  // everything and take only the lists.
+  constexpr bool kMmaType = !std::is_same_v<T, float>;  // tensor cores: fp16 / bf16
+  const bool mma = kMmaType && detail::mma_backward_fits(vc);
   const int64_t n_idx = vc.total_q * c.h_kv * c.top_n;
   DeviceBuffer idx_d;
+  std::array<DeviceBuffer, 3> obr_d, lsef_d;
   if (c.enable_slc) {
     idx_d.allocate(sz(n_idx) * sizeof(int32_t), "indices [" + ctx + "]");
-    if (c.given_indices) {
+    if (c.given_indices)
       detail::check(
           cudaMemcpy(idx_d.get(), in.indices.data(), idx_d.bytes(), cudaMemcpyHostToDevice),
           "cudaMemcpy (upload)", "indices");
-    } else if (vc.total_q > 0) {
+    else
       detail::check(cudaMemset(idx_d.get(), 0x7f, idx_d.bytes()), "cudaMemset", "poison");
-      DeviceBuffer o_fwd(sz(nq * c.d_v) * sizeof(T), "forward o [" + ctx + "]");
-      DeviceOutputs dout;
-      dout.o = o_fwd.get();
+  }
+  if (vc.total_q > 0 && (mma || (c.enable_slc && !c.given_indices))) {
+    DeviceBuffer o_fwd(sz(nq * c.d_v) * sizeof(T), "forward o [" + ctx + "]");
+    DeviceOutputs dout;
+    dout.o = o_fwd.get();
+    DeviceInputs fin = di;
+    if (c.enable_slc && c.given_indices)
+      fin.indices = idx_d.get<const int32_t>();
+    else if (c.enable_slc)
       dout.indices = idx_d.get<int32_t>();
-      Plan plan(vc);
-      ev.begin(kStageForward);
-      plan.run(di, dout);
-      ev.end(kStageForward);
-    }
+    if (mma)
+      for (int b = 0; b < 3; ++b) {
+        if (!sh.enable[b]) continue;
+        obr_d[b].allocate(sz(nq * c.d_v) * sizeof(T), "forward o_b [" + ctx + "]");
+        lsef_d[b].allocate(sz(nq) * sizeof(float), "forward lse_b [" + ctx + "]");
+        dout.o_branch[b] = obr_d[b].get();
+        dout.lse[b] = lsef_d[b].get<float>();
+      }
+    Plan plan(vc);
+    ev.begin(kStageForward);
+    plan.run(fin, dout);
+    ev.end(kStageForward);
   }
 
   const auto cast = [](const void* p) { return static_cast<const T*>(p); };
@@ -237,13 +258,15 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   };
   std::array<DeviceBuffer, 3> lse_d, dd_d, dg64_d, dg_d, dk64_d, dv64_d, dk_d, dv_d;
   DeviceBuffer dq64_d, dq_d, dks_d, dvs_d;
-  alloc(dq64_d, sz(nq * c.d_k) * 8, "dq (fp64)");
+  if (!mma) alloc(dq64_d, sz(nq * c.d_k) * 8, "dq (fp64)");
   alloc(dq_d, sz(nq * c.d_k) * sizeof(T), "dq");
   for (int b = 0; b < 3; ++b) {
     if (!sh.enable[b]) continue;
-    alloc(lse_d[b], sz(nq) * 8, "lse (fp64)");
-    alloc(dd_d[b], sz(nq) * 8, "D (fp64)");
-    alloc(dg64_d[b], sz(nq) * 8, "dg (fp64)");
+    if (!mma) {
+      alloc(lse_d[b], sz(nq) * 8, "lse (fp64)");
+      alloc(dd_d[b], sz(nq) * 8, "D (fp64)");
+      alloc(dg64_d[b], sz(nq) * 8, "dg (fp64)");
+    }
     alloc(dg_d[b], sz(nq) * sizeof(T), "dg");
     const int64_t rows = b == 0 ? tc : vc.total_k;
     alloc(dk64_d[b], sz(rows * c.h_kv * c.d_k) * 8, "dK (fp64)");
@@ -277,9 +300,31 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   double* dd[3] = {dd_d[0].get<double>(), dd_d[1].get<double>(), dd_d[2].get<double>()};
   double* dg64[3] = {dg64_d[0].get<double>(), dg64_d[1].get<double>(), dg64_d[2].get<double>()};
   T* dg[3] = {dg_d[0].get<T>(), dg_d[1].get<T>(), dg_d[2].get<T>()};
+  std::optional<detail::MmaBackward<T>> mb;
+  detail::MmaBackwardIo<T> io;
+  if constexpr (kMmaType) {
+    if (mma) mb.emplace(vc, sh, tables, ctx);
+    io.q = x.q;
+    for (int b = 0; b < 3; ++b) {
+      io.k[b] = b == 0 ? x.kc : x.k[b];
+      io.v[b] = b == 0 ? x.vc : x.v[b];
+      io.gate[b] = x.gate[b];
+      io.o[b] = obr_d[b].get<const T>();
+      io.lse[b] = lsef_d[b].get<const float>();
+      io.dg[b] = dg[b];
+      io.dk[b] = dk64_d[b].get<double>();
+      io.dv[b] = dv64_d[b].get<double>();
+    }
+    io.d_o = x.d_o;
+    io.idx = x.idx;
+    io.dq = dq_d.get<T>();
+  }
   ev.begin(kStageQuery);
-  detail::launch_bwd_query<T>(sh, x, lse, dd, dg64, dq64_d.get<double>(), dg, dq_d.get<T>(), st,
-                              ctx);
+  if constexpr (kMmaType)
+    if (mma) mb->query(io, st);
+  if (!mma)
+    detail::launch_bwd_query<T>(sh, x, lse, dd, dg64, dq64_d.get<double>(), dg, dq_d.get<T>(), st,
+                                ctx);
   ev.end(kStageQuery);
 
   // The selection's inverted index.
@@ -306,8 +351,11 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   for (int b = 0; b < 3; ++b)
     if (sh.enable[b]) {
       ev.begin(kStageKeys + b);
-      detail::launch_bwd_keys<T>(b, sh, x, stats, si, dk64_d[b].get<double>(),
-                                 dv64_d[b].get<double>(), st, ctx);
+      if constexpr (kMmaType)
+        if (mma) mb->keys(b, io, si, st);
+      if (!mma)
+        detail::launch_bwd_keys<T>(b, sh, x, stats, si, dk64_d[b].get<double>(),
+                                   dv64_d[b].get<double>(), st, ctx);
       ev.end(kStageKeys + b);
     }
   ev.begin(kStagePhi);
@@ -404,10 +452,11 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
 std::size_t backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
   const auto& c = vc.cfg;
   const int64_t nq = vc.total_q * c.h_q, tc = total_cmp(vc);
-  int64_t doubles = nq * c.d_k;  // dq accumulator
+  const bool mma = detail::mma_backward_fits(vc);
+  int64_t doubles = mma ? 0 : nq * c.d_k;  // fp64 kernels: dq accumulator
   for (int b = 0; b < 3; ++b) {
     if (!c.enabled(static_cast<nsa::ref::Branch>(b))) continue;
-    doubles += 3 * nq;  // lse, D, dg
+    if (!mma) doubles += 3 * nq;  // lse, D, dg
     doubles += (b == 0 ? tc : vc.total_k) * c.h_kv * (c.d_k + c.d_v);
   }
   if (c.enable_cmp && c.phi != nsa::ref::Phi::mean)  // dx per block; mlp: a and dh per block
@@ -419,6 +468,7 @@ std::size_t backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
       static_cast<std::size_t>(doubles) * 8 + static_cast<std::size_t>(entries) * 32;
   if (entries > 0 && device_available())
     bytes += detail::bwd_index_temp_bytes(entries, index_end_bit(vc));
+  if (mma) bytes += detail::mma_backward_scratch_bytes(vc);
   return bytes;
 }
 

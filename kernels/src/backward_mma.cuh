@@ -1,0 +1,53 @@
+// Shared pieces of the tensor-core backward (backward_mma_query.cu, backward_mma_keys.cu): the
+// arguments of one branch's launch, which keys a query position sees per branch, and the weights
+// and score gradients of one tile of scores, all in the layout of mma_softmax.cuh (lane l holds
+// rows l / 4 and l / 4 + 8 and columns 2 (l % 4) + {0, 1} of each n8 tile).
+//
+// Numerics are those of the backward baseline (docs/tolerance.md, "Gradients"): S recomputed on
+// tensor cores, P = exp(z - lse) in fp32 from the forward's fp32 lse, dP = dO_b V^T with dO_b
+// = g_b dO rounded to the dtype, D = rowsum(dO_b o_b) from the forward's stored o_b, dS = P (dP -
+// D); P and dS rounded to the dtype where they enter an MMA, fp32 accumulation.
+#pragma once
+
+#include "backward_mma_launch.hpp"
+#include "mma_softmax.cuh"
+
+namespace nsa::cuda::detail {
+
+// Keys a query position t sees in branch B (0 cmp, 1 slc, 2 win), key indices relative to the
+// branch's base in the sequence. For the selection the block test is the list's; here only the
+// causal cap inside a block remains.
+template <int B>
+__device__ __forceinline__ bool bwd_visible(const bwd::Shape& c, int64_t key, int64_t t) {
+  if constexpr (B == 0) {
+    return key * c.d + c.l - 1 + c.visibility <= t;
+  } else if constexpr (B == 1) {
+    return c.slc_causal != 0 || key <= t;
+  } else {
+    const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;
+    return key <= t && key > t - span;
+  }
+}
+
+// p = P (exp2 of z log2 e - lse log2 e, 0 where not kept) and dS = P (dP - D) of one element.
+__device__ __forceinline__ void bwd_weight(float& s, float& dp, float scale_log2, float lse2,
+                                           float D, bool keep) {
+  const float p = keep ? exp2_ftz(s * scale_log2 - lse2) : 0.f;
+  s = p;
+  dp = p * (dp - D);
+}
+
+// Loads the 16-byte chunks of `rows` gathered vectors (row r at element offset off(r), r < rows,
+// zero-filled where off(r) < 0) of width D into shared memory (row stride `stride`) with the
+// CTA's threads.
+template <class T, int D, int ROWS, int NTHR, class Off>
+__device__ __forceinline__ void gather_rows(T* dst, int stride, const T* src, Off&& off, int tid) {
+  constexpr int kc = D / 8;
+  for (int e = tid; e < ROWS * kc; e += NTHR) {
+    const int r = e / kc, cc = e % kc;
+    const int64_t o = off(r);
+    cp16(dst + r * stride + cc * 8, o >= 0 ? src + o + cc * 8 : src, o >= 0);
+  }
+}
+
+}  // namespace nsa::cuda::detail

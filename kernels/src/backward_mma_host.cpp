@@ -1,0 +1,138 @@
+// Host side of the tensor-core backward: work tables (per-sequence prefix sums of CTA items, so
+// a CTA finds its sequence by binary search) and the launch order prep -> dq per branch -> dq
+// rounding; key sides per branch.
+#include "backward_mma_host.hpp"
+
+#include <cmath>
+#include <vector>
+
+namespace nsa::cuda::detail {
+
+namespace {
+
+using Items = std::vector<int64_t>;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Prefix of per-sequence item counts.
+template <class F>
+Items prefix(const nsa::ref::ValidConfig& vc, F&& count) {
+  Items cu{0};
+  for (const auto& s : vc.seqs) cu.push_back(cu.back() + count(s));
+  return cu;
+}
+
+Items row_items(const nsa::ref::ValidConfig& vc) {
+  return prefix(vc, [&](const auto& s) { return ceil_div(s.t_q * vc.group, kMmaBwdTile); });
+}
+
+Items key_items(const nsa::ref::ValidConfig& vc, int b) {
+  const auto& c = vc.cfg;
+  return prefix(vc, [&](const auto& s) -> int64_t {
+    if (b == 0) return ceil_div(vc.num_cmp_blocks(s.t_k), kMmaBwdTile);
+    if (b == 2) return ceil_div(s.t_k, kMmaBwdTile);
+    return ceil_div(s.t_k, c.slc_block) * ceil_div(c.slc_block, kMmaBwdTile);
+  });
+}
+
+DeviceBuffer upload(const Items& v, const std::string& what) {
+  DeviceBuffer b(v.size() * sizeof(int64_t), what);
+  check(cudaMemcpy(b.get(), v.data(), b.bytes(), cudaMemcpyHostToDevice), "cudaMemcpy", what);
+  return b;
+}
+
+}  // namespace
+
+bool mma_backward_fits(const nsa::ref::ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  if (c.dtype != nsa::ref::Dtype::f16 && c.dtype != nsa::ref::Dtype::bf16) return false;
+  if (c.enable_slc && c.top_n > mma_bwd_slc_list_limit()) return false;
+  return with_bwd_head_dims(c.d_k, c.d_v, [](auto, auto) {});
+}
+
+std::size_t mma_backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  const std::size_t nq = static_cast<std::size_t>(vc.total_q * c.h_q), eb = 2;
+  std::size_t bytes = nq * static_cast<std::size_t>(c.d_k) * 4;  // fp32 dq
+  for (int b = 0; b < 3; ++b)
+    if (c.enabled(static_cast<nsa::ref::Branch>(b)))
+      bytes += nq * (2 * static_cast<std::size_t>(c.d_v) * eb + 3 * 4);  // o_b, dO_b; lse, D, lse2
+  bytes += (vc.seqs.size() + 1) * 4 * sizeof(int64_t);
+  return bytes;
+}
+
+template <class T>
+MmaBackward<T>::MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& sh,
+                            const bwd::ShapeTables&, const std::string& ctx)
+    : sh_(sh), ctx_(ctx), nq_(vc.total_q * vc.cfg.h_q), total_q_(vc.total_q) {
+  const auto& c = vc.cfg;
+  const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
+  const Items rows = row_items(vc);
+  row_items_ = rows.back();
+  cu_rows_ = upload(rows, "backward row items [" + ctx + "]");
+  for (int b = 0; b < 3; ++b) {
+    if (!sh.enable[b]) continue;
+    const Items keys = key_items(vc, b);
+    key_items_[b] = keys.back();
+    cu_keys_[b] = upload(keys, "backward key tiles [" + ctx + "]");
+    dob_[b].allocate(sz(nq_ * c.d_v) * sizeof(T), "dO_b [" + ctx + "]");
+    dd_[b].allocate(sz(nq_) * sizeof(float), "D_b [" + ctx + "]");
+    lse2_[b].allocate(sz(nq_) * sizeof(float), "lse_b log2e [" + ctx + "]");
+  }
+  dq32_.allocate(sz(nq_ * c.d_k) * sizeof(float), "dq (fp32) [" + ctx + "]");
+}
+
+template <class T>
+MmaBwdArgs<T> MmaBackward<T>::args(int b, const MmaBackwardIo<T>& io) const {
+  MmaBwdArgs<T> a{};
+  a.c = sh_;
+  a.q = io.q;
+  a.k = io.k[b];
+  a.v = io.v[b];
+  a.dob = dob_[b].template get<const T>();
+  a.lse2 = lse2_[b].template get<const float>();
+  a.dd = dd_[b].template get<const float>();
+  a.idx = io.idx;
+  a.dq = dq32_.get<float>();
+  a.dk = io.dk[b];
+  a.dv = io.dv[b];
+  a.scale = static_cast<float>(sh_.scale);
+  a.scale_log2 = static_cast<float>(sh_.scale * 1.4426950408889634);
+  return a;
+}
+
+template <class T>
+void MmaBackward<T>::query(const MmaBackwardIo<T>& io, cudaStream_t stream) {
+  T* dob[3];
+  float *dd[3], *lse2[3];
+  for (int b = 0; b < 3; ++b) {
+    dob[b] = dob_[b].template get<T>();
+    dd[b] = dd_[b].template get<float>();
+    lse2[b] = lse2_[b].template get<float>();
+  }
+  launch_bwd_prep<T>(sh_, io.d_o, io.gate, io.o, io.lse, dob, dd, lse2, io.dg, stream, ctx_);
+  if (dq32_.bytes())
+    check(cudaMemsetAsync(dq32_.get(), 0, dq32_.bytes(), stream), "cudaMemsetAsync", "dq (fp32)");
+  for (int b = 0; b < 3; ++b) {
+    if (!sh_.enable[b]) continue;
+    MmaBwdArgs<T> a = args(b, io);
+    a.cu_items = cu_rows_.get<const int64_t>();
+    const int64_t items = b == 1 ? total_q_ * ((sh_.group + 15) / 16) : row_items_;
+    launch_bwd_dq_mma<T>(b, a, items, stream, ctx_);
+  }
+  launch_bwd_dq_finish<T>(nq_ * sh_.d_k, dq32_.get<const float>(), io.dq, stream, ctx_);
+}
+
+template <class T>
+void MmaBackward<T>::keys(int b, const MmaBackwardIo<T>& io, const bwd::SlcIndex& si,
+                          cudaStream_t stream) {
+  MmaBwdArgs<T> a = args(b, io);
+  a.si = si;
+  a.cu_items = cu_keys_[b].get<const int64_t>();
+  launch_bwd_dkv_mma<T>(b, a, key_items_[b], stream, ctx_);
+}
+
+template class MmaBackward<__half>;
+template class MmaBackward<__nv_bfloat16>;
+
+}  // namespace nsa::cuda::detail
