@@ -224,7 +224,7 @@ bool run_backward_case(const nsa::bench::BenchCase& bench_case, int warmup, int 
     nsa::cuda::BackwardOptions opt;
     opt.times = &t;
     opt.validate_indices = false;
-    std::vector<float> fwd, bwd, query, index, keys[3], phi, finish;
+    std::vector<float> fwd, bwd, query, dq[3], index, keys[3], phi, finish;
     auto once = [&] { (void)nsa::cuda::backward(vc, in, d_o, opt); };
     once();  // the first run: also tells whether this is the slow path
     const bool slow = t.backward > 2000.0f;
@@ -237,13 +237,16 @@ bool run_backward_case(const nsa::bench::BenchCase& bench_case, int warmup, int 
       query.push_back(t.query);
       index.push_back(t.index);
       for (int b = 0; b < 3; ++b) keys[b].push_back(t.keys[b]);
+      for (int b = 0; b < 3; ++b) dq[b].push_back(t.dq[b]);
       phi.push_back(t.phi + t.compress);
       finish.push_back(t.finish);
     }
     const double ms = median(bwd);
     const double flops = useful_flops(vc, true).total();
-    std::printf("%9.3f %10.3f | %9.3f %8.3f %9.3f %9.3f %9.3f %8.3f %8.3f | %10.3f %8.2f %5d\n",
-                median(fwd), ms, median(query), median(index), median(keys[0]), median(keys[1]),
+    std::printf("%9.3f %10.3f | %9.3f %7.3f %7.3f %7.3f %8.3f %9.3f %9.3f %9.3f %8.3f %8.3f | "
+                "%10.3f %8.2f %5d\n",
+                median(fwd), ms, median(query), median(dq[0]), median(dq[1]), median(dq[2]),
+                median(index), median(keys[0]), median(keys[1]),
                 median(keys[2]), median(phi), median(finish), median(fwd) + ms,
                 flops / (ms * 1e-3) / 1e12, static_cast<int>(bwd.size()));
   } catch (const std::exception& e) {
@@ -284,8 +287,10 @@ int run_bench(const std::vector<std::string>& args) {
         "device: %s; nsa::cuda::backward, median of %d runs after %d warm-up runs (a "
         "case over 2 s: its first run only), times in ms\n",
         nsa::cuda::device_name().c_str(), plan.reps, plan.warmup);
-    std::printf("%4s %5s %-7s %3s %4s %4s %9s %10s | %9s %8s %9s %9s %9s %8s %8s | %10s %8s %5s\n",
-                "B", "T_q", "T_k", "G", "d_k", "d_v", "forward", "backward", "query", "index",
+    std::printf("%4s %5s %-7s %3s %4s %4s %9s %10s | %9s %7s %7s %7s %8s %9s %9s %9s %8s %8s | "
+                "%10s %8s %5s\n",
+                "B", "T_q", "T_k", "G", "d_k", "d_v", "forward", "backward", "query", "dq_cmp",
+                "dq_slc", "dq_win", "index",
                 "keys_cmp", "keys_slc", "keys_win", "phi", "finish", "fwd+bwd", "TFLOP/s", "runs");
     int failed = 0;
     for (const auto& bc : plan.cases)

@@ -64,7 +64,8 @@ enum Stage {
   kStageKeys,  // + branch
   kStagePhi = kStageKeys + 3,
   kStageFinish,
-  kStages
+  kStageDq,  // + branch: inside the query stage (tensor-core path)
+  kStages = kStageDq + 3
 };
 
 class StageEvents {
@@ -99,9 +100,10 @@ class StageEvents {
     t.query = ms[kStageQuery];
     t.index = ms[kStageIndex];
     for (int b = 0; b < 3; ++b) t.keys[b] = ms[kStageKeys + b];
+    for (int b = 0; b < 3; ++b) t.dq[b] = ms[kStageDq + b];
     t.phi = ms[kStagePhi];
     t.finish = ms[kStageFinish];
-    for (int s = kStageCompress; s < kStages; ++s) t.backward += ms[s];
+    for (int s = kStageCompress; s <= kStageFinish; ++s) t.backward += ms[s];
   }
 
  private:
@@ -321,7 +323,15 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   }
   ev.begin(kStageQuery);
   if constexpr (kMmaType)
-    if (mma) mb->query(io, st);
+    if (mma) {
+      mb->prep(io, st);
+      for (int b = 0; b < 3; ++b) {
+        ev.begin(kStageDq + b);
+        mb->dq(b, io, st);
+        ev.end(kStageDq + b);
+      }
+      mb->finish_dq(io, st);
+    }
   if (!mma)
     detail::launch_bwd_query<T>(sh, x, lse, dd, dg64, dq64_d.get<double>(), dg, dq_d.get<T>(), st,
                                 ctx);

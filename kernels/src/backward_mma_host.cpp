@@ -3,6 +3,7 @@
 // rounding; key sides per branch.
 #include "backward_mma_host.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -41,7 +42,24 @@ DeviceBuffer upload(const Items& v, const std::string& what) {
   return b;
 }
 
+int64_t max_t_q(const nsa::ref::ValidConfig& vc) {
+  int64_t m = 0;
+  for (const auto& s : vc.seqs) m = std::max(m, s.t_q);
+  return m;
+}
+
+int64_t part_floats(const nsa::ref::ValidConfig& vc, int b) {
+  const auto& c = vc.cfg;
+  return key_items(vc, b).back() * c.h_kv * mma_key_splits(vc, b) * kMmaBwdTile * (c.d_k + c.d_v);
+}
+
 }  // namespace
+
+int64_t mma_key_splits(const nsa::ref::ValidConfig& vc, int b) {
+  if (b == 2) return 1;
+  const int64_t longest = ceil_div(max_t_q(vc) * vc.group, kMmaBwdTile);  // chunks of a tile
+  return std::clamp<int64_t>(ceil_div(longest, 64), 1, b == 0 ? 32 : 8);
+}
 
 bool mma_backward_fits(const nsa::ref::ValidConfig& vc) {
   const auto& c = vc.cfg;
@@ -57,6 +75,13 @@ std::size_t mma_backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
   for (int b = 0; b < 3; ++b)
     if (c.enabled(static_cast<nsa::ref::Branch>(b)))
       bytes += nq * (2 * static_cast<std::size_t>(c.d_v) * eb + 3 * 4);  // o_b, dO_b; lse, D, lse2
+  int64_t part = 0, slots = 0;
+  for (int b = 0; b < 3; ++b)
+    if (c.enabled(static_cast<nsa::ref::Branch>(b))) {
+      part = std::max(part, part_floats(vc, b));
+      slots = std::max(slots, key_items(vc, b).back() * c.h_kv);
+    }
+  bytes += static_cast<std::size_t>(part) * 4 + static_cast<std::size_t>(slots) * 4;
   bytes += (vc.seqs.size() + 1) * 4 * sizeof(int64_t);
   return bytes;
 }
@@ -80,6 +105,17 @@ MmaBackward<T>::MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& s
     lse2_[b].allocate(sz(nq_) * sizeof(float), "lse_b log2e [" + ctx + "]");
   }
   dq32_.allocate(sz(nq_ * c.d_k) * sizeof(float), "dq (fp32) [" + ctx + "]");
+  int64_t part = 0, slots = 0;
+  for (int b = 0; b < 3; ++b)
+    if (sh.enable[b]) {
+      splits_[b] = mma_key_splits(vc, b);
+      if (splits_[b] > 1) part = std::max(part, part_floats(vc, b));
+      slots = std::max(slots, key_items_[b] * c.h_kv);
+    }
+  if (part > 0) {
+    part_.allocate(sz(part) * sizeof(float), "key-side partial sums [" + ctx + "]");
+    arrived_.allocate(sz(slots) * sizeof(int), "key-side counters [" + ctx + "]");
+  }
 }
 
 template <class T>
@@ -96,13 +132,14 @@ MmaBwdArgs<T> MmaBackward<T>::args(int b, const MmaBackwardIo<T>& io) const {
   a.dq = dq32_.get<float>();
   a.dk = io.dk[b];
   a.dv = io.dv[b];
+  a.splits = 1;
   a.scale = static_cast<float>(sh_.scale);
   a.scale_log2 = static_cast<float>(sh_.scale * 1.4426950408889634);
   return a;
 }
 
 template <class T>
-void MmaBackward<T>::query(const MmaBackwardIo<T>& io, cudaStream_t stream) {
+void MmaBackward<T>::prep(const MmaBackwardIo<T>& io, cudaStream_t stream) {
   T* dob[3];
   float *dd[3], *lse2[3];
   for (int b = 0; b < 3; ++b) {
@@ -113,13 +150,19 @@ void MmaBackward<T>::query(const MmaBackwardIo<T>& io, cudaStream_t stream) {
   launch_bwd_prep<T>(sh_, io.d_o, io.gate, io.o, io.lse, dob, dd, lse2, io.dg, stream, ctx_);
   if (dq32_.bytes())
     check(cudaMemsetAsync(dq32_.get(), 0, dq32_.bytes(), stream), "cudaMemsetAsync", "dq (fp32)");
-  for (int b = 0; b < 3; ++b) {
-    if (!sh_.enable[b]) continue;
-    MmaBwdArgs<T> a = args(b, io);
-    a.cu_items = cu_rows_.get<const int64_t>();
-    const int64_t items = b == 1 ? total_q_ * ((sh_.group + 15) / 16) : row_items_;
-    launch_bwd_dq_mma<T>(b, a, items, stream, ctx_);
-  }
+}
+
+template <class T>
+void MmaBackward<T>::dq(int b, const MmaBackwardIo<T>& io, cudaStream_t stream) {
+  if (!sh_.enable[b]) return;
+  MmaBwdArgs<T> a = args(b, io);
+  a.cu_items = cu_rows_.get<const int64_t>();
+  const int64_t items = b == 1 ? total_q_ * ((sh_.group + 15) / 16) : row_items_;
+  launch_bwd_dq_mma<T>(b, a, items, stream, ctx_);
+}
+
+template <class T>
+void MmaBackward<T>::finish_dq(const MmaBackwardIo<T>& io, cudaStream_t stream) {
   launch_bwd_dq_finish<T>(nq_ * sh_.d_k, dq32_.get<const float>(), io.dq, stream, ctx_);
 }
 
@@ -129,6 +172,13 @@ void MmaBackward<T>::keys(int b, const MmaBackwardIo<T>& io, const bwd::SlcIndex
   MmaBwdArgs<T> a = args(b, io);
   a.si = si;
   a.cu_items = cu_keys_[b].get<const int64_t>();
+  a.splits = splits_[b];
+  if (a.splits > 1) {
+    a.part = part_.get<float>();
+    a.arrived = arrived_.get<int>();
+    const std::size_t n = static_cast<std::size_t>(key_items_[b] * sh_.h_kv) * sizeof(int);
+    if (n) check(cudaMemsetAsync(arrived_.get(), 0, n, stream), "cudaMemsetAsync", "counters");
+  }
   launch_bwd_dkv_mma<T>(b, a, key_items_[b], stream, ctx_);
 }
 

@@ -17,8 +17,14 @@ namespace nsa::cuda::detail {
 // top_n at most mma_bwd_slc_list_limit(). Everything else runs the fp64 kernels.
 bool mma_backward_fits(const nsa::ref::ValidConfig& vc);
 
+// CTAs that share one key tile's query chunks on branch b's key side (docs/kernels.md): enough
+// that the longest tile's share is near 64 chunks of 64 vectors, at most 32 (compression) or 8
+// (selection: the partial sums are per token); 1 for the window, whose tiles are short.
+int64_t mma_key_splits(const nsa::ref::ValidConfig& vc, int b);
+
 // Device scratch bytes of the tensor-core path (on top of what both paths share): per enabled
-// branch the forward's o_b and lse_b, dO_b, D_b and lse_b log2 e; the fp32 dq; the work tables.
+// branch the forward's o_b and lse_b, dO_b, D_b and lse_b log2 e; the fp32 dq; the key side's
+// split partial sums and counters (the largest branch's); the work tables.
 std::size_t mma_backward_scratch_bytes(const nsa::ref::ValidConfig& vc);
 
 // What the kernels read and write, device pointers in T (null where a branch is off).
@@ -44,8 +50,11 @@ class MmaBackward {
   // sh: the device Shape (tables on the device already).
   MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& sh,
               const bwd::ShapeTables& tables, const std::string& ctx);
-  // Row quantities, then dq over every enabled branch (rounded once into io.dq), and dg.
-  void query(const MmaBackwardIo<T>& io, cudaStream_t stream);
+  // The query side in launch order: the row quantities and dg (prep), each enabled branch's
+  // share of dq (dq, branch order cmp, slc, win), dq rounded once into io.dq (finish_dq).
+  void prep(const MmaBackwardIo<T>& io, cudaStream_t stream);
+  void dq(int b, const MmaBackwardIo<T>& io, cudaStream_t stream);
+  void finish_dq(const MmaBackwardIo<T>& io, cudaStream_t stream);
   // dK, dV of branch b into io.dk[b], io.dv[b] (after query()).
   void keys(int b, const MmaBackwardIo<T>& io, const bwd::SlcIndex& si, cudaStream_t stream);
 
@@ -54,10 +63,10 @@ class MmaBackward {
   bwd::Shape sh_;
   std::string ctx_;
   int64_t nq_ = 0, total_q_ = 0;
-  int64_t row_items_ = 0, key_items_[3] = {0, 0, 0};
+  int64_t row_items_ = 0, key_items_[3] = {0, 0, 0}, splits_[3] = {1, 1, 1};
   DeviceBuffer cu_rows_, cu_keys_[3];
   std::array<DeviceBuffer, 3> dob_, dd_, lse2_;
-  DeviceBuffer dq32_;
+  DeviceBuffer dq32_, part_, arrived_;
 };
 
 }  // namespace nsa::cuda::detail

@@ -20,11 +20,12 @@ template <int DK, int DV>
 struct KeysSmem {
   static constexpr int kQs = DK + 8, kVs = DV + 8;
   static constexpr int kT = kMmaBwdTile;
-  // K and V of the tile, two stages of Q and dO_b chunks, and per stage the vectors' lse, D and
-  // positions.
+  // K and V of the tile, two stages of Q and dO_b chunks, and per stage the vectors' lse, D,
+  // positions and (row, head) slots.
   template <class T>
   static constexpr size_t bytes() {
-    return sizeof(T) * kT * (3 * kQs + 3 * kVs) + 2 * kT * (2 * sizeof(float) + sizeof(int64_t));
+    return sizeof(T) * kT * (3 * kQs + 3 * kVs) +
+           2 * kT * (2 * sizeof(float) + 2 * sizeof(int64_t));
   }
 };
 
@@ -35,6 +36,55 @@ struct TileVectors {
   int64_t t_first = 0;  // compression / window: position of vector 0
   int64_t e_lo = 0;     // selection: first index entry
 };
+
+// Writes a warp's 16 keys' dK (scaled) and dV (fp32 sums, stored as fp64): this lane's keys
+// a and b, columns 2 (l % 4) + {0, 1} of every n8 tile.
+template <int DK, int DV, class T>
+__device__ __forceinline__ void write_keys(const MmaBwdArgs<T>& a, const float (&dk)[DK / 8][4],
+                                           const float (&dv)[DV / 8][4], int64_t base,
+                                           int64_t k_end, int64_t key_a, int64_t key_b,
+                                           int64_t g) {
+  const int c0 = (threadIdx.x & 3) * 2;
+#pragma unroll
+  for (int hb = 0; hb < 2; ++hb) {
+    const int64_t key = hb ? key_b : key_a;
+    if (key >= k_end) continue;
+    double* dkr = a.dk + ((base + key) * a.c.h_kv + g) * DK;
+    double* dvr = a.dv + ((base + key) * a.c.h_kv + g) * DV;
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+      dkr[j * 8 + c0] = static_cast<double>(a.scale * dk[j][2 * hb]);
+      dkr[j * 8 + c0 + 1] = static_cast<double>(a.scale * dk[j][2 * hb + 1]);
+    }
+#pragma unroll
+    for (int j = 0; j < DV / 8; ++j) {
+      dvr[j * 8 + c0] = static_cast<double>(dv[j][2 * hb]);
+      dvr[j * 8 + c0 + 1] = static_cast<double>(dv[j][2 * hb + 1]);
+    }
+  }
+}
+
+// A split's partial sums of its CTA's 64 keys, [64][DK + DV] (dK unscaled, then dV).
+template <int DK, int DV>
+__device__ __forceinline__ void store_partial(float* part, const float (&dk)[DK / 8][4],
+                                              const float (&dv)[DV / 8][4]) {
+  const int lane = threadIdx.x & 31, c0 = (lane & 3) * 2;
+  const int r_a = (threadIdx.x >> 5) * 16 + (lane >> 2);
+#pragma unroll
+  for (int hb = 0; hb < 2; ++hb) {
+    float* row = part + (r_a + 8 * hb) * (DK + DV);
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+      __stcg(row + j * 8 + c0, dk[j][2 * hb]);
+      __stcg(row + j * 8 + c0 + 1, dk[j][2 * hb + 1]);
+    }
+#pragma unroll
+    for (int j = 0; j < DV / 8; ++j) {
+      __stcg(row + DK + j * 8 + c0, dv[j][2 * hb]);
+      __stcg(row + DK + j * 8 + c0 + 1, dv[j][2 * hb + 1]);
+    }
+  }
+}
 
 template <class T, int DK, int DV, int B>
 __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a) {
@@ -48,6 +98,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
   float* m_lse = reinterpret_cast<float*>(Dc + 2 * kT * kVs);  // [2][kT]
   float* m_d = m_lse + 2 * kT;                                  // [2][kT]
   int64_t* m_t = reinterpret_cast<int64_t*>(m_d + 2 * kT);      // [2][kT]
+  int64_t* m_off = m_t + 2 * kT;                                // [2][kT], -1: no vector
   const bwd::Shape& c = a.c;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t si = bwd::seq_index(a.cu_items, c.num_seqs, blockIdx.x);
@@ -122,34 +173,41 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
     }
     rh = row * c.h_q + g * G + f % G;
   };
+  // This CTA's share of the chunks: split z of a.splits, contiguous.
   const int64_t chunks = (tv.count + kT - 1) / kT;
-  auto load_chunk = [&](int64_t ch, int st) {
-    const int64_t f0 = ch * kT;
-    auto off = [&](int r, int dim) {
-      if (f0 + r >= tv.count) return int64_t{-1};
-      int64_t rh, t;
-      vec(f0 + r, rh, t);
-      return rh * dim;
-    };
-    gather_rows<T, DK, kT, kMmaBwdThreads>(
-        Qc + st * kT * kQs, kQs, a.q, [&](int r) { return off(r, DK); }, tid);
-    gather_rows<T, DV, kT, kMmaBwdThreads>(
-        Dc + st * kT * kVs, kVs, a.dob, [&](int r) { return off(r, DV); }, tid);
+  const int64_t per = (chunks + a.splits - 1) / a.splits;
+  const int64_t c_lo = blockIdx.z * per, c_hi = c_lo + per < chunks ? c_lo + per : chunks;
+  // Per vector of chunk ch, by one thread each: its slot, lse, D and position (the divisions by
+  // G happen here once, not per copied 16 bytes).
+  auto meta = [&](int64_t ch, int st) {
     if (tid < kT) {
+      const int64_t f = ch * kT + tid;
       float l2 = INFINITY, dd = 0.f;
-      int64_t t = 0;
-      if (f0 + tid < tv.count) {
-        int64_t rh;
-        vec(f0 + tid, rh, t);
+      int64_t t = 0, rh = -1;
+      if (f < tv.count) {
+        vec(f, rh, t);
         l2 = a.lse2[rh];
         dd = a.dd[rh];
       }
       m_lse[st * kT + tid] = l2;
       m_d[st * kT + tid] = dd;
       m_t[st * kT + tid] = t;
+      m_off[st * kT + tid] = rh;
     }
   };
-  if (chunks > 0) load_chunk(0, 0);
+  auto issue = [&](int st) {  // after meta(., st) and a barrier
+    const int64_t* off = m_off + st * kT;
+    gather_rows<T, DK, kT, kMmaBwdThreads>(
+        Qc + st * kT * kQs, kQs, a.q, [&](int r) { return off[r] >= 0 ? off[r] * DK : -1; }, tid);
+    gather_rows<T, DV, kT, kMmaBwdThreads>(
+        Dc + st * kT * kVs, kVs, a.dob, [&](int r) { return off[r] >= 0 ? off[r] * DV : -1; },
+        tid);
+  };
+  if (c_lo < c_hi) {
+    meta(c_lo, 0);
+    __syncthreads();
+    issue(0);
+  }
   cp_commit();
 
   float dk[1][DK / 8][4], dv[1][DV / 8][4];
@@ -158,11 +216,33 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
 #pragma unroll
   for (int j = 0; j < DV / 8; ++j) dv[0][j][0] = dv[0][j][1] = dv[0][j][2] = dv[0][j][3] = 0.f;
   const int64_t key_a = k0 + warp * 16 + (lane >> 2), key_b = key_a + 8;
+  // The positions [lo, hi) that see key a / b.
+  auto seen_by = [&](int64_t key, int64_t& lo, int64_t& hi) {
+    lo = INT64_MIN;
+    hi = INT64_MAX;
+    if (key >= k_end) {
+      lo = INT64_MAX;
+    } else if (B == 0) {
+      lo = key * c.d + c.l - 1 + c.visibility;
+    } else if (B == 2) {
+      lo = key;
+      hi = key + span;
+    } else if (c.slc_causal == 0) {
+      lo = key;
+    }
+  };
+  int64_t lo_a, hi_a, lo_b, hi_b;
+  seen_by(key_a, lo_a, hi_a);
+  seen_by(key_b, lo_b, hi_b);
   const int c0 = (lane & 3) * 2;
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    const int st = static_cast<int>(ch & 1);
+  for (int64_t ch = c_lo; ch < c_hi; ++ch) {
+    const int st = static_cast<int>((ch - c_lo) & 1);
     __syncthreads();  // the other stage's last readers are done
-    if (ch + 1 < chunks) load_chunk(ch + 1, st ^ 1);
+    if (ch + 1 < c_hi) {
+      meta(ch + 1, st ^ 1);
+      __syncthreads();
+      issue(st ^ 1);
+    }
     cp_commit();
     cp_wait<1>();
     __syncthreads();
@@ -175,8 +255,8 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int col = j * 8 + c0 + (e & 1);
-        const int64_t key = e >= 2 ? key_b : key_a, t = m_t[st * kT + col];
-        const bool keep = key < k_end && bwd_visible<B>(c, key, t);
+        const int64_t t = m_t[st * kT + col];
+        const bool keep = e >= 2 ? t >= lo_b && t < hi_b : t >= lo_a && t < hi_a;
         bwd_weight(s[0][j][e], dp[0][j][e], a.scale_log2, m_lse[st * kT + col],
                    m_d[st * kT + col], keep);
       }
@@ -185,23 +265,33 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
   }
   cp_wait<0>();
 
-  // Each lane's keys a and b: columns 2 (l % 4) + {0, 1} of every n8 tile.
-#pragma unroll
-  for (int hb = 0; hb < 2; ++hb) {
-    const int64_t key = hb ? key_b : key_a;
+  const int64_t used = per > 0 ? (chunks + per - 1) / per : 0;  // splits with chunks
+  if (a.splits == 1 || used <= 1) {
+    if (blockIdx.z == 0) write_keys<DK, DV>(a, dk[0], dv[0], base, k_end, key_a, key_b, g);
+    return;
+  }
+  // Several splits: each leaves its fp32 partial sums; the last to finish adds them in split
+  // order (the same order whichever CTA it is) and writes the keys.
+  const int64_t slot = static_cast<int64_t>(blockIdx.x) * gridDim.y + g;
+  float* part = a.part + slot * a.splits * kT * (DK + DV);
+  if (blockIdx.z < used) store_partial<DK, DV>(part + blockIdx.z * kT * (DK + DV), dk[0], dv[0]);
+  __threadfence();
+  __syncthreads();
+  __shared__ int last;
+  if (tid == 0) last = atomicAdd(a.arrived + slot, 1) == a.splits - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int e = tid; e < kT * (DK + DV); e += kMmaBwdThreads) {
+    const int r = e / (DK + DV), col = e % (DK + DV);
+    const int64_t key = k0 + r;
     if (key >= k_end) continue;
-    double* dkr = a.dk + ((base + key) * c.h_kv + g) * DK;
-    double* dvr = a.dv + ((base + key) * c.h_kv + g) * DV;
-#pragma unroll
-    for (int j = 0; j < DK / 8; ++j) {
-      dkr[j * 8 + c0] = static_cast<double>(a.scale * dk[0][j][2 * hb]);
-      dkr[j * 8 + c0 + 1] = static_cast<double>(a.scale * dk[0][j][2 * hb + 1]);
-    }
-#pragma unroll
-    for (int j = 0; j < DV / 8; ++j) {
-      dvr[j * 8 + c0] = static_cast<double>(dv[0][j][2 * hb]);
-      dvr[j * 8 + c0 + 1] = static_cast<double>(dv[0][j][2 * hb + 1]);
-    }
+    float sum = 0.f;
+    for (int64_t z = 0; z < used; ++z) sum += __ldcg(part + z * kT * (DK + DV) + e);
+    if (col < DK)
+      a.dk[((base + key) * c.h_kv + g) * DK + col] = static_cast<double>(a.scale * sum);
+    else
+      a.dv[((base + key) * c.h_kv + g) * DV + col - DK] = static_cast<double>(sum);
   }
 }
 
@@ -220,8 +310,9 @@ bool launch_bwd_dkv_mma(int b, const MmaBwdArgs<T>& a, int64_t items, cudaStream
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(bytes)),
           "cudaFuncSetAttribute", ctx);
-    kernel<<<dim3(static_cast<unsigned>(items), static_cast<unsigned>(a.c.h_kv)), kMmaBwdThreads,
-             bytes, stream>>>(a);
+    kernel<<<dim3(static_cast<unsigned>(items), static_cast<unsigned>(a.c.h_kv),
+                  static_cast<unsigned>(a.splits)),
+             kMmaBwdThreads, bytes, stream>>>(a);
     check_launch(b == 0   ? "bwd_dkv_kernel<cmp>"
                  : b == 1 ? "bwd_dkv_kernel<slc>"
                           : "bwd_dkv_kernel<win>",

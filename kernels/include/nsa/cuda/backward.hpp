@@ -19,9 +19,11 @@ std::string backward_unsupported(const nsa::ref::ValidConfig& vc);
 // (0 with given lists), `keys[b]` the key side of branch b (cmp, slc, win), `phi` the linear /
 // mlp backward, `finish` the token gradients; `backward` is the sum of the backward's stages
 // (compress .. finish), i.e. without the forward.
+// `dq[b]` is branch b's share of dq inside `query` (tensor-core path; 0 on the fp64 kernels).
 struct BackwardTimes {
   float forward = 0, compress = 0, query = 0, index = 0, keys[3] = {0, 0, 0}, phi = 0, finish = 0;
   float backward = 0;
+  float dq[3] = {0, 0, 0};
 };
 
 struct BackwardOptions {
