@@ -175,11 +175,16 @@ TEST_CASE("backward: bad inputs and unsupported configs give clear errors", "[gp
 }
 
 // Small cases for compute-sanitizer (ci/gpu-sanitize.sh runs "[sanitize]"): every backward
-// kernel, computed and adversarial multiset lists, an empty sequence.
+// kernel (fp64 and tensor-core paths, the key side's split reduction), computed and adversarial
+// multiset lists, an empty sequence.
 TEST_CASE("backward: sanitizer subset", "[gpu][backward][sanitize]") {
   const auto dt = GENERATE(Dtype::f32, Dtype::bf16);
   Config c = base_config(150, dt);
   NSA_REQUIRE_BACKWARD(run_backward_case(c, 161));
+  if (dt == Dtype::bf16) {  // tensor-core path with its key side split in two (75 chunks)
+    Config s = base_config(300, dt, 1, 16);
+    NSA_REQUIRE_BACKWARD(run_backward_case(s, 164));
+  }
   Config v = base_config(0, dt);
   v.layout = Layout::varlen;
   v.cu_seqlens_k = {0, 90, 90, 150};
