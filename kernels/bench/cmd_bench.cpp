@@ -243,12 +243,12 @@ bool run_backward_case(const nsa::bench::BenchCase& bench_case, int warmup, int 
     }
     const double ms = median(bwd);
     const double flops = useful_flops(vc, true).total();
-    std::printf("%9.3f %10.3f | %9.3f %7.3f %7.3f %7.3f %8.3f %9.3f %9.3f %9.3f %8.3f %8.3f | "
-                "%10.3f %8.2f %5d\n",
-                median(fwd), ms, median(query), median(dq[0]), median(dq[1]), median(dq[2]),
-                median(index), median(keys[0]), median(keys[1]),
-                median(keys[2]), median(phi), median(finish), median(fwd) + ms,
-                flops / (ms * 1e-3) / 1e12, static_cast<int>(bwd.size()));
+    std::printf(
+        "%9.3f %10.3f | %9.3f %7.3f %7.3f %7.3f %8.3f %9.3f %9.3f %9.3f %8.3f %8.3f | "
+        "%10.3f %8.2f %5d\n",
+        median(fwd), ms, median(query), median(dq[0]), median(dq[1]), median(dq[2]), median(index),
+        median(keys[0]), median(keys[1]), median(keys[2]), median(phi), median(finish),
+        median(fwd) + ms, flops / (ms * 1e-3) / 1e12, static_cast<int>(bwd.size()));
   } catch (const std::exception& e) {
     std::printf(" failed: %s\n", e.what());
     return false;
@@ -287,11 +287,12 @@ int run_bench(const std::vector<std::string>& args) {
         "device: %s; nsa::cuda::backward, median of %d runs after %d warm-up runs (a "
         "case over 2 s: its first run only), times in ms\n",
         nsa::cuda::device_name().c_str(), plan.reps, plan.warmup);
-    std::printf("%4s %5s %-7s %3s %4s %4s %9s %10s | %9s %7s %7s %7s %8s %9s %9s %9s %8s %8s | "
-                "%10s %8s %5s\n",
-                "B", "T_q", "T_k", "G", "d_k", "d_v", "forward", "backward", "query", "dq_cmp",
-                "dq_slc", "dq_win", "index",
-                "keys_cmp", "keys_slc", "keys_win", "phi", "finish", "fwd+bwd", "TFLOP/s", "runs");
+    std::printf(
+        "%4s %5s %-7s %3s %4s %4s %9s %10s | %9s %7s %7s %7s %8s %9s %9s %9s %8s %8s | "
+        "%10s %8s %5s\n",
+        "B", "T_q", "T_k", "G", "d_k", "d_v", "forward", "backward", "query", "dq_cmp", "dq_slc",
+        "dq_win", "index", "keys_cmp", "keys_slc", "keys_win", "phi", "finish", "fwd+bwd",
+        "TFLOP/s", "runs");
     int failed = 0;
     for (const auto& bc : plan.cases)
       failed += run_backward_case(bc, plan.warmup, plan.reps) ? 0 : 1;

@@ -4,8 +4,8 @@
 #include <array>
 #include <numeric>
 #include <optional>
-#include <type_traits>
 #include <sstream>
+#include <type_traits>
 #include <vector>
 
 #include "backward_launch.hpp"

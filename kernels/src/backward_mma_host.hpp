@@ -48,8 +48,8 @@ template <class T>
 class MmaBackward {
  public:
   // sh: the device Shape (tables on the device already).
-  MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& sh,
-              const bwd::ShapeTables& tables, const std::string& ctx);
+  MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& sh, const bwd::ShapeTables& tables,
+              const std::string& ctx);
   // The query side in launch order: the row quantities and dg (prep), each enabled branch's
   // share of dq (dq, branch order cmp, slc, win), dq rounded once into io.dq (finish_dq).
   void prep(const MmaBackwardIo<T>& io, cudaStream_t stream);

@@ -42,8 +42,7 @@ struct TileVectors {
 template <int DK, int DV, class T>
 __device__ __forceinline__ void write_keys(const MmaBwdArgs<T>& a, const float (&dk)[DK / 8][4],
                                            const float (&dv)[DV / 8][4], int64_t base,
-                                           int64_t k_end, int64_t key_a, int64_t key_b,
-                                           int64_t g) {
+                                           int64_t k_end, int64_t key_a, int64_t key_b, int64_t g) {
   const int c0 = (threadIdx.x & 3) * 2;
 #pragma unroll
   for (int hb = 0; hb < 2; ++hb) {
@@ -93,12 +92,12 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
   extern __shared__ __align__(16) unsigned char smem[];
   T* Ks = reinterpret_cast<T*>(smem);
   T* Vs = Ks + kT * kQs;
-  T* Qc = Vs + kT * kVs;      // 2 stages
-  T* Dc = Qc + 2 * kT * kQs;  // 2 stages
+  T* Qc = Vs + kT * kVs;                                       // 2 stages
+  T* Dc = Qc + 2 * kT * kQs;                                   // 2 stages
   float* m_lse = reinterpret_cast<float*>(Dc + 2 * kT * kVs);  // [2][kT]
-  float* m_d = m_lse + 2 * kT;                                  // [2][kT]
-  int64_t* m_t = reinterpret_cast<int64_t*>(m_d + 2 * kT);      // [2][kT]
-  int64_t* m_off = m_t + 2 * kT;                                // [2][kT], -1: no vector
+  float* m_d = m_lse + 2 * kT;                                 // [2][kT]
+  int64_t* m_t = reinterpret_cast<int64_t*>(m_d + 2 * kT);     // [2][kT]
+  int64_t* m_off = m_t + 2 * kT;                               // [2][kT], -1: no vector
   const bwd::Shape& c = a.c;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t si = bwd::seq_index(a.cu_items, c.num_seqs, blockIdx.x);
@@ -200,8 +199,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
     gather_rows<T, DK, kT, kMmaBwdThreads>(
         Qc + st * kT * kQs, kQs, a.q, [&](int r) { return off[r] >= 0 ? off[r] * DK : -1; }, tid);
     gather_rows<T, DV, kT, kMmaBwdThreads>(
-        Dc + st * kT * kVs, kVs, a.dob, [&](int r) { return off[r] >= 0 ? off[r] * DV : -1; },
-        tid);
+        Dc + st * kT * kVs, kVs, a.dob, [&](int r) { return off[r] >= 0 ? off[r] * DV : -1; }, tid);
   };
   if (c_lo < c_hi) {
     meta(c_lo, 0);
@@ -248,8 +246,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
     __syncthreads();
     float s[1][8][4], dp[1][8][4];
     qk_tile<T, DK, 8, 1>(s, QShared<T>{Ks + warp * 16 * kQs, kQs}, Qc + st * kT * kQs, kQs, false);
-    qk_tile<T, DV, 8, 1>(dp, QShared<T>{Vs + warp * 16 * kVs, kVs}, Dc + st * kT * kVs, kVs,
-                         false);
+    qk_tile<T, DV, 8, 1>(dp, QShared<T>{Vs + warp * 16 * kVs, kVs}, Dc + st * kT * kVs, kVs, false);
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
@@ -257,8 +254,8 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
         const int col = j * 8 + c0 + (e & 1);
         const int64_t t = m_t[st * kT + col];
         const bool keep = e >= 2 ? t >= lo_b && t < hi_b : t >= lo_a && t < hi_a;
-        bwd_weight(s[0][j][e], dp[0][j][e], a.scale_log2, m_lse[st * kT + col],
-                   m_d[st * kT + col], keep);
+        bwd_weight(s[0][j][e], dp[0][j][e], a.scale_log2, m_lse[st * kT + col], m_d[st * kT + col],
+                   keep);
       }
     pv_tile<T, DV, 8, 1>(s, dv, Dc + st * kT * kVs, kVs);
     pv_tile<T, DK, 8, 1>(dp, dk, Qc + st * kT * kQs, kQs);
@@ -320,7 +317,7 @@ bool launch_bwd_dkv_mma(int b, const MmaBwdArgs<T>& a, int64_t items, cudaStream
   });
 }
 
-#define NSA_INST(T)                                                                      \
+#define NSA_INST(T)                                                                     \
   template bool launch_bwd_dkv_mma<T>(int, const MmaBwdArgs<T>&, int64_t, cudaStream_t, \
                                       const std::string&);
 NSA_INST(__half)

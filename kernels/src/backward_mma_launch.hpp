@@ -52,10 +52,10 @@ struct MmaBwdArgs {
   double* dk;               // the branch's dK [rows, h_kv, d_k] (written)
   double* dv;               // the branch's dV [rows, h_kv, d_v] (written)
   int64_t splits;           // key side: CTAs sharing one key tile's query chunks (grid z)
-  float* part;              // key side, splits > 1: partial sums [items h_kv, splits, 64, d_k + d_v]
-  int* arrived;             // key side, splits > 1: CTAs done per (item, KV head), zeroed
-  float scale;              // softmax scale
-  float scale_log2;         // scale log2(e)
+  float* part;       // key side, splits > 1: partial sums [items h_kv, splits, 64, d_k + d_v]
+  int* arrived;      // key side, splits > 1: CTAs done per (item, KV head), zeroed
+  float scale;       // softmax scale
+  float scale_log2;  // scale log2(e)
 };
 
 // Largest top_n of the selection's query-side kernel (its per-warp list).

@@ -11,8 +11,8 @@
 //   block listed twice under the multiset policy walked twice.
 // Every branch adds its share to one fp32 dq in launch order (deterministic); bwd_dq_finish
 // rounds it once.
-#include "backward_mma.cuh"
 #include "backward_launch.hpp"
+#include "backward_mma.cuh"
 #include "backward_mma_launch.hpp"
 #include "device.cuh"
 
@@ -100,7 +100,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
   extern __shared__ __align__(16) unsigned char smem[];
   T* Qs = reinterpret_cast<T*>(smem);
   T* Ds = Qs + kT * kQs;
-  T* Ks = Ds + kT * kVs;     // 2 stages
+  T* Ks = Ds + kT * kVs;      // 2 stages
   T* Vs = Ks + 2 * kT * kQs;  // 2 stages
   const bwd::Shape& c = a.c;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -113,8 +113,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
     return (sq.q_begin + f / G) * c.h_q + g * G + f % G;
   };
   gather_rows<T, DK, kT, kMmaBwdThreads>(
-      Qs, kQs, a.q, [&](int r) { return f0 + r < nvec ? vec_at(f0 + r) * DK : int64_t{-1}; },
-      tid);
+      Qs, kQs, a.q, [&](int r) { return f0 + r < nvec ? vec_at(f0 + r) * DK : int64_t{-1}; }, tid);
   gather_rows<T, DV, kT, kMmaBwdThreads>(
       Ds, kVs, a.dob, [&](int r) { return f0 + r < nvec ? vec_at(f0 + r) * DV : int64_t{-1}; },
       tid);
@@ -126,8 +125,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
   const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;
   const int64_t key_rows = B == 0 ? bwd::cmp_blocks(c, sq.t_k) : sq.t_k;
   const int64_t k_lo = B == 0 ? 0 : (t_lo - span + 1 > 0 ? t_lo - span + 1 : 0);
-  const int64_t k_hi =
-      B == 0 ? bwd::cmp_blocks(c, c.visibility == 0 ? t_hi + 1 : t_hi) : t_hi + 1;
+  const int64_t k_hi = B == 0 ? bwd::cmp_blocks(c, c.visibility == 0 ? t_hi + 1 : t_hi) : t_hi + 1;
   const int64_t tiles = k_hi > k_lo ? (k_hi - k_lo + kT - 1) / kT : 0;
   const int64_t base = B == 0 ? sq.c_begin : sq.k_begin;
   const T* kb = a.k + base * c.h_kv * DK;
@@ -179,8 +177,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
         const int64_t key = start + j * 8 + c0 + (e & 1);
         const bool hi = e >= 2;
         const bool keep = full || (key < k_hi && bwd_visible<B>(c, key, hi ? tb : ta));
-        bwd_weight(s[0][j][e], dp[0][j][e], a.scale_log2, hi ? lse_b : lse_a, hi ? d_b : d_a,
-                   keep);
+        bwd_weight(s[0][j][e], dp[0][j][e], a.scale_log2, hi ? lse_b : lse_a, hi ? d_b : d_a, keep);
       }
     pv_tile<T, DK, 8, 1>(dp, acc, Ks + st * kT * kQs, kQs);
     __syncthreads();  // stage st is refilled by the next iteration's prefetch
@@ -188,7 +185,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
   add_dq<DK>(acc[0], a.scale, a.dq, va ? ra * DK : -1, vb_ok ? rb * DK : -1);
 }
 
-constexpr int kSlcSub = 16;      // keys per sub-tile of the selection warp kernel
+constexpr int kSlcSub = 16;       // keys per sub-tile of the selection warp kernel
 constexpr int kSlcMaxList = 128;  // list entries a warp keeps (top_n limit of this path)
 constexpr int kSlcListInts = kSlcMaxList + 4;  // the count first; a multiple of 16 bytes
 
@@ -204,8 +201,8 @@ struct SlcSmem {
 };
 
 template <class T, int DK, int DV>
-__global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_slc_kernel(MmaBwdArgs<T> a,
-                                                                     int64_t items) {
+__global__ void __launch_bounds__(kMmaBwdThreads)
+    bwd_dq_slc_kernel(MmaBwdArgs<T> a, int64_t items) {
   using L = SlcSmem<DK, DV>;
   constexpr int kQs = L::kQs, kVs = L::kVs;
   static_assert(kSlcSub * 2 >= 16, "Q and dO_b (16 rows) are staged in the two stages");
@@ -242,8 +239,10 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_slc_kernel(MmaBwdArgs<T
   auto off = [&](int m, int dim) {
     return h0 + m < G ? (row * c.h_q + g * G + h0 + m) * dim : int64_t{-1};
   };
-  gather_rows<T, DK, 16, 32>(Ks, kQs, a.q, [&](int m) { return off(m, DK); }, lane);
-  gather_rows<T, DV, 16, 32>(Vs, kVs, a.dob, [&](int m) { return off(m, DV); }, lane);
+  gather_rows<T, DK, 16, 32>(
+      Ks, kQs, a.q, [&](int m) { return off(m, DK); }, lane);
+  gather_rows<T, DV, 16, 32>(
+      Vs, kVs, a.dob, [&](int m) { return off(m, DV); }, lane);
   cp_commit();
   cp_wait<0>();
   __syncwarp();
