@@ -38,9 +38,10 @@ struct BackwardOptions {
 // ([total_q, h_q, d_v], case dtype): the gradients of nsa::ref::backward, each rounded once to
 // the case dtype and widened to double (rows and keys: all, in order; a disabled branch's
 // tensors exactly 0; dk_shared/dv_shared with shared_kv; phi's parameter gradients for linear /
-// mlp with the compression branch on). With a computed selection the CUDA forward runs first
-// for the index lists, which are the only thing the backward takes from the forward
-// (docs/kernels.md); `indices`, when given, receives the lists the gradients were taken over
+// mlp with the compression branch on). The CUDA forward runs first where the backward needs it:
+// for computed index lists, and on the tensor-core path (fp16 / bf16) also for each branch's
+// stored output and fp32 lse (docs/kernels.md); `indices`, when given, receives the lists the
+// gradients were taken over
 // ([total_q, h_kv, top_n]; the given ones with given_indices). Throws std::invalid_argument
 // for an unsupported config or bad inputs / d_o (naming the tensor, the element and the rule),
 // CudaError for CUDA errors.
