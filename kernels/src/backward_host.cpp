@@ -304,23 +304,24 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   T* dg[3] = {dg_d[0].get<T>(), dg_d[1].get<T>(), dg_d[2].get<T>()};
   std::optional<detail::MmaBackward<T>> mb;
   detail::MmaBackwardIo<T> io;
-  if constexpr (kMmaType) {
-    if (mma) mb.emplace(vc, sh, tables, ctx);
-    io.q = x.q;
-    for (int b = 0; b < 3; ++b) {
-      io.k[b] = b == 0 ? x.kc : x.k[b];
-      io.v[b] = b == 0 ? x.vc : x.v[b];
-      io.gate[b] = x.gate[b];
-      io.o[b] = obr_d[b].get<const T>();
-      io.lse[b] = lsef_d[b].get<const float>();
-      io.dg[b] = dg[b];
-      io.dk[b] = dk64_d[b].get<double>();
-      io.dv[b] = dv64_d[b].get<double>();
+  if constexpr (kMmaType)
+    if (mma) {
+      mb.emplace(vc, sh, ctx);
+      io.q = x.q;
+      for (int b = 0; b < 3; ++b) {
+        io.k[b] = b == 0 ? x.kc : x.k[b];
+        io.v[b] = b == 0 ? x.vc : x.v[b];
+        io.gate[b] = x.gate[b];
+        io.o[b] = obr_d[b].get<const T>();
+        io.lse[b] = lsef_d[b].get<const float>();
+        io.dg[b] = dg[b];
+        io.dk[b] = dk64_d[b].get<double>();
+        io.dv[b] = dv64_d[b].get<double>();
+      }
+      io.d_o = x.d_o;
+      io.idx = x.idx;
+      io.dq = dq_d.get<T>();
     }
-    io.d_o = x.d_o;
-    io.idx = x.idx;
-    io.dq = dq_d.get<T>();
-  }
   ev.begin(kStageQuery);
   if constexpr (kMmaType)
     if (mma) {

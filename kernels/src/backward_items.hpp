@@ -104,6 +104,18 @@ NSA_HD double dot(const T* a, const T* b, int64_t n) {
   return s;
 }
 
+// Whether slot `slot` of a selection list (of a row at position t) names a block the row walks:
+// a candidate 0 <= j <= floor(t / l'), and not a repeat of an earlier slot unless the policy is
+// multiset (which walks a block once per listing).
+NSA_HD bool slc_slot_walked(const Shape& c, const int32_t* list, int64_t slot, int64_t t) {
+  const int64_t j = list[slot];
+  if (j < 0 || j > t / c.lp) return false;
+  if (c.policy != 2)
+    for (int64_t p = 0; p < slot; ++p)
+      if (list[p] == j) return false;
+  return true;
+}
+
 // Sentinel key of a list entry the policy skips: one past every real key.
 NSA_HD uint64_t slc_sentinel(const Shape& c) {
   return static_cast<uint64_t>(c.h_kv) * static_cast<uint64_t>(c.total_k);
@@ -118,13 +130,9 @@ NSA_HD uint64_t slc_entry_key(const Shape& c, const int32_t* idx, int64_t row, i
   const Seq sq = c.seqs[seq_index(c.cu_q, c.num_seqs, row)];
   const int64_t t = position(sq, row);
   const int32_t* list = idx + (row * c.h_kv + g) * c.n;
-  const int64_t j = list[slot];
-  if (j < 0 || j > t / c.lp) return slc_sentinel(c);
-  if (c.policy != 2)
-    for (int64_t p = 0; p < slot; ++p)
-      if (list[p] == j) return slc_sentinel(c);
+  if (!slc_slot_walked(c, list, slot, t)) return slc_sentinel(c);
   return static_cast<uint64_t>(g) * static_cast<uint64_t>(c.total_k) +
-         static_cast<uint64_t>(sq.k_begin + j * c.lp);
+         static_cast<uint64_t>(sq.k_begin + list[slot] * c.lp);
 }
 
 // Calls f(u) for every key of branch b's key set of the row at position t (u: the key's row
@@ -144,12 +152,8 @@ NSA_HD void for_each_key(const Shape& c, int b, const Seq& sq, int64_t row, int6
     const int32_t* list = idx + (row * c.h_kv + g) * c.n;
     const int64_t cap = c.slc_causal == 0 ? t + 1 : sq.t_k;
     for (int64_t slot = 0; slot < c.n; ++slot) {
+      if (!slc_slot_walked(c, list, slot, t)) continue;
       const int64_t j = list[slot];
-      if (j < 0 || j > t / c.lp) continue;
-      bool repeat = false;
-      if (c.policy != 2)
-        for (int64_t p = 0; p < slot && !repeat; ++p) repeat = list[p] == j;
-      if (repeat) continue;
       const int64_t end = j * c.lp + c.lp < cap ? j * c.lp + c.lp : cap;
       for (int64_t u = j * c.lp; u < end; ++u) f(u);
     }

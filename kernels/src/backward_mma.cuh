@@ -14,6 +14,22 @@
 
 namespace nsa::cuda::detail {
 
+// The sequence of CTA item blockIdx.x and the item's index inside it (a.cu_items: the
+// per-sequence prefix of items).
+template <class T>
+__device__ __forceinline__ bwd::Seq item_seq(const MmaBwdArgs<T>& a, int64_t& local) {
+  const int64_t s = bwd::seq_index(a.cu_items, a.c.num_seqs, blockIdx.x);
+  local = blockIdx.x - a.cu_items[s];
+  return a.c.seqs[s];
+}
+
+// Zeroes an accumulator of N n8 tiles.
+template <int N>
+__device__ __forceinline__ void zero_frags(float (&acc)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+}
+
 // Keys a query position t sees in branch B (0 cmp, 1 slc, 2 win), key indices relative to the
 // branch's base in the sequence. For the selection the block test is the list's; here only the
 // causal cap inside a block remains.

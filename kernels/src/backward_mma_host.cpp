@@ -7,6 +7,8 @@
 #include <cmath>
 #include <vector>
 
+#include "nsa/cuda/forward.hpp"
+
 namespace nsa::cuda::detail {
 
 namespace {
@@ -64,13 +66,13 @@ int64_t mma_key_splits(const nsa::ref::ValidConfig& vc, int b) {
 bool mma_backward_fits(const nsa::ref::ValidConfig& vc) {
   const auto& c = vc.cfg;
   if (c.dtype != nsa::ref::Dtype::f16 && c.dtype != nsa::ref::Dtype::bf16) return false;
-  if (c.enable_slc && c.top_n > mma_bwd_slc_list_limit()) return false;
+  if (c.enable_slc && c.top_n > kMmaBwdSlcMaxList) return false;
   return with_bwd_head_dims(c.d_k, c.d_v, [](auto, auto) {});
 }
 
 std::size_t mma_backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
   const auto& c = vc.cfg;
-  const std::size_t nq = static_cast<std::size_t>(vc.total_q * c.h_q), eb = 2;
+  const std::size_t nq = static_cast<std::size_t>(vc.total_q * c.h_q), eb = dtype_bytes(c.dtype);
   std::size_t bytes = nq * static_cast<std::size_t>(c.d_k) * 4;  // fp32 dq
   for (int b = 0; b < 3; ++b)
     if (c.enabled(static_cast<nsa::ref::Branch>(b)))
@@ -88,30 +90,27 @@ std::size_t mma_backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
 
 template <class T>
 MmaBackward<T>::MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& sh,
-                            const bwd::ShapeTables&, const std::string& ctx)
+                            const std::string& ctx)
     : sh_(sh), ctx_(ctx), nq_(vc.total_q * vc.cfg.h_q), total_q_(vc.total_q) {
   const auto& c = vc.cfg;
   const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
   const Items rows = row_items(vc);
   row_items_ = rows.back();
   cu_rows_ = upload(rows, "backward row items [" + ctx + "]");
+  int64_t part = 0, slots = 0;  // the largest branch's partial sums and counters
   for (int b = 0; b < 3; ++b) {
     if (!sh.enable[b]) continue;
     const Items keys = key_items(vc, b);
     key_items_[b] = keys.back();
     cu_keys_[b] = upload(keys, "backward key tiles [" + ctx + "]");
+    splits_[b] = mma_key_splits(vc, b);
+    if (splits_[b] > 1) part = std::max(part, part_floats(vc, b));
+    slots = std::max(slots, key_items_[b] * c.h_kv);
     dob_[b].allocate(sz(nq_ * c.d_v) * sizeof(T), "dO_b [" + ctx + "]");
     dd_[b].allocate(sz(nq_) * sizeof(float), "D_b [" + ctx + "]");
     lse2_[b].allocate(sz(nq_) * sizeof(float), "lse_b log2e [" + ctx + "]");
   }
   dq32_.allocate(sz(nq_ * c.d_k) * sizeof(float), "dq (fp32) [" + ctx + "]");
-  int64_t part = 0, slots = 0;
-  for (int b = 0; b < 3; ++b)
-    if (sh.enable[b]) {
-      splits_[b] = mma_key_splits(vc, b);
-      if (splits_[b] > 1) part = std::max(part, part_floats(vc, b));
-      slots = std::max(slots, key_items_[b] * c.h_kv);
-    }
   if (part > 0) {
     part_.allocate(sz(part) * sizeof(float), "key-side partial sums [" + ctx + "]");
     arrived_.allocate(sz(slots) * sizeof(int), "key-side counters [" + ctx + "]");

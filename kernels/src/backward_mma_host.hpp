@@ -6,15 +6,15 @@
 #include <cstddef>
 #include <string>
 
+#include "backward_items.hpp"
 #include "backward_mma_launch.hpp"
-#include "backward_shape.hpp"
 #include "device_buffer.hpp"
 #include "nsa/ref/config.hpp"
 
 namespace nsa::cuda::detail {
 
 // True when the config takes the tensor-core backward: fp16 / bf16, d_k and d_v in {64, 128},
-// top_n at most mma_bwd_slc_list_limit(). Everything else runs the fp64 kernels.
+// top_n at most kMmaBwdSlcMaxList. Everything else runs the fp64 kernels.
 bool mma_backward_fits(const nsa::ref::ValidConfig& vc);
 
 // CTAs that share one key tile's query chunks on branch b's key side (docs/kernels.md): enough
@@ -48,14 +48,13 @@ template <class T>
 class MmaBackward {
  public:
   // sh: the device Shape (tables on the device already).
-  MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& sh, const bwd::ShapeTables& tables,
-              const std::string& ctx);
+  MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& sh, const std::string& ctx);
   // The query side in launch order: the row quantities and dg (prep), each enabled branch's
   // share of dq (dq, branch order cmp, slc, win), dq rounded once into io.dq (finish_dq).
   void prep(const MmaBackwardIo<T>& io, cudaStream_t stream);
   void dq(int b, const MmaBackwardIo<T>& io, cudaStream_t stream);
   void finish_dq(const MmaBackwardIo<T>& io, cudaStream_t stream);
-  // dK, dV of branch b into io.dk[b], io.dv[b] (after query()).
+  // dK, dV of branch b into io.dk[b], io.dv[b] (after prep()).
   void keys(int b, const MmaBackwardIo<T>& io, const bwd::SlcIndex& si, cudaStream_t stream);
 
  private:

@@ -100,9 +100,8 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
   int64_t* m_off = m_t + 2 * kT;                               // [2][kT], -1: no vector
   const bwd::Shape& c = a.c;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int64_t si = bwd::seq_index(a.cu_items, c.num_seqs, blockIdx.x);
-  const bwd::Seq sq = c.seqs[si];
-  const int64_t tile = blockIdx.x - a.cu_items[si];
+  int64_t tile;
+  const bwd::Seq sq = item_seq(a, tile);
   const int64_t G = c.group, g = blockIdx.y;
   const int64_t first_t = sq.t_k - sq.t_q;
   const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;
@@ -209,10 +208,8 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
   cp_commit();
 
   float dk[1][DK / 8][4], dv[1][DV / 8][4];
-#pragma unroll
-  for (int j = 0; j < DK / 8; ++j) dk[0][j][0] = dk[0][j][1] = dk[0][j][2] = dk[0][j][3] = 0.f;
-#pragma unroll
-  for (int j = 0; j < DV / 8; ++j) dv[0][j][0] = dv[0][j][1] = dv[0][j][2] = dv[0][j][3] = 0.f;
+  zero_frags(dk[0]);
+  zero_frags(dv[0]);
   const int64_t key_a = k0 + warp * 16 + (lane >> 2), key_b = key_a + 8;
   // The positions [lo, hi) that see key a / b.
   auto seen_by = [&](int64_t key, int64_t& lo, int64_t& hi) {

@@ -14,8 +14,9 @@
 
 namespace nsa::cuda::detail {
 
-constexpr int kMmaBwdThreads = 128;  // 4 warps of 16 query vectors or 16 keys each
-constexpr int kMmaBwdTile = 64;      // vectors or keys per CTA tile (row chunks, key tiles)
+constexpr int kMmaBwdThreads = 128;     // 4 warps of 16 query vectors or 16 keys each
+constexpr int kMmaBwdTile = 64;         // vectors or keys per CTA tile (row chunks, key tiles)
+constexpr int kMmaBwdSlcMaxList = 128;  // largest top_n: the selection dq keeps a warp's list
 
 // Calls f(DK, DV) (std::integral_constant) for the head dims the tensor-core backward is built
 // for, d_k and d_v each 64 or 128, and returns true; false otherwise (the fp64 kernels run).
@@ -57,9 +58,6 @@ struct MmaBwdArgs {
   float scale;       // softmax scale
   float scale_log2;  // scale log2(e)
 };
-
-// Largest top_n of the selection's query-side kernel (its per-warp list).
-int mma_bwd_slc_list_limit();
 
 // Per (row, query head) and enabled branch b: dob[b] = g_b dO rounded to T, dd[b] = D_b =
 // rowsum(dob[b] o[b]) (fp32), lse2[b] = lse[b] log2 e (+inf for -inf), dg[b] = <dO, o[b]>

@@ -104,10 +104,10 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
   T* Vs = Ks + 2 * kT * kQs;  // 2 stages
   const bwd::Shape& c = a.c;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int64_t si = bwd::seq_index(a.cu_items, c.num_seqs, blockIdx.x);
-  const bwd::Seq sq = c.seqs[si];
+  int64_t chunk;
+  const bwd::Seq sq = item_seq(a, chunk);
   const int64_t G = c.group, g = blockIdx.y;
-  const int64_t nvec = sq.t_q * G, f0 = (blockIdx.x - a.cu_items[si]) * kT;
+  const int64_t nvec = sq.t_q * G, f0 = chunk * kT;
   const int64_t first_t = sq.t_k - sq.t_q;
   auto vec_at = [&](int64_t f) {  // element offset of vector f's row of Q (in units of heads)
     return (sq.q_begin + f / G) * c.h_q + g * G + f % G;
@@ -154,8 +154,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
   const float d_a = va ? a.dd[ra] : 0.f, d_b = vb_ok ? a.dd[rb] : 0.f;
 
   float acc[1][DK / 8][4];
-#pragma unroll
-  for (int j = 0; j < DK / 8; ++j) acc[0][j][0] = acc[0][j][1] = acc[0][j][2] = acc[0][j][3] = 0.f;
+  zero_frags(acc[0]);
   const int c0 = (lane & 3) * 2;
   for (int64_t i = 0; i < tiles; ++i) {
     const int st = static_cast<int>(i & 1);
@@ -176,7 +175,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
       for (int e = 0; e < 4; ++e) {
         const int64_t key = start + j * 8 + c0 + (e & 1);
         const bool hi = e >= 2;
-        const bool keep = full || (key < k_hi && bwd_visible<B>(c, key, hi ? tb : ta));
+        const bool keep = full || bwd_visible<B>(c, key, hi ? tb : ta);
         bwd_weight(s[0][j][e], dp[0][j][e], a.scale_log2, hi ? lse_b : lse_a, hi ? d_b : d_a, keep);
       }
     pv_tile<T, DK, 8, 1>(dp, acc, Ks + st * kT * kQs, kQs);
@@ -185,9 +184,8 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dq_rows_kernel(MmaBwdArgs<
   add_dq<DK>(acc[0], a.scale, a.dq, va ? ra * DK : -1, vb_ok ? rb * DK : -1);
 }
 
-constexpr int kSlcSub = 16;       // keys per sub-tile of the selection warp kernel
-constexpr int kSlcMaxList = 128;  // list entries a warp keeps (top_n limit of this path)
-constexpr int kSlcListInts = kSlcMaxList + 4;  // the count first; a multiple of 16 bytes
+constexpr int kSlcSub = 16;  // keys per sub-tile of the selection warp kernel
+constexpr int kSlcListInts = kMmaBwdSlcMaxList + 4;  // the count first; a multiple of 16 bytes
 
 template <int DK, int DV>
 struct SlcSmem {
@@ -225,14 +223,8 @@ __global__ void __launch_bounds__(kMmaBwdThreads)
   if (lane == 0) {
     const int32_t* li = a.idx + (row * c.h_kv + g) * c.n;
     int nb = 0;
-    for (int64_t s = 0; s < c.n; ++s) {
-      const int64_t j = li[s];
-      if (j < 0 || j > t / c.lp) continue;
-      bool rep = false;
-      if (c.policy != 2)
-        for (int64_t p = 0; p < s && !rep; ++p) rep = li[p] == j;
-      if (!rep) list[1 + nb++] = static_cast<int32_t>(j);
-    }
+    for (int64_t s = 0; s < c.n; ++s)
+      if (bwd::slc_slot_walked(c, li, s, t)) list[1 + nb++] = li[s];
     list[0] = nb;
   }
   // Q and dO_b of the 16 vectors (heads h0 .. h0 + 15 of the group, beyond G zero).
@@ -276,8 +268,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads)
                                   c.h_kv, g, lane);
   };
   float acc[1][DK / 8][4];
-#pragma unroll
-  for (int j = 0; j < DK / 8; ++j) acc[0][j][0] = acc[0][j][1] = acc[0][j][2] = acc[0][j][3] = 0.f;
+  zero_frags(acc[0]);
   if (n_sub > 0) load_sub(0, 0);
   cp_commit();
   const int c0 = (lane & 3) * 2;
@@ -317,8 +308,6 @@ void set_smem(K kernel, size_t bytes, const std::string& ctx) {
 }
 
 }  // namespace
-
-int mma_bwd_slc_list_limit() { return kSlcMaxList; }
 
 template <class T>
 void launch_bwd_prep(const bwd::Shape& c, const T* d_o, const T* const gate[3], const T* const o[3],
