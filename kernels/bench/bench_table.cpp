@@ -342,7 +342,8 @@ std::string bench_usage() {
          "  (default)   prefill, B=1, H_q=64: T_k in {8192,16384,32768,65536} x (d_k,d_v) in\n"
          "              {128x128,192x128} at G=16, plus T_k=65536, 128x128 at G in {1,2,4,8}\n"
          "  --decode    T_q in {1,4} x T_k in {8192,65536,131072} x B in {1,16,64} x G in "
-         "{16,4,1}\n"
+         "{16,4,1},\n"
+         "              the compressed cache given (--cmp-given 1)\n"
          "  --quick     T_k in {8192,16384}, 128x128, G=16, 3 reps\n"
          "  --backward  times nsa::cuda::backward per stage (the forward it runs for the index\n"
          "              lists, then query side, index, key side per branch, phi, finish); its\n"
@@ -360,6 +361,8 @@ std::string bench_usage() {
          "  --phi-act relu|silu   --slc-block LIST (l')  --top-n LIST (n)  --n-init LIST\n"
          "  --n-local LIST        --window LIST (w)      --dtype bf16|fp16|fp32\n"
          "  --branches LIST       of cmp, slc, win; a disabled branch's flags are not read\n"
+         "  --cmp-given 0|1       the compressed keys/values are an input (a decode step's\n"
+         "                        cache): phi is not run\n"
          "  --profile P           apply a profile (canonical, fla, nsa_triton) on top\n"
          "  --dry-run             print the resolved configurations, run nothing (no GPU needed)\n"
          "\n"
@@ -384,7 +387,7 @@ double device_bytes(const nsa::ref::ValidConfig& vc) {
 BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
   std::set<std::string> with_value{"--config",   "--profile", "--t",     "--dims", "--dk",
                                    "--dv",       "--groups",  "--dtype", "--phi",  "--phi-act",
-                                   "--branches", "--reps",    "--warmup"};
+                                   "--branches", "--reps",    "--warmup", "--cmp-given"};
   for (const auto& f : kIntFlags) with_value.insert(f.flag);
   const nsa::cli::Args args(argv, with_value,
                             {"--decode", "--quick", "--backward", "--dry-run", "--help"});
@@ -428,6 +431,10 @@ BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
     }
   }
   if (args.has("--branches")) parse_branches(args.get("--branches"), base);
+  // Decode steps read a compressed KV cache instead of recompressing every key (the decode
+  // table's default); --cmp-given 0|1 says so for any table.
+  if (args.has("--decode")) base.cmp_given = true;
+  if (args.has("--cmp-given")) base.cmp_given = args.get_int("--cmp-given", 0, 0, 1) != 0;
   if (base.given_indices)
     throw UsageError("--config: given_indices = true: nsa bench generates no index lists");
 

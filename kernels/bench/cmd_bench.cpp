@@ -125,6 +125,8 @@ bool run_case(const nsa::bench::BenchCase& bench_case, int warmup, int reps) {
     in.phi_v_b1 = filled(shapes.phi_b1, -1, 1);
     in.phi_v_w2 = filled(shapes.phi_w2_v, -w2, w2);
     in.phi_v_b2 = filled(shapes.phi_b2_v, -1, 1);
+    in.k_tilde = filled(shapes.k_tilde, -1, 1);  // cmp_given: the compressed cache
+    in.v_tilde = filled(shapes.v_tilde, -1, 1);
     out.o = alloc(vc.total_q * c.h_q * c.d_v, eb);
     nsa::cuda::Plan plan(vc);
     std::vector<float> tot, cmpz, cmp, scores, topn, slc, win, comb;
@@ -198,6 +200,8 @@ nsa::ref::Inputs backward_bench_inputs(const nsa::ref::ValidConfig& vc) {
   };
   phi(in.phi_k, s.phi_pos_k, s.phi_w1_k, s.phi_w2_k, s.phi_b2_k, 40);
   phi(in.phi_v, s.phi_pos_v, s.phi_w1_v, s.phi_w2_v, s.phi_b2_v, 50);
+  fill_pattern(in.k_tilde, s.k_tilde, 70, -127.0 / 128, 1);  // cmp_given: the compressed cache
+  fill_pattern(in.v_tilde, s.v_tilde, 71, -127.0 / 128, 1);
   return in;
 }
 

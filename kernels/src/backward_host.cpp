@@ -206,8 +206,9 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
 
   const auto cast = [](const void* p) { return static_cast<const T*>(p); };
   // Compressed K/V as the forward stores them (its own phi kernels, rounded to the dtype).
+  // A given cache (cmp_given) is read as it is: phi does not run.
   DeviceBuffer kc_d, vc_d;
-  if (c.enable_cmp && tc > 0) {
+  if (c.enable_cmp && tc > 0 && !c.cmp_given) {
     kc_d.allocate(sz(tc * c.h_kv * c.d_k) * sizeof(T), "compressed K [" + ctx + "]");
     vc_d.allocate(sz(tc * c.h_kv * c.d_v) * sizeof(T), "compressed V [" + ctx + "]");
     detail::DevCfg dc{};
@@ -248,8 +249,8 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     x.gate[b] = static_cast<const T*>(di.gate[b]);
   }
   x.d_o = d_o_dev;
-  x.kc = kc_d.get<const T>();
-  x.vc = vc_d.get<const T>();
+  x.kc = c.cmp_given ? cast(di.k_tilde) : kc_d.get<const T>();
+  x.vc = c.cmp_given ? cast(di.v_tilde) : vc_d.get<const T>();
   x.idx = idx_d.get<const int32_t>();
 
   // Outputs and scratch, every byte poisoned (NaN) so that an unwritten element shows.
@@ -273,11 +274,12 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     const int64_t rows = b == 0 ? tc : vc.total_k;
     alloc(dk64_d[b], sz(rows * c.h_kv * c.d_k) * 8, "dK (fp64)");
     alloc(dv64_d[b], sz(rows * c.h_kv * c.d_v) * 8, "dV (fp64)");
+    if (b == 0 && c.cmp_given) continue;  // no token gradients: dk_tilde / dv_tilde instead
     alloc(dk_d[b], sz(nk * c.d_k) * sizeof(T), "dK");
     alloc(dv_d[b], sz(nk * c.d_v) * sizeof(T), "dV");
   }
   // phi = linear / mlp: the blocks' input gradients, mlp's hidden values, the parameters'.
-  const bool phi_bwd = sh.enable[0] && sh.phi != 0 && tc > 0;
+  const bool phi_bwd = sh.enable[0] && sh.phi != 0 && tc > 0 && !c.cmp_given;
   std::array<DeviceBuffer, 2> dx_d, a_d, dh_d;
   std::array<std::array<DeviceBuffer, 5>, 2> dpar_d;
   if (phi_bwd)
@@ -291,6 +293,11 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
       for (int w = 0; w < 5; ++w)
         alloc(dpar_d[kv][w], sz(bwd::phi_param_size(sh, dim, w)) * sizeof(T), "phi gradient");
     }
+  DeviceBuffer dkt_d, dvt_d;  // cmp_given: the cache's gradients
+  if (c.cmp_given && sh.enable[0]) {
+    alloc(dkt_d, sz(tc * c.h_kv * c.d_k) * sizeof(T), "dk_tilde");
+    alloc(dvt_d, sz(tc * c.h_kv * c.d_v) * sizeof(T), "dv_tilde");
+  }
   if (c.shared_kv) {
     alloc(dks_d, sz(nk * c.d_k) * sizeof(T), "dk_shared");
     alloc(dvs_d, sz(nk * c.d_v) * sizeof(T), "dv_shared");
@@ -400,9 +407,19 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   const double* vacc[3] = {nullptr, dv64_d[1].get<const double>(), dv64_d[2].get<const double>()};
   T* dk_out[3] = {dk_d[0].get<T>(), dk_d[1].get<T>(), dk_d[2].get<T>()};
   T* dv_out[3] = {dv_d[0].get<T>(), dv_d[1].get<T>(), dv_d[2].get<T>()};
+  // With a given cache the compression branch's gradients stay with its blocks: the tokens
+  // (and a shared K/V's sum) get none.
+  bwd::Shape sh_tokens = sh;
+  if (c.cmp_given) sh_tokens.enable[0] = false;
   ev.begin(kStageFinish);
-  detail::launch_bwd_finish<T>(sh, c.d_k, kblk, kacc, dk_out, dks_d.get<T>(), st, ctx);
-  detail::launch_bwd_finish<T>(sh, c.d_v, vblk, vacc, dv_out, dvs_d.get<T>(), st, ctx);
+  detail::launch_bwd_finish<T>(sh_tokens, c.d_k, kblk, kacc, dk_out, dks_d.get<T>(), st, ctx);
+  detail::launch_bwd_finish<T>(sh_tokens, c.d_v, vblk, vacc, dv_out, dvs_d.get<T>(), st, ctx);
+  if (dkt_d.bytes()) {
+    detail::launch_bwd_round<T>(dk64_d[0].get<const double>(), tc * c.h_kv * c.d_k,
+                                dkt_d.get<T>(), st, ctx);
+    detail::launch_bwd_round<T>(dv64_d[0].get<const double>(), tc * c.h_kv * c.d_v,
+                                dvt_d.get<T>(), st, ctx);
+  }
   ev.end(kStageFinish);
   detail::check(cudaDeviceSynchronize(), "nsa::cuda::backward (kernels)",
                 "config: " + nsa::ref::describe(c));
@@ -423,8 +440,8 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   std::iota(g.keys.begin(), g.keys.end(), int64_t{0});
   g.dq = widen_all(dq_d, sz(nq * c.d_k), "dq");
   for (int b = 0; b < 3; ++b) {
-    if (!sh.enable[b]) {
-      g.dg[b].assign(sz(nq), 0.0);
+    if (!sh.enable[b] || (b == 0 && c.cmp_given)) {  // a given cache: no token gradients
+      g.dg[b] = sh.enable[b] ? widen_all(dg_d[b], sz(nq), "dg") : std::vector<double>(sz(nq));
       g.dk[b].assign(sz(nk * c.d_k), 0.0);
       g.dv[b].assign(sz(nk * c.d_v), 0.0);
       continue;
@@ -437,7 +454,13 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
     g.dk_shared = widen_all(dks_d, sz(nk * c.d_k), "dk_shared");
     g.dv_shared = widen_all(dvs_d, sz(nk * c.d_v), "dv_shared");
   }
-  if (sh.enable[0])  // phi's parameters: exactly 0 where no sequence has a compressed block
+  if (c.cmp_given) {  // exactly 0 when the compression branch is off
+    g.dk_tilde = dkt_d.bytes() ? widen_all(dkt_d, sz(tc * c.h_kv * c.d_k), "dk_tilde")
+                               : std::vector<double>(sz(tc * c.h_kv * c.d_k));
+    g.dv_tilde = dvt_d.bytes() ? widen_all(dvt_d, sz(tc * c.h_kv * c.d_v), "dv_tilde")
+                               : std::vector<double>(sz(tc * c.h_kv * c.d_v));
+  }
+  if (sh.enable[0] && !c.cmp_given)  // phi's parameters: exactly 0 where no block exists
     for (int kv = 0; kv < 2; ++kv) {
       nsa::ref::PhiParams& pp = kv == 0 ? g.dphi_k : g.dphi_v;
       std::vector<double>* dst[5] = {&pp.pos, &pp.w1, &pp.b1, &pp.w2, &pp.b2};

@@ -44,7 +44,22 @@ __global__ void bwd_finish_kernel(bwd::Shape c, int64_t dim, const double* blk, 
   }
 }
 
+template <class T>
+__global__ void bwd_round_kernel(const double* src, int64_t count, T* dst) {
+  for (int64_t it = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; it < count;
+       it += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[it] = from_f64<T>(src[it]);
+}
+
 }  // namespace
+
+template <class T>
+void launch_bwd_round(const double* src, int64_t count, T* dst, cudaStream_t stream,
+                      const std::string& ctx) {
+  if (count == 0) return;
+  bwd_round_kernel<T><<<bwd_grid(count), 128, 0, stream>>>(src, count, dst);
+  check_launch("bwd_round_kernel", ctx);
+}
 
 template <class T>
 void launch_bwd_keys(int b, const bwd::Shape& c, const bwd::Tensors<T>& x, const bwd::RowStats& st,
@@ -77,7 +92,8 @@ void launch_bwd_finish(const bwd::Shape& c, int64_t dim, const double* blk,
                                    cudaStream_t, const std::string&);                            \
   template void launch_bwd_finish<T>(const bwd::Shape&, int64_t, const double*,                  \
                                      const double* const[3], T* const[3], T*, cudaStream_t,      \
-                                     const std::string&);
+                                     const std::string&);                                       \
+  template void launch_bwd_round<T>(const double*, int64_t, T*, cudaStream_t, const std::string&);
 NSA_INST(float)
 NSA_INST(__half)
 NSA_INST(__nv_bfloat16)

@@ -58,6 +58,11 @@ void launch_bwd_finish(const bwd::Shape& c, int64_t dim, const double* blk,
                        const double* const acc[3], T* const out[3], T* shared, cudaStream_t stream,
                        const std::string& ctx);
 
+// dst[i] = src[i] rounded once to T for i < count (a given compressed cache's gradients).
+template <class T>
+void launch_bwd_round(const double* src, int64_t count, T* dst, cudaStream_t stream,
+                      const std::string& ctx);
+
 // The selection's inverted index: every (row, KV head, slot) entry keyed by slc_entry_key, then
 // stably sorted by key (CUB radix sort; deterministic). Scratch: keys/rows in and out
 // ([total_q h_kv n] each) and CUB's temporary storage; sizes from bwd_index_temp_bytes.

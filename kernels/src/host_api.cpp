@@ -37,7 +37,6 @@ std::string device_name() {
 
 std::string unsupported(const nsa::ref::ValidConfig& vc) {
   const auto& c = vc.cfg;
-  if (c.cmp_given) return "compressed cache given (cmp_given): not supported by the kernels yet";
   if (c.dtype == Dtype::f64) return "dtype fp64 is not supported (fp32, fp16, bf16 are)";
   if (c.d_k > 256) return "d_k = " + std::to_string(c.d_k) + " > 256 is not supported";
   if (c.d_v > 256) return "d_v = " + std::to_string(c.d_v) + " > 256 is not supported";

@@ -107,7 +107,9 @@ DeviceInputs upload_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inpu
   di.q = up(in.q, "q");
   const bool need_cmp_kv = c.enable_cmp || (c.enable_slc && !c.given_indices);
   for (int b = 0; b < 3; ++b) {
-    const bool need = b == 0 ? need_cmp_kv : c.enabled(static_cast<nsa::ref::Branch>(b));
+    // A given compressed cache replaces the compression branch's K/V (and phi).
+    const bool need = b == 0 ? need_cmp_kv && !c.cmp_given
+                             : c.enabled(static_cast<nsa::ref::Branch>(b));
     if (need) {
       // Shared K/V: upload once and alias.
       if (c.shared_kv && b > 0 && di.k[0] && in.k[b] == in.k[0] && in.v[b] == in.v[0]) {
@@ -130,6 +132,10 @@ DeviceInputs upload_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inpu
   di.phi_v_b1 = up(in.phi_v.b1, "phi_v.b1");
   di.phi_v_w2 = up(in.phi_v.w2, "phi_v.w2");
   di.phi_v_b2 = up(in.phi_v.b2, "phi_v.b2");
+  if (c.cmp_given && need_cmp_kv) {
+    di.k_tilde = up(in.k_tilde, "k_tilde");
+    di.v_tilde = up(in.v_tilde, "v_tilde");
+  }
   return di;
 }
 

@@ -102,6 +102,42 @@ template <class T>
 bool launch_probs_mma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
                       const float* lse_cmp, float* pg, cudaStream_t stream, const std::string& ctx);
 
+// ---- decode-shaped batches (attention_decode.cu) ----------------------------------------------
+// Split-K kernels for the compressed and window branches and the probs pass where every sequence
+// has few query rows: each item is up to 16 / G consecutive rows of one sequence (its G heads of
+// one KV group fill an m16 block), and its key range is cut into chunks walked by independent
+// warps, merged afterwards in chunk order (flash-decoding).
+struct DecodeItem {
+  int64_t row0;  // first packed query row
+  int64_t rows;  // consecutive rows of sequence `seq`, at most decode_rows_per_item(G)
+  int64_t seq;
+};
+constexpr int64_t kDecodeMaxRows = 16;  // the largest T_q of a sequence the path is chosen for
+__host__ __device__ constexpr int64_t decode_rows_per_item(int64_t G) {
+  return G >= 16 ? 1 : 16 / G;
+}
+struct DecodeArgs {
+  const DecodeItem* items = nullptr;
+  int64_t n_items = 0;
+  int64_t chunk[3] = {0, 0, 0};   // keys per chunk of the compressed and window branches
+  int64_t chunks[3] = {0, 0, 0};  // chunks per item (>= 1); with 1 the kernel writes o directly
+  float* part_o = nullptr;        // [n_items, h_kv, chunks, 16, d_v] fp32 partial outputs
+  float* part_lse = nullptr;      // [n_items, h_kv, chunks, 16] their lse (natural units)
+};
+// Whether the decode kernels take the config's dtype T, G and head dims (G <= 16).
+template <class T>
+bool decode_fits(const DevCfg& c);
+// Branch 0 (compressed) or 2 (window), every row; false outside decode_fits.
+template <class T>
+bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, const T* q, const T* k,
+                          const T* v, T* o, float* lse, cudaStream_t stream,
+                          const std::string& ctx);
+// The probs pass for rows [row0, row0 + rows) (pg as launch_group_probs); false outside.
+template <class T>
+bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
+                         const T* q, const T* kc, const float* lse_cmp, float* pg,
+                         cudaStream_t stream, const std::string& ctx);
+
 template <class T>
 void launch_group_probs(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
                         const float* lse_cmp, float* pg, float* p_cmp, cudaStream_t stream,

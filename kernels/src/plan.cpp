@@ -57,6 +57,15 @@ bool env_is(const char* name, const char* value) {
   return v && std::string(v) == value;
 }
 
+// Integer value of an environment variable, `fallback` when unset or not a number.
+int64_t env_int(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long long x = std::strtoll(v, &end, 10);
+  return end && *end == '\0' ? static_cast<int64_t>(x) : fallback;
+}
+
 // The current device is compute capability 9.0 (Hopper), where the sm_90a wgmma code runs.
 bool device_is_sm90() {
   int dev = 0, major = 0, minor = 0;
@@ -119,6 +128,18 @@ struct Plan::Impl {
   DeviceBuffer pg, scores, indices;
   detail::PhiGemm phi_gemm;
   bool want_cmp_scores = false, compute_topn = false;
+  bool cmp_given = false;  // the compressed cache is an input (DeviceInputs::k_tilde, v_tilde)
+  // Decode-shaped batches: split-K kernels for the compressed and window branches and the probs
+  // pass (attention_decode.cu), their item table and partial outputs.
+  bool decode = false;
+  DeviceBuffer dec_items, dec_part_o, dec_part_lse;
+  detail::DecodeArgs dec{};
+  // The decode path: taken where every sequence has at most kDecodeMaxRows query rows and the
+  // kernels fit the dtype, G and head dims; NSA_CUDA_DECODE=0 turns it off and =1 takes it for
+  // any T_q (tests of the path on prefill shapes). Chunks are sized so that the grid holds about
+  // 16 warps per SM; NSA_CUDA_DECODE_CHUNK=N (a multiple of 16) fixes the keys per chunk (tests
+  // of the merge on short sequences).
+  void setup_decode();
   // NSA_CUDA_SIMPLE=1 keeps every branch on the simple path (debugging, comparisons).
   bool force_simple = false;
   int64_t chunk_rows = 1;  // rows per pass of the group-probability scratch (bounded memory)
@@ -201,9 +222,11 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
   m.force_simple = env_is("NSA_CUDA_SIMPLE", "1");
   m.want_cmp_scores = c.enable_cmp || (c.enable_slc && !c.given_indices);
   m.compute_topn = c.enable_slc && !c.given_indices;
+  m.setup_decode();
   const std::size_t eb = dtype_bytes(c.dtype);
   const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
-  if (m.want_cmp_scores) {
+  m.cmp_given = c.cmp_given;
+  if (m.want_cmp_scores && !m.cmp_given) {
     m.kc.allocate(sz(d.total_c * c.h_kv * c.d_k) * eb, "compressed K [" + m.ctx + "]");
     m.vcmp.allocate(sz(d.total_c * c.h_kv * c.d_v) * eb, "compressed V [" + m.ctx + "]");
     m.phi_gemm.prepare(d, std::max(c.d_k, c.d_v), m.ctx);
@@ -219,6 +242,57 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
                       "selection scores [" + m.ctx + "]");
     m.indices.allocate(sz(vc.total_q * c.h_kv * c.top_n) * sizeof(int32_t),
                        "indices [" + m.ctx + "]");
+  }
+}
+
+void Plan::Impl::setup_decode() {
+  const auto& c = vc.cfg;
+  const DevCfg& d = dc;
+  bool fits = false;
+  if (c.dtype == nsa::ref::Dtype::f16) fits = detail::decode_fits<__half>(d);
+  if (c.dtype == nsa::ref::Dtype::bf16) fits = detail::decode_fits<__nv_bfloat16>(d);
+  bool short_rows = true;
+  for (const auto& sq : vc.seqs) short_rows = short_rows && sq.t_q <= detail::kDecodeMaxRows;
+  const bool want = env_is("NSA_CUDA_DECODE", "1") || (short_rows && !env_is("NSA_CUDA_DECODE", "0"));
+  decode = fits && want && (c.enable_cmp || c.enable_win || compute_topn) && d.total_q > 0;
+  if (!decode) return;
+  const int64_t rb = detail::decode_rows_per_item(d.group);
+  std::vector<detail::DecodeItem> items;
+  for (std::size_t s = 0; s < vc.seqs.size(); ++s) {
+    const auto& sq = vc.seqs[s];
+    for (int64_t r = 0; r < sq.t_q; r += rb)
+      items.push_back({sq.q_begin + r, std::min(rb, sq.t_q - r), static_cast<int64_t>(s)});
+  }
+  const auto bytes = items.size() * sizeof(detail::DecodeItem);
+  dec_items.allocate(bytes, "decode items [" + ctx + "]");
+  detail::check(cudaMemcpy(dec_items.get(), items.data(), bytes, cudaMemcpyHostToDevice),
+                "cudaMemcpy", "decode items");
+  auto& a = dec;
+  a.items = dec_items.get<detail::DecodeItem>();
+  a.n_items = static_cast<int64_t>(items.size());
+  int dev = 0, sms = 132;
+  if (cudaGetDevice(&dev) == cudaSuccess)
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  const int64_t warps = int64_t{16} * sms, work = std::max<int64_t>(1, a.n_items * d.h_kv);
+  const int64_t want_chunks = std::max<int64_t>(1, (warps + work - 1) / work);
+  const int64_t fixed = env_int("NSA_CUDA_DECODE_CHUNK", 0);
+  const int64_t span = c.window_keys == nsa::ref::WindowKeys::w ? d.w : d.w + 1;
+  const int64_t range[3] = {d.nc_max, 0, span + rb - 1};  // an item's keys, at most
+  int64_t part = 0;
+  for (int b : {0, 2}) {
+    int64_t chunk = (std::max<int64_t>(1, (range[b] + want_chunks - 1) / want_chunks) + 63) / 64 * 64;
+    if (fixed >= 16 && fixed % 16 == 0) chunk = fixed;
+    a.chunk[b] = chunk;
+    a.chunks[b] = std::max<int64_t>(1, (range[b] + chunk - 1) / chunk);
+    if (a.chunks[b] > 1) part = std::max(part, a.n_items * d.h_kv * a.chunks[b] * 16);
+  }
+  if (part > 0) {
+    dec_part_o.allocate(static_cast<std::size_t>(part * d.d_v) * sizeof(float),
+                          "decode partial outputs [" + ctx + "]");
+    dec_part_lse.allocate(static_cast<std::size_t>(part) * sizeof(float),
+                            "decode partial lse [" + ctx + "]");
+    a.part_o = dec_part_o.get<float>();
+    a.part_lse = dec_part_lse.get<float>();
   }
 }
 
@@ -257,14 +331,36 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   const T* q = static_cast<const T*>(in.q);
   auto kin = [&](int b) { return static_cast<const T*>(in.k[b]); };
   auto vin = [&](int b) { return static_cast<const T*>(in.v[b]); };
+  // The compressed keys/values: phi's output, or the given cache.
+  const T* kcmp = cmp_given ? static_cast<const T*>(in.k_tilde) : kc.get<T>();
+  const T* vcmp_in = cmp_given ? static_cast<const T*>(in.v_tilde) : vcmp.get<T>();
+  if (want_cmp_scores && dc.total_c > 0 && (!kcmp || !vcmp_in))
+    throw std::invalid_argument(
+        "nsa::cuda: cmp_given config but DeviceInputs::k_tilde / v_tilde is null");
+
   auto attend = [&](int b, const T* k, const T* v, const int32_t* idx) {
-    if (force_simple || !detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx))
-      detail::launch_attend_simple<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx);
+    if (!force_simple) {
+      if (decode && detail::launch_attend_decode<T>(b, dc, dec, q, k, v, ob[b], lb[b], st, ctx))
+        return;
+      if (detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx)) return;
+    }
+    detail::launch_attend_simple<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx);
+  };
+  // pg of rows [r0, r0 + rows): the tensor-core passes, or the simple one that also keeps p_cmp.
+  auto probs = [&](int64_t r0, int64_t rows, float* p_cmp) {
+    if (!p_cmp && !force_simple) {
+      if (decode && detail::launch_probs_decode<T>(dc, dec, r0, rows, q, kcmp, lb[0],
+                                                   pg.get<float>(), st, ctx))
+        return;
+      if (detail::launch_probs_mma<T>(dc, r0, rows, q, kcmp, lb[0], pg.get<float>(), st, ctx))
+        return;
+    }
+    detail::launch_group_probs<T>(dc, r0, rows, q, kcmp, lb[0], pg.get<float>(), p_cmp, st, ctx);
   };
 
   EventTimer timer(times != nullptr, ctx);
   timer.mark(st);  // 0
-  if (want_cmp_scores) {
+  if (want_cmp_scores && !cmp_given) {
     detail::PhiDev<T> pk{static_cast<const T*>(in.phi_k_pos), static_cast<const T*>(in.phi_k_w1),
                          static_cast<const T*>(in.phi_k_b1), static_cast<const T*>(in.phi_k_w2),
                          static_cast<const T*>(in.phi_k_b2)};
@@ -275,18 +371,14 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     detail::launch_compress<T>(dc, pv, vin(0), c.d_v, vcmp.get<T>(), phi_gemm, st, ctx);
   }
   timer.mark(st);  // 1
-  if (want_cmp_scores) attend(0, kc.get<T>(), vcmp.get<T>(), nullptr);
+  if (want_cmp_scores) attend(0, kcmp, vcmp_in, nullptr);
   timer.mark(st);  // 2
   const int32_t* idx = in.indices;
   if (compute_topn) {
     float* sc = out.scores ? out.scores : scores.get<float>();
     for (int64_t r0 = 0; r0 < vc.total_q; r0 += chunk_rows) {
       const int64_t rows = std::min(chunk_rows, vc.total_q - r0);
-      if (dc.nc_max > 0 && (out.p_cmp || force_simple ||
-                            !detail::launch_probs_mma<T>(dc, r0, rows, q, kc.get<T>(), lb[0],
-                                                         pg.get<float>(), st, ctx)))
-        detail::launch_group_probs<T>(dc, r0, rows, q, kc.get<T>(), lb[0], pg.get<float>(),
-                                      out.p_cmp, st, ctx);
+      if (dc.nc_max > 0) probs(r0, rows, out.p_cmp);
       detail::launch_map_scores(dc, r0, rows, pg.get<float>(), sc, st, ctx);
     }
     int32_t* ind = out.indices ? out.indices : indices.get<int32_t>();
@@ -298,7 +390,7 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   }
   if (!compute_topn && want_cmp_scores && out.p_cmp) {
     if (dc.nc_max > 0)
-      detail::launch_group_probs<T>(dc, 0, vc.total_q, q, kc.get<T>(), lb[0], nullptr, out.p_cmp,
+      detail::launch_group_probs<T>(dc, 0, vc.total_q, q, kcmp, lb[0], nullptr, out.p_cmp,
                                     st, ctx);
   }
   timer.mark(st);  // 3

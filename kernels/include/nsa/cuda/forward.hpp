@@ -62,6 +62,11 @@ struct DeviceInputs {
   const void* phi_v_w2 = nullptr;
   const void* phi_v_b2 = nullptr;
   const int32_t* indices = nullptr;  // given_indices: [total_q, h_kv, top_n]
+  // cmp_given: the compressed cache k~ [total_cmp, h_kv, d_k], v~ [total_cmp, h_kv, d_v] (each
+  // sequence's blocks in order, as nsa::ref::Inputs holds them); phi is not run and k[0], v[0]
+  // and the phi parameters are not read.
+  const void* k_tilde = nullptr;
+  const void* v_tilde = nullptr;
 };
 
 struct DeviceOutputs {

@@ -1,0 +1,370 @@
+// Split-K attention for decode-shaped batches: the compressed and window branches and the probs
+// pass of the importance scores where every sequence has at most kDecodeMaxRows query rows.
+//
+// The CTA-wide kernels (attention_mma.cu, attention_wgmma.cu) pack consecutive rows into a tile
+// and walk the union of their key ranges; in a decode batch those rows belong to different
+// sequences, so that union spans whole sequences of keys that every row masks away, and one CTA
+// per tile leaves most SMs idle. Here an item is the G heads of up to 16 / G consecutive rows of
+// one sequence (one m16 block of query vectors, as in attention_slc_warp.cu), its key range is
+// that of its own rows only, and the range is cut into chunks that independent warps walk
+// (sub-tiles of 16 keys through the warp's own shared memory, two stages, no block-wide barrier).
+// Each chunk leaves a normalized fp32 partial output and its lse; decode_merge_kernel combines
+// an item's chunks in chunk order (deterministic, no atomics). With one chunk per item the warp
+// writes the output directly. The probs pass needs no merge: with the lse known, each key's
+// weight p = exp(z - lse) is final, so chunks write their own columns of pg.
+// The tile arithmetic is that of the other tensor-core kernels (mma_softmax.cuh).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "attention_tile.cuh"  // AttnMode
+
+namespace nsa::cuda::detail {
+
+namespace {
+
+constexpr int kSub = 16;      // keys per sub-tile
+constexpr int kStages = 2;    // sub-tiles in flight per warp
+constexpr int kWarps = 4;     // warps (chunks) per CTA
+constexpr int kMerge = 4;     // vectors (one warp each) per CTA of the merge kernel
+constexpr int kPsStride = 20; // probs staging row stride in floats (16 keys, bank spread)
+
+template <class T, int DK, int DV>
+struct DecodeSmem {
+  static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
+  static constexpr size_t k_bytes = sizeof(T) * kSub * kQs;
+  static constexpr size_t v_bytes = sizeof(T) * kSub * kVs;
+  static constexpr size_t per_warp = kStages * (k_bytes + v_bytes);
+  static_assert(k_bytes % 16 == 0 && v_bytes % 16 == 0, "cp.async alignment");
+  static_assert(v_bytes >= sizeof(float) * 16 * kPsStride, "probs staging fits a V stage");
+};
+
+// MMA row m of an item (G <= 16): tile row m / G, head m % G; vectors past the item's rows pad.
+struct ItemRows {
+  int64_t G, rows;
+  __device__ bool valid(int m) const { return m < decode_rows_per_item(G) * G && m / G < rows; }
+};
+
+// Key range [lo, hi) of row position t of a sequence (absolute rows; compressed rows for the
+// compressed branch and the probs pass), as setup_tile_row defines them.
+__device__ __forceinline__ void row_range(const DevCfg& c, int mode, const DevSeq& sq, int64_t t,
+                                          int64_t& lo, int64_t& hi) {
+  if (mode == kWin) {
+    const int64_t span = c.window_keys == 0 ? c.w : c.w + 1;
+    lo = sq.k_begin + (t - span + 1 > 0 ? t - span + 1 : 0);
+    hi = sq.k_begin + t + 1;
+  } else {
+    lo = sq.c_begin;
+    hi = sq.c_begin + visible_cmp(c, t);
+  }
+}
+
+template <class T, int DK, int DV, bool PROBS>
+__global__ void __launch_bounds__(kWarps * 32)
+    attn_decode_kernel(DevCfg c, int mode, DecodeArgs a, int64_t row0, int64_t row_end,
+                       const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                       T* __restrict__ o, float* __restrict__ lse, float* __restrict__ pg) {
+  using S = DecodeSmem<T, DK, DV>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int b = mode == kProbs ? kCmp : mode;
+  // Constant indices keep DecodeArgs in the parameter space (no local copy).
+  const int64_t chunks = b == kCmp ? a.chunks[kCmp] : a.chunks[kWin];
+  const int64_t chunk_keys = b == kCmp ? a.chunk[kCmp] : a.chunk[kWin];
+  const int64_t chunk = blockIdx.z * static_cast<int64_t>(kWarps) + warp;
+  if (chunk >= chunks) return;  // whole warps only; nothing below synchronizes across warps
+  unsigned char* base_ptr = smem + warp * S::per_warp;
+  T* Ks = reinterpret_cast<T*>(base_ptr);
+  T* Vs = reinterpret_cast<T*>(base_ptr + kStages * S::k_bytes);
+  T* Qs = Ks + (kStages - 1) * kSub * S::kQs;  // first filled with keys at iteration 0
+  float* Ps = reinterpret_cast<float*>(Vs);      // probs: [16][kPsStride] (no V there)
+
+  const DecodeItem it = a.items[blockIdx.x];
+  const DevSeq sq = c.seqs[it.seq];
+  const int64_t G = c.group, g = blockIdx.y;
+  const ItemRows ir{G, it.rows};
+  auto row_of = [&](int m) { return it.row0 + m / G; };
+  auto head_of = [&](int m) { return g * G + m % G; };
+  auto pos_of = [&](int64_t row) { return sq.t_k - sq.t_q + (row - sq.q_begin); };
+  // A vector takes part when it exists and (probs) its row lies in this pass's rows.
+  auto live = [&](int m) {
+    if (!ir.valid(m)) return false;
+    const int64_t row = row_of(m);
+    return !PROBS || (row >= row0 && row < row_end);
+  };
+
+  // The item's key range (rows are consecutive: the first has the lowest start, the last the
+  // highest end), and this chunk of it.
+  int64_t lo_first, hi_first, lo_last, hi_last;
+  row_range(c, b, sq, pos_of(it.row0), lo_first, hi_first);
+  row_range(c, b, sq, pos_of(it.row0 + it.rows - 1), lo_last, hi_last);
+  const int64_t span_lo = lo_first, span_hi = hi_last;
+  const int64_t c_lo = span_lo + chunk * chunk_keys;
+  const int64_t c_hi = min(span_hi, c_lo + chunk_keys);
+  const int64_t n_sub = c_hi > c_lo ? (c_hi - c_lo + kSub - 1) / kSub : 0;
+
+  // This lane's vectors m_a, m_b and their rows' key ranges clipped to the chunk.
+  const int m_a = lane >> 2, m_b = m_a + 8;
+  const bool v_a = live(m_a), v_b = live(m_b);
+  int64_t lo_a = 0, hi_a = 0, lo_b = 0, hi_b = 0;
+  if (v_a) row_range(c, b, sq, pos_of(row_of(m_a)), lo_a, hi_a);
+  if (v_b) row_range(c, b, sq, pos_of(row_of(m_b)), lo_b, hi_b);
+  lo_a = max(lo_a, c_lo);
+  hi_a = min(hi_a, c_hi);
+  lo_b = max(lo_b, c_lo);
+  hi_b = min(hi_b, c_hi);
+
+  // ---- Q of the 16 vectors, then the key sub-tiles -----------------------------------------
+  {
+    constexpr int kc = DK / 8;
+    for (int e = lane; e < 16 * kc; e += 32) {
+      const int m = e / kc, cc = e % kc;
+      const bool ok = live(m);
+      cp16(Qs + m * S::kQs + cc * 8, ok ? q + (row_of(m) * c.h_q + head_of(m)) * DK + cc * 8 : q,
+           ok);
+    }
+  }
+  const int64_t key_rows = b == kCmp ? c.total_c : c.total_k;
+  auto load_sub = [&](int64_t i, int st) {
+    const int64_t start = c_lo + i * kSub;
+    copy_rows<T, DK, kSub, 32>(Ks + st * kSub * S::kQs, S::kQs, k, start, key_rows, c.h_kv, g,
+                               lane);
+    if (!PROBS)
+      copy_rows<T, DV, kSub, 32>(Vs + st * kSub * S::kVs, S::kVs, v, start, key_rows, c.h_kv, g,
+                                 lane);
+  };
+  // Sub-tile 0 in flight with Q; one group committed per iteration keeps cp_wait's count exact.
+  if (n_sub > 0) load_sub(0, 0);
+  cp_commit();
+  cp_wait<0>();
+  __syncwarp();
+  QFrags<T, DK> qf;
+  qf.load(Qs, S::kQs);
+  __syncwarp();  // Q's stage is refilled at iteration kStages - 1
+
+  const float qk_scale = c.scale;
+  // As in attention_mma.cu: the probs pass ranks blocks only and skips the split.
+  const bool qk_split = c.qk_split != 0 && !PROBS;
+  float lse_a = 0.f, lse_b = 0.f;  // probs: the known lse (natural units)
+  if (PROBS) {
+    if (v_a) lse_a = lse[row_of(m_a) * c.h_q + head_of(m_a)];
+    if (v_b) lse_b = lse[row_of(m_b) * c.h_q + head_of(m_b)];
+  }
+  float acc[1][DV / 8][4];
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) acc[0][j][0] = acc[0][j][1] = acc[0][j][2] = acc[0][j][3] = 0.f;
+  SoftmaxRows sm;
+  const int64_t rows_here = decode_rows_per_item(G);
+
+  for (int64_t i = 0; i < n_sub; ++i) {
+    const int st = static_cast<int>(i % kStages);
+    if (i + 1 < n_sub) load_sub(i + 1, static_cast<int>((i + 1) % kStages));
+    cp_commit();
+    cp_wait<1>();
+    __syncwarp();
+    const int64_t start = c_lo + i * kSub;
+    const TileCols ca = v_a ? TileCols(lo_a, hi_a, start, kSub) : TileCols();
+    const TileCols cb = v_b ? TileCols(lo_b, hi_b, start, kSub) : TileCols();
+    const bool full = __all_sync(0xffffffffu, (!v_a || ca.all(kSub)) && (!v_b || cb.all(kSub)));
+    float s[1][kSub / 8][4];
+    qk_tile<T, DK, kSub / 8, 1>(s, qf, Ks + st * kSub * S::kQs, S::kQs, qk_split);
+    float tmax_a, tmax_b;
+    // Padded vectors (zero Q, never written or summed) may keep any column.
+    scale_mask_tile<kSub / 8>(s[0], qk_scale, full, ca, cb, tmax_a, tmax_b);
+    if (PROBS) {
+      // p = exp(z - lse) per vector, staged, then summed over the G heads of each row.
+      const int c0 = (lane & 3) * 2;
+#pragma unroll
+      for (int j = 0; j < kSub / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          Ps[m_a * kPsStride + j * 8 + c0 + e] = exp2_ftz((s[0][j][e] - lse_a) * kLog2e);
+          Ps[m_b * kPsStride + j * 8 + c0 + e] = exp2_ftz((s[0][j][2 + e] - lse_b) * kLog2e);
+        }
+      __syncwarp();
+      for (int e = lane; e < rows_here * kSub; e += 32) {
+        const int r = e / kSub, col = e % kSub, m0 = r * static_cast<int>(G);
+        if (!live(m0)) continue;
+        const int64_t row = row_of(m0), u = start + col;
+        int64_t lo_r, hi_r;
+        row_range(c, kCmp, sq, pos_of(row), lo_r, hi_r);
+        if (u < max(lo_r, c_lo) || u >= min(hi_r, c_hi)) continue;
+        float total = 0.f;
+        for (int64_t h = 0; h < G; ++h) total += Ps[(m0 + h) * kPsStride + col];
+        pg[((row - row0) * c.h_kv + g) * c.nc_max + (u - sq.c_begin)] = total;
+      }
+    } else {
+      softmax_update<kSub / 8, DV>(s[0], tmax_a, tmax_b, 1.f, 1.f, sm, acc[0]);
+      pv_tile<T, DV, kSub / 8, 1>(s, acc, Vs + st * kSub * S::kVs, S::kVs);
+    }
+    __syncwarp();  // stage st (and the probs staging) is refilled by a later iteration
+  }
+  if (PROBS) return;
+
+  // ---- epilogue: the output itself (one chunk) or this chunk's partial ----------------------
+  if (chunks == 1) {
+    const int64_t at_a = v_a ? row_of(m_a) * c.h_q + head_of(m_a) : 0;
+    const int64_t at_b = v_b ? row_of(m_b) * c.h_q + head_of(m_b) : 0;
+    write_rows<T, DV>(sm, acc[0], v_a ? o + at_a * DV : nullptr, v_b ? o + at_b * DV : nullptr,
+                      v_a ? lse + at_a : nullptr, v_b ? lse + at_b : nullptr);
+    return;
+  }
+  sm.l_a += __shfl_xor_sync(0xffffffffu, sm.l_a, 1);
+  sm.l_a += __shfl_xor_sync(0xffffffffu, sm.l_a, 2);
+  sm.l_b += __shfl_xor_sync(0xffffffffu, sm.l_b, 1);
+  sm.l_b += __shfl_xor_sync(0xffffffffu, sm.l_b, 2);
+  const int64_t slot = ((static_cast<int64_t>(blockIdx.x) * c.h_kv + g) * chunks + chunk) * 16;
+  const float inv_a = sm.l_a > 0.f ? 1.f / sm.l_a : 0.f, inv_b = sm.l_b > 0.f ? 1.f / sm.l_b : 0.f;
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) {
+    const int col = j * 8 + (lane & 3) * 2;
+    if (v_a)
+      *reinterpret_cast<float2*>(a.part_o + (slot + m_a) * DV + col) =
+          make_float2(acc[0][j][0] * inv_a, acc[0][j][1] * inv_a);
+    if (v_b)
+      *reinterpret_cast<float2*>(a.part_o + (slot + m_b) * DV + col) =
+          make_float2(acc[0][j][2] * inv_b, acc[0][j][3] * inv_b);
+  }
+  if ((lane & 3) == 0) {
+    if (v_a) a.part_lse[slot + m_a] = sm.l_a > 0.f ? sm.mx_a + logf(sm.l_a) : -INFINITY;
+    if (v_b) a.part_lse[slot + m_b] = sm.l_b > 0.f ? sm.mx_b + logf(sm.l_b) : -INFINITY;
+  }
+}
+
+// One warp per (item, KV head, vector): lse = log sum_c exp(lse_c), o = sum_c exp(lse_c - lse)
+// o_c over the chunks in order (chunks without keys, lse_c = -inf, take no part), rounded once.
+template <class T, int DV>
+__global__ void __launch_bounds__(kMerge * 32)
+    decode_merge_kernel(DevCfg c, int mode, DecodeArgs a, T* __restrict__ o,
+                        float* __restrict__ lse) {
+  const int lane = threadIdx.x & 31;
+  const int64_t vec = static_cast<int64_t>(blockIdx.x) * kMerge + (threadIdx.x >> 5);
+  if (vec >= a.n_items * c.h_kv * 16) return;
+  const int m = static_cast<int>(vec % 16);
+  const int64_t g = (vec / 16) % c.h_kv, item = vec / (16 * c.h_kv);
+  const DecodeItem it = a.items[item];
+  const ItemRows ir{c.group, it.rows};
+  if (!ir.valid(m)) return;
+  const int64_t chunks = mode == kCmp ? a.chunks[kCmp] : a.chunks[kWin];
+  const int64_t slot0 = (item * c.h_kv + g) * chunks * 16 + m;
+  float mx = -INFINITY;
+  for (int64_t ci = 0; ci < chunks; ++ci) mx = fmaxf(mx, a.part_lse[slot0 + ci * 16]);
+  const int64_t at = (it.row0 + m / c.group) * c.h_q + g * c.group + m % c.group;
+  float total = 0.f;
+  float2 out[DV / 64];
+#pragma unroll
+  for (int j = 0; j < DV / 64; ++j) out[j] = make_float2(0.f, 0.f);
+  if (mx != -INFINITY)
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      const float l = a.part_lse[slot0 + ci * 16];
+      if (l == -INFINITY) continue;
+      const float w = exp2_ftz((l - mx) * kLog2e);
+      total += w;
+      const float* src = a.part_o + (slot0 + ci * 16) * DV;
+#pragma unroll
+      for (int j = 0; j < DV / 64; ++j) {
+        const float2 x = *reinterpret_cast<const float2*>(src + j * 64 + lane * 2);
+        out[j].x += w * x.x;
+        out[j].y += w * x.y;
+      }
+    }
+  const float inv = total > 0.f ? 1.f / total : 0.f;
+#pragma unroll
+  for (int j = 0; j < DV / 64; ++j)
+    *reinterpret_cast<uint32_t*>(o + at * DV + j * 64 + lane * 2) =
+        pack2<T>(out[j].x * inv, out[j].y * inv);
+  if (lane == 0) lse[at] = total > 0.f ? mx + logf(total) : -INFINITY;
+}
+
+template <class T, int DK, int DV, bool PROBS>
+void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t row_end,
+                   const T* q, const T* k, const T* v, T* o, float* lse, float* pg,
+                   cudaStream_t stream, const std::string& ctx) {
+  using S = DecodeSmem<T, DK, DV>;
+  const size_t smem = kWarps * S::per_warp;
+  static bool configured = false;  // per instantiation
+  if (!configured) {
+    check(cudaFuncSetAttribute(attn_decode_kernel<T, DK, DV, PROBS>,
+                               cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+          "attn_decode_kernel (shared memory)", ctx);
+    configured = true;
+  }
+  const int b = mode == kProbs ? kCmp : mode;
+  const int64_t z = (a.chunks[b] + kWarps - 1) / kWarps;
+  attn_decode_kernel<T, DK, DV, PROBS>
+      <<<dim3(static_cast<unsigned>(a.n_items), static_cast<unsigned>(c.h_kv),
+              static_cast<unsigned>(z)),
+         kWarps * 32, smem, stream>>>(c, mode, a, row0, row_end, q, k, v, o, lse, pg);
+  check_launch(mode == kCmp   ? "attn_decode_kernel<cmp>"
+               : mode == kWin ? "attn_decode_kernel<win>"
+                              : "attn_decode_kernel<probs>",
+               ctx);
+  if (PROBS || a.chunks[b] == 1) return;
+  const int64_t vecs = a.n_items * c.h_kv * 16;
+  decode_merge_kernel<T, DV>
+      <<<blocks_for(vecs, kMerge), kMerge * 32, 0, stream>>>(c, mode, a, o, lse);
+  check_launch("decode_merge_kernel", ctx);
+}
+
+}  // namespace
+
+template <class T>
+bool decode_fits(const DevCfg& c) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;  // fp32 keeps full precision on the simple path
+  } else {
+    bool dims = false;
+    with_head_dims(c.d_k, c.d_v, [&](auto, auto) { dims = true; });
+    return dims && c.group >= 1 && c.group <= 16 && c.h_kv <= 65535;
+  }
+}
+
+template <class T>
+bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, const T* q, const T* k,
+                          const T* v, T* o, float* lse, cudaStream_t stream,
+                          const std::string& ctx) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;
+  } else {
+    if (branch == kSlc || !decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[branch] < 1)
+      return false;
+    if (a.n_items == 0) return true;
+    return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
+      launch_chunks<T, decltype(dk)::value, decltype(dv)::value, false>(
+          branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr, stream, ctx);
+    });
+  }
+}
+
+template <class T>
+bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
+                         const T* q, const T* kc, const float* lse_cmp, float* pg,
+                         cudaStream_t stream, const std::string& ctx) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;
+  } else {
+    if (!decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[kCmp] < 1) return false;
+    if (a.n_items == 0 || rows <= 0) return true;
+    return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
+      launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true>(
+          kProbs, c, a, row0, row0 + rows, q, kc, nullptr, nullptr, const_cast<float*>(lse_cmp),
+          pg, stream, ctx);
+    });
+  }
+}
+
+#define NSA_INST(T)                                                                           \
+  template bool decode_fits<T>(const DevCfg&);                                                \
+  template bool launch_attend_decode<T>(int, const DevCfg&, const DecodeArgs&, const T*,      \
+                                        const T*, const T*, T*, float*, cudaStream_t,         \
+                                        const std::string&);                                  \
+  template bool launch_probs_decode<T>(const DevCfg&, const DecodeArgs&, int64_t, int64_t,    \
+                                       const T*, const T*, const float*, float*, cudaStream_t, \
+                                       const std::string&);
+NSA_INST(float)
+NSA_INST(__half)
+NSA_INST(__nv_bfloat16)
+#undef NSA_INST
+
+}  // namespace nsa::cuda::detail

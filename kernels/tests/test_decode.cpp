@@ -1,0 +1,106 @@
+// Decode-shaped batches (few query rows per sequence) and the given compressed cache: the
+// split-K kernels of the compressed and window branches and the probs pass (attention_decode.cu)
+// against the reference, with chunk merges, every G up to 16 (G > 16 keeps the tile kernels),
+// padded and varlen batches, the cache given or compressed here, and the backward of a given
+// cache (dk_tilde, dv_tilde).
+#include <catch2/catch.hpp>
+
+#include "backward_case.hpp"
+#include "gpu_case.hpp"
+
+using namespace nsa::ref;
+using nsa::cuda::test::base_config;
+using nsa::cuda::test::run_backward_case;
+using nsa::cuda::test::run_case;
+
+namespace {
+
+// B padded sequences of T_k keys, the last t_q rows each, knobs at the decode table's ratios.
+Config decode_config(int64_t batch, int64_t t_q, int64_t t_k, Dtype dt, int64_t h_kv, int64_t g) {
+  Config c = base_config(t_k, dt, h_kv, g);
+  c.batch = batch;
+  c.t_q = t_q;
+  c.top_n = 8;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("decode: rows x group sizes x dtypes, the cache compressed or given",
+          "[gpu][decode]") {
+  const auto dt = GENERATE(Dtype::bf16, Dtype::f16, Dtype::f32);
+  const auto g = GENERATE(int64_t{1}, 2, 3, 4, 8, 16, 32);
+  const auto t_q = GENERATE(int64_t{1}, 4, 16);
+  const auto given = GENERATE(false, true);
+  Config c = decode_config(3, t_q, 1500, dt, 2, g);
+  c.cmp_given = given;
+  NSA_REQUIRE_CASE(run_case(c, 900 + static_cast<uint64_t>(g * 10 + t_q)));
+}
+
+TEST_CASE("decode: long keys (many chunks per item), window sizes", "[gpu][decode]") {
+  const auto w = GENERATE(int64_t{1}, 64, 512);
+  const auto g = GENERATE(int64_t{1}, 4, 16);
+  Config c = decode_config(2, 1, 9000, Dtype::bf16, 2, g);
+  c.window = w;
+  c.d_k = c.d_v = 128;
+  c.cmp_given = true;
+  NSA_REQUIRE_CASE(run_case(c, 910 + static_cast<uint64_t>(w + g)));
+}
+
+TEST_CASE("decode: varlen with empty and short sequences, knobs", "[gpu][decode]") {
+  const auto given = GENERATE(false, true);
+  const auto knob = GENERATE(0, 1, 2);
+  Config c = base_config(0, Dtype::bf16, 2, 4);
+  c.layout = Layout::varlen;
+  c.cu_seqlens_k = {0, 0, 21, 21 + 300, 21 + 300 + 2100, 21 + 300 + 2100 + 5};
+  c.cu_seqlens_q = {0, 0, 1, 1 + 4, 1 + 4 + 3, 1 + 4 + 3 + 5};
+  c.cmp_given = given;
+  if (knob == 1) {
+    c.cmp_visibility = CmpVisibility::strict;  // the other visibility convention
+    c.window_keys = WindowKeys::w_plus_one;
+  }
+  if (knob == 2) {  // the selection's scores alone read the compressed keys
+    c.enable_cmp = false;
+    c.shared_kv = true;
+  }
+  NSA_REQUIRE_CASE(run_case(c, 920 + static_cast<uint64_t>(knob)));
+}
+
+TEST_CASE("decode: two runs are bitwise identical", "[gpu][decode]") {
+  Config c = decode_config(4, 2, 7000, Dtype::bf16, 2, 4);
+  c.d_k = c.d_v = 128;
+  c.cmp_given = true;
+  const auto vc = validate(c);
+  const Inputs in = generate_inputs(vc, 931);
+  nsa::cuda::Options opt;
+  opt.keep_scores = true;
+  const auto a = nsa::cuda::forward(vc, in, opt);
+  const auto b = nsa::cuda::forward(vc, in, opt);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(a.o_branch[i] == b.o_branch[i]);
+    REQUIRE(a.lse[i] == b.lse[i]);
+  }
+  REQUIRE(a.o == b.o);
+  REQUIRE(a.indices == b.indices);
+}
+
+TEST_CASE("decode: a given cache without its tensors is refused", "[gpu][decode]") {
+  Config c = decode_config(1, 1, 300, Dtype::bf16, 2, 4);
+  c.cmp_given = true;
+  const auto vc = validate(c);
+  Inputs in = generate_inputs(vc, 941);
+  in.k_tilde.pop_back();
+  REQUIRE_THROWS_WITH(nsa::cuda::forward(vc, in), Catch::Contains("k_tilde"));
+}
+
+TEST_CASE("backward: given compressed cache", "[gpu][backward][decode]") {
+  const auto dt = GENERATE(Dtype::f32, Dtype::bf16, Dtype::f16);
+  const auto shape = GENERATE(0, 1, 2);
+  Config c = decode_config(2, shape == 0 ? 4 : 300, 300, dt, 2, 4);
+  c.cmp_given = true;
+  if (shape == 2) {  // the selection's scores alone read the cache: its gradients are 0
+    c.enable_cmp = false;
+    c.shared_kv = true;
+  }
+  NSA_REQUIRE_BACKWARD(run_backward_case(c, 950 + static_cast<uint64_t>(shape)));
+}
