@@ -335,7 +335,8 @@ bool owner_runs(Owner o, const Config& c) {
 }  // namespace
 
 std::string bench_usage() {
-  return "usage: nsa bench [--decode | --quick | --backward] [--config FILE.json [--profile P]]\n"
+  return "usage: nsa bench [--decode | --quick | --backward] [--graph] [--config FILE.json "
+         "[--profile P]]\n"
          "                 [flags] [--reps N] [--warmup N] [--dry-run]\n"
          "\n"
          "Tables (each flag below replaces that axis in every row of the table):\n"
@@ -349,6 +350,8 @@ std::string bench_usage() {
          "              lists, then query side, index, key side per branch, phi, finish); its\n"
          "              table: T_k=65536, 128x128, G in {16,4,1} (with --config: that case)\n"
          "  --config F  one case: the config file F (docs/config-format.md) instead of the base\n"
+         "  --graph     also time replays of the forward captured in a CUDA graph (no host launch\n"
+         "              overhead) and print the floor beside it (on with --decode)\n"
          "Base: bf16, d_k=d_v=128, l=32 d=16 l'=64 n=16 w=512, phi mean, all branches, shared "
          "K/V.\n"
          "\n"
@@ -385,12 +388,12 @@ double device_bytes(const nsa::ref::ValidConfig& vc) {
 }
 
 BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
-  std::set<std::string> with_value{"--config",   "--profile", "--t",     "--dims", "--dk",
-                                   "--dv",       "--groups",  "--dtype", "--phi",  "--phi-act",
+  std::set<std::string> with_value{"--config",   "--profile", "--t",      "--dims",     "--dk",
+                                   "--dv",       "--groups",  "--dtype",  "--phi",      "--phi-act",
                                    "--branches", "--reps",    "--warmup", "--cmp-given"};
   for (const auto& f : kIntFlags) with_value.insert(f.flag);
-  const nsa::cli::Args args(argv, with_value,
-                            {"--decode", "--quick", "--backward", "--dry-run", "--help"});
+  const nsa::cli::Args args(
+      argv, with_value, {"--decode", "--quick", "--backward", "--graph", "--dry-run", "--help"});
   BenchPlan plan;
   for (const auto& p : args.positional()) {
     if (p == "-h") {
@@ -420,6 +423,8 @@ BenchPlan parse_bench_args(const std::vector<std::string>& argv) {
   plan.warmup = static_cast<int>(args.get_int("--warmup", 2, 0, 100000));
   plan.dry_run = args.has("--dry-run");
   plan.backward = args.has("--backward");
+  plan.graph = args.has("--graph") || args.has("--decode");
+  conflict("--backward", "--graph");
 
   // The base, then the branches: they decide which flags are read at all.
   Config base = args.has("--config") ? read_config_file(args.get("--config")) : bench_base();

@@ -23,6 +23,7 @@ struct BenchPlan {
   int warmup = 2;
   bool dry_run = false;   // print the resolved configurations and exit without a device
   bool backward = false;  // time nsa::cuda::backward's stages instead of the forward's
+  bool graph = false;     // also time CUDA-graph replays and print the floor (--graph, --decode)
   bool help = false;
   // Flags that were given for a branch that no case runs (their values are not read).
   std::vector<std::string> ignored;

@@ -49,6 +49,33 @@ Flops useful_flops(const nsa::ref::ValidConfig& vc, bool backward = false) {
   return f;
 }
 
+// The bytes a forward must move at least: Q, the gates and the output once, and per sequence and
+// KV head the keys and values each branch reads: its rows' compressed keys, the selected keys of
+// one row (a lower bound on the rows' union) and the union of their windows.
+double useful_bytes(const nsa::ref::ValidConfig& vc) {
+  const auto& c = vc.cfg;
+  const double eb = static_cast<double>(nsa::cuda::dtype_bytes(c.dtype));
+  double keys = 0;
+  for (const auto& s : vc.seqs) {
+    if (s.t_q == 0) continue;
+    const int64_t t_last = s.pos(s.t_q - 1), t_first = s.pos(0);
+    if (c.enable_cmp || c.enable_slc) keys += static_cast<double>(vc.num_cmp_blocks(t_last + 1));
+    if (c.enable_slc)
+      keys += static_cast<double>(std::min(c.top_n, t_last / c.slc_block + 1) * c.slc_block);
+    if (c.enable_win)
+      keys += static_cast<double>(std::min(t_last + 1, c.window + (t_last - t_first)));
+  }
+  const double q_side = static_cast<double>(vc.total_q * c.h_q) *
+                        static_cast<double>(c.d_k + c.d_v + 3);  // Q, o, gates
+  return eb * (q_side + keys * static_cast<double>(c.h_kv * (c.d_k + c.d_v)));
+}
+
+// The floor beside a time: the useful FLOPs at the dense bf16/fp16 tensor rate or the bytes at
+// the memory bandwidth, whichever is longer (H200 datasheet peaks: 989 TFLOP/s, 4.8 TB/s).
+double floor_ms(const nsa::ref::ValidConfig& vc, double flops) {
+  return 1e3 * std::max(flops / 989e12, useful_bytes(vc) / 4.8e12);
+}
+
 double median(std::vector<float> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -68,7 +95,7 @@ void print_dry_run(const nsa::bench::BenchPlan& plan) {
 }
 
 // Times one case; returns false (and prints why) when it could not run.
-bool run_case(const nsa::bench::BenchCase& bench_case, int warmup, int reps) {
+bool run_case(const nsa::bench::BenchCase& bench_case, int warmup, int reps, bool graph) {
   const auto& vc = bench_case.vc;
   const auto& c = vc.cfg;
   const int64_t t_q = vc.seqs.empty() ? 0 : vc.seqs[0].t_q,
@@ -146,9 +173,13 @@ bool run_case(const nsa::bench::BenchCase& bench_case, int warmup, int reps) {
       comb.push_back(bt.combine);
     }
     const double ms = median(tot);
-    std::printf("%8.3f | %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f | %9.1f %8.3f\n", ms,
-                median(cmpz), median(cmp), median(scores), median(topn), median(slc), median(win),
-                median(comb), flops.total() / (ms * 1e-3) / 1e12, flops.total() / 1e12);
+    // Replays of a captured graph: the device time without the host's launch overhead.
+    const double graph_ms = graph ? median(plan.graph_replay_ms(in, out, reps, 20)) : 0.0;
+    std::printf("%8.3f | %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f | %9.1f %8.3f", ms, median(cmpz),
+                median(cmp), median(scores), median(topn), median(slc), median(win), median(comb),
+                flops.total() / (ms * 1e-3) / 1e12, flops.total() / 1e12);
+    if (graph) std::printf(" | %8.4f %8.4f", graph_ms, floor_ms(vc, flops.total()));
+    std::printf("\n");
   } catch (const std::exception& e) {
     std::printf(" failed: %s\n", e.what());
     ok = false;
@@ -305,11 +336,20 @@ int run_bench(const std::vector<std::string>& args) {
   }
   std::printf("device: %s; median of %d runs after %d warm-up runs, times in ms\n",
               nsa::cuda::device_name().c_str(), plan.reps, plan.warmup);
-  std::printf("%4s %5s %-7s %3s %4s %4s %8s | %8s %8s %8s %8s %8s %8s %8s | %9s %8s\n", "B", "T_q",
+  if (plan.graph)
+    std::printf(
+        "graph: ms per replay of the forward captured in a CUDA graph (median of %d "
+        "samples of 20 back-to-back replays); floor: max(useful FLOPs / 989 TFLOP/s, "
+        "bytes / 4.8 TB/s)\n",
+        plan.reps);
+  std::printf("%4s %5s %-7s %3s %4s %4s %8s | %8s %8s %8s %8s %8s %8s %8s | %9s %8s", "B", "T_q",
               "T_k", "G", "d_k", "d_v", "total", "compress", "cmp", "scores", "topn", "slc", "win",
               "combine", "TFLOP/s", "useful_TF");
+  if (plan.graph) std::printf(" | %8s %8s", "graph", "floor");
+  std::printf("\n");
   int failed = 0;
-  for (const auto& bc : plan.cases) failed += run_case(bc, plan.warmup, plan.reps) ? 0 : 1;
+  for (const auto& bc : plan.cases)
+    failed += run_case(bc, plan.warmup, plan.reps, plan.graph) ? 0 : 1;
   if (failed) std::printf("%d of %zu configurations did not run\n", failed, plan.cases.size());
   return failed ? 1 : 0;
 }

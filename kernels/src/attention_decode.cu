@@ -24,11 +24,11 @@ namespace nsa::cuda::detail {
 
 namespace {
 
-constexpr int kSub = 16;      // keys per sub-tile
-constexpr int kStages = 2;    // sub-tiles in flight per warp
-constexpr int kWarps = 4;     // warps (chunks) per CTA
-constexpr int kMerge = 4;     // vectors (one warp each) per CTA of the merge kernel
-constexpr int kPsStride = 20; // probs staging row stride in floats (16 keys, bank spread)
+constexpr int kSub = 16;       // keys per sub-tile
+constexpr int kStages = 2;     // sub-tiles in flight per warp
+constexpr int kWarps = 4;      // warps (chunks) per CTA
+constexpr int kMerge = 4;      // vectors (one warp each) per CTA of the merge kernel
+constexpr int kPsStride = 20;  // probs staging row stride in floats (16 keys, bank spread)
 
 template <class T, int DK, int DV>
 struct DecodeSmem {
@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   T* Ks = reinterpret_cast<T*>(base_ptr);
   T* Vs = reinterpret_cast<T*>(base_ptr + kStages * S::k_bytes);
   T* Qs = Ks + (kStages - 1) * kSub * S::kQs;  // first filled with keys at iteration 0
-  float* Ps = reinterpret_cast<float*>(Vs);      // probs: [16][kPsStride] (no V there)
+  float* Ps = reinterpret_cast<float*>(Vs);    // probs: [16][kPsStride] (no V there)
 
   const DecodeItem it = a.items[blockIdx.x];
   const DevSeq sq = c.seqs[it.seq];
@@ -210,26 +210,11 @@ __global__ void __launch_bounds__(kWarps * 32)
                       v_a ? lse + at_a : nullptr, v_b ? lse + at_b : nullptr);
     return;
   }
-  sm.l_a += __shfl_xor_sync(0xffffffffu, sm.l_a, 1);
-  sm.l_a += __shfl_xor_sync(0xffffffffu, sm.l_a, 2);
-  sm.l_b += __shfl_xor_sync(0xffffffffu, sm.l_b, 1);
-  sm.l_b += __shfl_xor_sync(0xffffffffu, sm.l_b, 2);
   const int64_t slot = ((static_cast<int64_t>(blockIdx.x) * c.h_kv + g) * chunks + chunk) * 16;
-  const float inv_a = sm.l_a > 0.f ? 1.f / sm.l_a : 0.f, inv_b = sm.l_b > 0.f ? 1.f / sm.l_b : 0.f;
-#pragma unroll
-  for (int j = 0; j < DV / 8; ++j) {
-    const int col = j * 8 + (lane & 3) * 2;
-    if (v_a)
-      *reinterpret_cast<float2*>(a.part_o + (slot + m_a) * DV + col) =
-          make_float2(acc[0][j][0] * inv_a, acc[0][j][1] * inv_a);
-    if (v_b)
-      *reinterpret_cast<float2*>(a.part_o + (slot + m_b) * DV + col) =
-          make_float2(acc[0][j][2] * inv_b, acc[0][j][3] * inv_b);
-  }
-  if ((lane & 3) == 0) {
-    if (v_a) a.part_lse[slot + m_a] = sm.l_a > 0.f ? sm.mx_a + logf(sm.l_a) : -INFINITY;
-    if (v_b) a.part_lse[slot + m_b] = sm.l_b > 0.f ? sm.mx_b + logf(sm.l_b) : -INFINITY;
-  }
+  write_partial_rows<DV>(sm, acc[0], v_a ? a.part_o + (slot + m_a) * DV : nullptr,
+                         v_b ? a.part_o + (slot + m_b) * DV : nullptr,
+                         v_a ? a.part_lse + slot + m_a : nullptr,
+                         v_b ? a.part_lse + slot + m_b : nullptr);
 }
 
 // One warp per (item, KV head, vector): lse = log sum_c exp(lse_c), o = sum_c exp(lse_c - lse)
@@ -246,7 +231,9 @@ __global__ void __launch_bounds__(kMerge * 32)
   const DecodeItem it = a.items[item];
   const ItemRows ir{c.group, it.rows};
   if (!ir.valid(m)) return;
-  const int64_t chunks = mode == kCmp ? a.chunks[kCmp] : a.chunks[kWin];
+  const int64_t chunks = mode == kCmp   ? a.chunks[kCmp]
+                         : mode == kSlc ? a.chunks[kSlc]
+                                        : a.chunks[kWin];
   const int64_t slot0 = (item * c.h_kv + g) * chunks * 16 + m;
   float mx = -INFINITY;
   for (int64_t ci = 0; ci < chunks; ++ci) mx = fmaxf(mx, a.part_lse[slot0 + ci * 16]);
@@ -277,6 +264,15 @@ __global__ void __launch_bounds__(kMerge * 32)
   if (lane == 0) lse[at] = total > 0.f ? mx + logf(total) : -INFINITY;
 }
 
+template <class T, int DV>
+void merge_dv(int mode, const DevCfg& c, const DecodeArgs& a, T* o, float* lse, cudaStream_t stream,
+              const std::string& ctx) {
+  const int64_t vecs = a.n_items * c.h_kv * 16;
+  decode_merge_kernel<T, DV>
+      <<<blocks_for(vecs, kMerge), kMerge * 32, 0, stream>>>(c, mode, a, o, lse);
+  check_launch("decode_merge_kernel", ctx);
+}
+
 template <class T, int DK, int DV, bool PROBS>
 void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t row_end,
                    const T* q, const T* k, const T* v, T* o, float* lse, float* pg,
@@ -300,11 +296,7 @@ void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0,
                : mode == kWin ? "attn_decode_kernel<win>"
                               : "attn_decode_kernel<probs>",
                ctx);
-  if (PROBS || a.chunks[b] == 1) return;
-  const int64_t vecs = a.n_items * c.h_kv * 16;
-  decode_merge_kernel<T, DV>
-      <<<blocks_for(vecs, kMerge), kMerge * 32, 0, stream>>>(c, mode, a, o, lse);
-  check_launch("decode_merge_kernel", ctx);
+  if (!PROBS && a.chunks[b] > 1) merge_dv<T, DV>(mode, c, a, o, lse, stream, ctx);
 }
 
 }  // namespace
@@ -338,6 +330,21 @@ bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, cons
 }
 
 template <class T>
+void launch_decode_merge(int branch, const DevCfg& c, const DecodeArgs& a, T* o, float* lse,
+                         cudaStream_t stream, const std::string& ctx) {
+  if constexpr (!std::is_same_v<T, float>) {
+    if (a.n_items == 0) return;
+    if (c.d_v == 64)
+      merge_dv<T, 64>(branch, c, a, o, lse, stream, ctx);
+    else if (c.d_v == 128)
+      merge_dv<T, 128>(branch, c, a, o, lse, stream, ctx);
+    else
+      throw_cuda_error("decode_merge_kernel: d_v = " + std::to_string(c.d_v) +
+                       " has no instantiation [" + ctx + "]");
+  }
+}
+
+template <class T>
 bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
                          const T* q, const T* kc, const float* lse_cmp, float* pg,
                          cudaStream_t stream, const std::string& ctx) {
@@ -348,19 +355,20 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
     if (a.n_items == 0 || rows <= 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
       launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true>(
-          kProbs, c, a, row0, row0 + rows, q, kc, nullptr, nullptr, const_cast<float*>(lse_cmp),
-          pg, stream, ctx);
+          kProbs, c, a, row0, row0 + rows, q, kc, nullptr, nullptr, const_cast<float*>(lse_cmp), pg,
+          stream, ctx);
     });
   }
 }
 
-#define NSA_INST(T)                                                                           \
-  template bool decode_fits<T>(const DevCfg&);                                                \
-  template bool launch_attend_decode<T>(int, const DevCfg&, const DecodeArgs&, const T*,      \
-                                        const T*, const T*, T*, float*, cudaStream_t,         \
-                                        const std::string&);                                  \
-  template bool launch_probs_decode<T>(const DevCfg&, const DecodeArgs&, int64_t, int64_t,    \
-                                       const T*, const T*, const float*, float*, cudaStream_t, \
+#define NSA_INST(T)                                                                                \
+  template bool decode_fits<T>(const DevCfg&);                                                     \
+  template bool launch_attend_decode<T>(int, const DevCfg&, const DecodeArgs&, const T*, const T*, \
+                                        const T*, T*, float*, cudaStream_t, const std::string&);   \
+  template void launch_decode_merge<T>(int, const DevCfg&, const DecodeArgs&, T*, float*,          \
+                                       cudaStream_t, const std::string&);                          \
+  template bool launch_probs_decode<T>(const DevCfg&, const DecodeArgs&, int64_t, int64_t,         \
+                                       const T*, const T*, const float*, float*, cudaStream_t,     \
                                        const std::string&);
 NSA_INST(float)
 NSA_INST(__half)

@@ -15,9 +15,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "attention_tile.cuh"  // AttnMode
 #include "block_union.cuh"
-#include "device.cuh"
-#include "mma_softmax.cuh"
 
 namespace nsa::cuda::detail {
 
@@ -62,15 +61,21 @@ __device__ RowGeom row_geom(const DevCfg& c, int64_t row) {
 
 template <class T, int DK, int DV, int SUB, int NST>
 __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
-    attn_slc_warp_kernel(DevCfg c, int64_t items, const T* __restrict__ q, const T* __restrict__ k,
-                         const T* __restrict__ v, const int32_t* __restrict__ idx,
-                         T* __restrict__ o, float* __restrict__ lse) {
+    attn_slc_warp_kernel(DevCfg c, int64_t items, DecodeArgs dec, const T* __restrict__ q,
+                         const T* __restrict__ k, const T* __restrict__ v,
+                         const int32_t* __restrict__ idx, T* __restrict__ o,
+                         float* __restrict__ lse) {
   using S = WarpSmem<T, DK, DV, SUB, NST>;
   constexpr int kN8 = SUB / 8;  // n8 tiles of S per sub-tile
   extern __shared__ __align__(16) unsigned char smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + warp;
-  if (item >= items) return;  // whole warps only; nothing below synchronizes across warps
+  // Decode items (dec.items set): rows of one sequence, this warp one chunk of their union.
+  const bool decode = dec.items != nullptr;
+  const int64_t chunk = decode ? blockIdx.z * static_cast<int64_t>(blockDim.x >> 5) + warp : 0;
+  const int64_t item =
+      decode ? blockIdx.x : static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5) + warp;
+  // Whole warps only; nothing below synchronizes across warps.
+  if (decode ? chunk >= dec.chunks[kSlc] : item >= items) return;
   unsigned char* base_ptr = smem + warp * S::per_warp;
   T* Ks = reinterpret_cast<T*>(base_ptr);
   T* Vs = reinterpret_cast<T*>(base_ptr + NST * S::k_bytes);
@@ -82,7 +87,12 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
   // MMA row m (0..15) -> (packed query row, query head).
   const bool wide = G >= 16;  // one row per warp, a 16-head slice of its group
   const int64_t slices = wide ? G / 16 : 1, rows_here = wide ? 1 : 16 / G;
-  const int64_t first_row = wide ? item / slices : item * rows_here;
+  int64_t first_row = wide ? item / slices : item * rows_here, row_end = c.total_q;
+  if (decode) {  // G <= 16: one slice
+    const DecodeItem it = dec.items[item];
+    first_row = it.row0;
+    row_end = it.row0 + it.rows;
+  }
   auto row_of = [&](int m) { return wide ? first_row : first_row + m / G; };
   auto head_of = [&](int m) { return wide ? g * G + (item % slices) * 16 + m : g * G + m % G; };
   auto local_of = [&](int m) { return wide ? 0 : m / static_cast<int>(G); };
@@ -95,7 +105,7 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
     int64_t val = INT64_MAX;
     if (e < entries) {
       const int64_t row = first_row + e / n;
-      if (row < c.total_q) {
+      if (row < row_end) {
         const RowGeom rg = row_geom(c, row);
         const int64_t j = idx[(row * c.h_kv + g) * n + e % n];
         if (j >= 0 && j < rg.n_cand) val = rg.base + j * c.lp;
@@ -111,7 +121,7 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
   // ---- this lane's two rows: vectors m_a and m_a + 8 ---------------------------------------
   const int m_a = lane >> 2, m_b = m_a + 8;
   const int64_t row_a = row_of(m_a), row_b = row_of(m_b);
-  const bool v_a = row_a < c.total_q, v_b = row_b < c.total_q;
+  const bool v_a = row_a < row_end, v_b = row_b < row_end;
   const int64_t hi_a = v_a ? row_geom(c, row_a).hi : 0, hi_b = v_b ? row_geom(c, row_b).hi : 0;
   const int64_t* list_a = ent + local_of(m_a) * n;
   const int64_t* list_b = ent + local_of(m_b) * n;
@@ -129,13 +139,16 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
     for (int e = lane; e < 16 * kc; e += 32) {
       const int m = e / kc, cc = e % kc;
       const int64_t row = row_of(m);
-      const bool ok = row < c.total_q;
+      const bool ok = row < row_end;
       cp16(Qs + m * S::kQs + cc * 8, ok ? q + (row * c.h_q + head_of(m)) * DK + cc * 8 : q, ok);
     }
   }
-  const int64_t per_block = (c.lp + SUB - 1) / SUB, n_sub = nb * per_block;
+  // The blocks [b0, b1) of the union this warp walks: all, or a decode chunk of them.
+  const int64_t b0 = decode ? min(static_cast<int64_t>(nb), chunk * dec.chunk[kSlc]) : 0;
+  const int64_t b1 = decode ? min(static_cast<int64_t>(nb), b0 + dec.chunk[kSlc]) : nb;
+  const int64_t per_block = (c.lp + SUB - 1) / SUB, n_sub = (b1 - b0) * per_block;
   const int64_t key_rows = c.total_k;
-  auto sub_start = [&](int64_t i) { return uni[i / per_block] + (i % per_block) * SUB; };
+  auto sub_start = [&](int64_t i) { return uni[b0 + i / per_block] + (i % per_block) * SUB; };
   auto load_sub = [&](int64_t i, int st) {
     const int64_t start = sub_start(i);
     copy_rows<T, DK, SUB, 32>(Ks + st * SUB * S::kQs, S::kQs, k, start, key_rows, c.h_kv, g, lane);
@@ -169,7 +182,7 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
     cp_commit();
     cp_wait<NST - 1>();
     __syncwarp();
-    const int64_t blk = uni[i / per_block];
+    const int64_t blk = uni[b0 + i / per_block];
     if (i % per_block == 0) {
       w_a = weight(list_a, v_a, blk);
       w_b = weight(list_b, v_b, blk);
@@ -188,7 +201,15 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
     __syncwarp();  // stage st is refilled by a later iteration's prefetch
   }
 
-  // ---- epilogue ----------------------------------------------------------------------------
+  // ---- epilogue: the output, or a decode chunk's partial ------------------------------------
+  if (decode && dec.chunks[kSlc] > 1) {
+    const int64_t slot = ((item * c.h_kv + g) * dec.chunks[kSlc] + chunk) * 16;
+    write_partial_rows<DV>(sm, acc[0], v_a ? dec.part_o + (slot + m_a) * DV : nullptr,
+                           v_b ? dec.part_o + (slot + m_b) * DV : nullptr,
+                           v_a ? dec.part_lse + slot + m_a : nullptr,
+                           v_b ? dec.part_lse + slot + m_b : nullptr);
+    return;
+  }
   const int64_t at_a = v_a ? row_a * c.h_q + head_of(m_a) : 0;
   const int64_t at_b = v_b ? row_b * c.h_q + head_of(m_b) : 0;
   write_rows<T, DV>(sm, acc[0], v_a ? o + at_a * DV : nullptr, v_b ? o + at_b * DV : nullptr,
@@ -197,7 +218,7 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
 
 template <class T, int DK, int DV, int SUB, int NST>
 void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
-                float* lse, cudaStream_t stream, const std::string& ctx) {
+                float* lse, cudaStream_t stream, const std::string& ctx, const DecodeArgs* dec) {
   using S = WarpSmem<T, DK, DV, SUB, NST>;
   constexpr int warps = S::warps;
   const size_t smem = warps * S::per_warp;
@@ -208,31 +229,42 @@ void launch_sub(const DevCfg& c, const T* q, const T* k, const T* v, const int32
           "attn_slc_warp_kernel (shared memory)", ctx);
     configured = true;
   }
+  if (dec) {
+    const int64_t z = (dec->chunks[kSlc] + warps - 1) / warps;
+    attn_slc_warp_kernel<T, DK, DV, SUB, NST>
+        <<<dim3(static_cast<unsigned>(dec->n_items), static_cast<unsigned>(c.h_kv),
+                static_cast<unsigned>(z)),
+           warps * 32, smem, stream>>>(c, dec->n_items, *dec, q, k, v, idx, o, lse);
+    check_launch("attn_slc_warp_kernel<decode>", ctx);
+    if (dec->chunks[kSlc] > 1) launch_decode_merge<T>(kSlc, c, *dec, o, lse, stream, ctx);
+    return;
+  }
   const int64_t G = c.group;
   const int64_t items = G >= 16 ? c.total_q * (G / 16) : (c.total_q + 16 / G - 1) / (16 / G);
   const int64_t ctas = (items + warps - 1) / warps;
   attn_slc_warp_kernel<T, DK, DV, SUB, NST>
       <<<dim3(static_cast<unsigned>(ctas), static_cast<unsigned>(c.h_kv)), warps * 32, smem,
-         stream>>>(c, items, q, k, v, idx, o, lse);
+         stream>>>(c, items, DecodeArgs{}, q, k, v, idx, o, lse);
   check_launch("attn_slc_warp_kernel", ctx);
 }
 
 template <class T, int DK, int DV>
 void launch_dims(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
-                 float* lse, cudaStream_t stream, const std::string& ctx) {
+                 float* lse, cudaStream_t stream, const std::string& ctx, const DecodeArgs* dec) {
   if (c.slc_stages == 3)
-    launch_sub<T, DK, DV, 16, 3>(c, q, k, v, idx, o, lse, stream, ctx);
+    launch_sub<T, DK, DV, 16, 3>(c, q, k, v, idx, o, lse, stream, ctx, dec);
   else if (c.slc_stages == 4)
-    launch_sub<T, DK, DV, 16, 4>(c, q, k, v, idx, o, lse, stream, ctx);
+    launch_sub<T, DK, DV, 16, 4>(c, q, k, v, idx, o, lse, stream, ctx, dec);
   else
-    launch_sub<T, DK, DV, 16, 2>(c, q, k, v, idx, o, lse, stream, ctx);
+    launch_sub<T, DK, DV, 16, 2>(c, q, k, v, idx, o, lse, stream, ctx, dec);
 }
 
 }  // namespace
 
 template <class T>
 bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
-                     float* lse, cudaStream_t stream, const std::string& ctx) {
+                     float* lse, cudaStream_t stream, const std::string& ctx,
+                     const DecodeArgs* dec) {
   if constexpr (std::is_same_v<T, float>) {
     return false;  // fp32 keeps full precision on the simple path
   } else {
@@ -242,19 +274,23 @@ bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const 
     if (!layout_ok || c.n < 1 || rows_here * c.n > kWarpEntries || c.h_kv > 65535 ||
         c.slc_union != 0)
       return false;
+    if (dec &&
+        (G > 16 || dec->n_items > INT32_MAX || dec->chunks[kSlc] < 1 || dec->chunk[kSlc] < 1))
+      return false;
     if (c.total_q == 0) return true;
     const int64_t items = G >= 16 ? c.total_q * (G / 16) : (c.total_q + rows_here - 1) / rows_here;
     if (items > INT32_MAX) return false;  // grid.x bound even at one warp per CTA
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
-      launch_dims<T, decltype(dk)::value, decltype(dv)::value>(c, q, k, v, idx, o, lse, stream,
-                                                               ctx);
+      launch_dims<T, decltype(dk)::value, decltype(dv)::value>(c, q, k, v, idx, o, lse, stream, ctx,
+                                                               dec);
     });
   }
 }
 
 #define NSA_INST(T)                                                                             \
   template bool launch_slc_warp<T>(const DevCfg&, const T*, const T*, const T*, const int32_t*, \
-                                   T*, float*, cudaStream_t, const std::string&);
+                                   T*, float*, cudaStream_t, const std::string&,                \
+                                   const DecodeArgs*);
 NSA_INST(float)
 NSA_INST(__half)
 NSA_INST(__nv_bfloat16)

@@ -415,10 +415,10 @@ nsa::ref::Gradients run(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs&
   detail::launch_bwd_finish<T>(sh_tokens, c.d_k, kblk, kacc, dk_out, dks_d.get<T>(), st, ctx);
   detail::launch_bwd_finish<T>(sh_tokens, c.d_v, vblk, vacc, dv_out, dvs_d.get<T>(), st, ctx);
   if (dkt_d.bytes()) {
-    detail::launch_bwd_round<T>(dk64_d[0].get<const double>(), tc * c.h_kv * c.d_k,
-                                dkt_d.get<T>(), st, ctx);
-    detail::launch_bwd_round<T>(dv64_d[0].get<const double>(), tc * c.h_kv * c.d_v,
-                                dvt_d.get<T>(), st, ctx);
+    detail::launch_bwd_round<T>(dk64_d[0].get<const double>(), tc * c.h_kv * c.d_k, dkt_d.get<T>(),
+                                st, ctx);
+    detail::launch_bwd_round<T>(dv64_d[0].get<const double>(), tc * c.h_kv * c.d_v, dvt_d.get<T>(),
+                                st, ctx);
   }
   ev.end(kStageFinish);
   detail::check(cudaDeviceSynchronize(), "nsa::cuda::backward (kernels)",

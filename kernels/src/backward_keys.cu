@@ -92,7 +92,7 @@ void launch_bwd_finish(const bwd::Shape& c, int64_t dim, const double* blk,
                                    cudaStream_t, const std::string&);                            \
   template void launch_bwd_finish<T>(const bwd::Shape&, int64_t, const double*,                  \
                                      const double* const[3], T* const[3], T*, cudaStream_t,      \
-                                     const std::string&);                                       \
+                                     const std::string&);                                        \
   template void launch_bwd_round<T>(const double*, int64_t, T*, cudaStream_t, const std::string&);
 NSA_INST(float)
 NSA_INST(__half)

@@ -108,8 +108,8 @@ DeviceInputs upload_inputs(const nsa::ref::ValidConfig& vc, const nsa::ref::Inpu
   const bool need_cmp_kv = c.enable_cmp || (c.enable_slc && !c.given_indices);
   for (int b = 0; b < 3; ++b) {
     // A given compressed cache replaces the compression branch's K/V (and phi).
-    const bool need = b == 0 ? need_cmp_kv && !c.cmp_given
-                             : c.enabled(static_cast<nsa::ref::Branch>(b));
+    const bool need =
+        b == 0 ? need_cmp_kv && !c.cmp_given : c.enabled(static_cast<nsa::ref::Branch>(b));
     if (need) {
       // Shared K/V: upload once and alias.
       if (c.shared_kv && b > 0 && di.k[0] && in.k[b] == in.k[0] && in.v[b] == in.v[0]) {

@@ -45,6 +45,30 @@ struct DevCfg {
   const int64_t* cu_c;  // [num_seqs + 1] compressed-row offsets
 };
 
+// ---- decode-shaped batches (attention_decode.cu) ----------------------------------------------
+// Split-K kernels where every sequence has few query rows (the compressed and window branches and
+// the probs pass in attention_decode.cu, the selection in attention_slc_warp.cu): each item is up
+// to 16 / G consecutive rows of one sequence (its G heads of one KV group fill an m16 block), and
+// its keys (a range, or the union of its rows' selected blocks) are cut into chunks walked by
+// independent warps, merged afterwards in chunk order (flash-decoding).
+struct DecodeItem {
+  int64_t row0;  // first packed query row
+  int64_t rows;  // consecutive rows of sequence `seq`, at most decode_rows_per_item(G)
+  int64_t seq;
+};
+constexpr int64_t kDecodeMaxRows = 16;  // the largest T_q of a sequence the path is chosen for
+__host__ __device__ constexpr int64_t decode_rows_per_item(int64_t G) {
+  return G >= 16 ? 1 : 16 / G;
+}
+struct DecodeArgs {
+  const DecodeItem* items = nullptr;
+  int64_t n_items = 0;
+  int64_t chunk[3] = {0, 0, 0};   // keys per chunk (compressed, window); selected blocks (slc)
+  int64_t chunks[3] = {0, 0, 0};  // chunks per item (>= 1); with 1 the kernel writes o directly
+  float* part_o = nullptr;        // [n_items, h_kv, chunks, 16, d_v] fp32 partial outputs
+  float* part_lse = nullptr;      // [n_items, h_kv, chunks, 16] their lse (natural units)
+};
+
 // Random fill for benchmarks; dtype 0 fp32, 1 fp16, 2 bf16.
 void launch_fill(void* dev, int64_t count, int dtype, uint64_t seed, float lo, float hi);
 
@@ -81,9 +105,12 @@ bool launch_attend_mma(int branch, const DevCfg& c, const T* q, const T* k, cons
 
 // Tensor-core selection with one independent warp per 16 query vectors (fp16/bf16, G dividing
 // 16 or a multiple of 16, (16 / G) * n <= 256); returns false outside it.
+// With `dec` (decode-shaped batches, attention_decode.cu's items): one warp per (item, chunk of
+// chunk[1] blocks of the item's union), merged by launch_decode_merge.
 template <class T>
 bool launch_slc_warp(const DevCfg& c, const T* q, const T* k, const T* v, const int32_t* idx, T* o,
-                     float* lse, cudaStream_t stream, const std::string& ctx);
+                     float* lse, cudaStream_t stream, const std::string& ctx,
+                     const DecodeArgs* dec = nullptr);
 
 // The same on Hopper's warpgroup MMA (attention_wgmma.cu) for branches 0 and 2 and the probs
 // pass, fp16 and bf16 (instantiated for those only); false where it does not apply
@@ -102,28 +129,7 @@ template <class T>
 bool launch_probs_mma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, const T* kc,
                       const float* lse_cmp, float* pg, cudaStream_t stream, const std::string& ctx);
 
-// ---- decode-shaped batches (attention_decode.cu) ----------------------------------------------
-// Split-K kernels for the compressed and window branches and the probs pass where every sequence
-// has few query rows: each item is up to 16 / G consecutive rows of one sequence (its G heads of
-// one KV group fill an m16 block), and its key range is cut into chunks walked by independent
-// warps, merged afterwards in chunk order (flash-decoding).
-struct DecodeItem {
-  int64_t row0;  // first packed query row
-  int64_t rows;  // consecutive rows of sequence `seq`, at most decode_rows_per_item(G)
-  int64_t seq;
-};
-constexpr int64_t kDecodeMaxRows = 16;  // the largest T_q of a sequence the path is chosen for
-__host__ __device__ constexpr int64_t decode_rows_per_item(int64_t G) {
-  return G >= 16 ? 1 : 16 / G;
-}
-struct DecodeArgs {
-  const DecodeItem* items = nullptr;
-  int64_t n_items = 0;
-  int64_t chunk[3] = {0, 0, 0};   // keys per chunk of the compressed and window branches
-  int64_t chunks[3] = {0, 0, 0};  // chunks per item (>= 1); with 1 the kernel writes o directly
-  float* part_o = nullptr;        // [n_items, h_kv, chunks, 16, d_v] fp32 partial outputs
-  float* part_lse = nullptr;      // [n_items, h_kv, chunks, 16] their lse (natural units)
-};
+// ---- decode-shaped batches (attention_decode.cu; DecodeArgs above) ----------------------------
 // Whether the decode kernels take the config's dtype T, G and head dims (G <= 16).
 template <class T>
 bool decode_fits(const DevCfg& c);
@@ -132,6 +138,10 @@ template <class T>
 bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, const T* q, const T* k,
                           const T* v, T* o, float* lse, cudaStream_t stream,
                           const std::string& ctx);
+// Merges the partial outputs of branch `branch` (chunks[branch] > 1) into o and lse.
+template <class T>
+void launch_decode_merge(int branch, const DevCfg& c, const DecodeArgs& a, T* o, float* lse,
+                         cudaStream_t stream, const std::string& ctx);
 // The probs pass for rows [row0, row0 + rows) (pg as launch_group_probs); false outside.
 template <class T>
 bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,

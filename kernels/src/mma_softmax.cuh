@@ -268,4 +268,32 @@ __device__ __forceinline__ void write_rows(SoftmaxRows st, const float (&acc)[DV
   }
 }
 
+// The same normalisation into a split-K partial instead (decode kernels): o = acc / l in fp32 at
+// part_o_a/b (null: vector not written) and lse = m + log l (-inf where the chunk held no key).
+template <int DV>
+__device__ __forceinline__ void write_partial_rows(SoftmaxRows st, const float (&acc)[DV / 8][4],
+                                                   float* part_o_a, float* part_o_b, float* lse_a,
+                                                   float* lse_b) {
+  const int lane = threadIdx.x & 31;
+  st.l_a += __shfl_xor_sync(0xffffffffu, st.l_a, 1);
+  st.l_a += __shfl_xor_sync(0xffffffffu, st.l_a, 2);
+  st.l_b += __shfl_xor_sync(0xffffffffu, st.l_b, 1);
+  st.l_b += __shfl_xor_sync(0xffffffffu, st.l_b, 2);
+  const float inv_a = st.l_a > 0.f ? 1.f / st.l_a : 0.f, inv_b = st.l_b > 0.f ? 1.f / st.l_b : 0.f;
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j) {
+    const int col = j * 8 + (lane & 3) * 2;
+    if (part_o_a)
+      *reinterpret_cast<float2*>(part_o_a + col) =
+          make_float2(acc[j][0] * inv_a, acc[j][1] * inv_a);
+    if (part_o_b)
+      *reinterpret_cast<float2*>(part_o_b + col) =
+          make_float2(acc[j][2] * inv_b, acc[j][3] * inv_b);
+  }
+  if ((lane & 3) == 0) {
+    if (lse_a) *lse_a = st.l_a > 0.f ? st.mx_a + logf(st.l_a) : -INFINITY;
+    if (lse_b) *lse_b = st.l_b > 0.f ? st.mx_b + logf(st.l_b) : -INFINITY;
+  }
+}
+
 }  // namespace nsa::cuda::detail

@@ -22,6 +22,9 @@ namespace detail {
 
 void check(cudaError_t err, const char* what, const std::string& context) {
   if (err == cudaSuccess) return;
+  // A failed call (an allocation out of memory) stays the "last error" until read; cleared here,
+  // it is not reported again by the next launch check (nsa bench's later cases).
+  (void)cudaGetLastError();
   throw CudaError(std::string("CUDA error in ") + what + ": " + cudaGetErrorName(err) + " (" +
                   cudaGetErrorString(err) + ") [" + context + "]");
 }
@@ -140,12 +143,14 @@ struct Plan::Impl {
   // 16 warps per SM; NSA_CUDA_DECODE_CHUNK=N (a multiple of 16) fixes the keys per chunk (tests
   // of the merge on short sequences).
   void setup_decode();
+  void run_dtype(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
+                 cudaStream_t st);
   // NSA_CUDA_SIMPLE=1 keeps every branch on the simple path (debugging, comparisons).
   bool force_simple = false;
   int64_t chunk_rows = 1;  // rows per pass of the group-probability scratch (bounded memory)
 
   template <class T>
-  void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times);
+  void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times, cudaStream_t st);
 };
 
 Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
@@ -253,8 +258,10 @@ void Plan::Impl::setup_decode() {
   if (c.dtype == nsa::ref::Dtype::bf16) fits = detail::decode_fits<__nv_bfloat16>(d);
   bool short_rows = true;
   for (const auto& sq : vc.seqs) short_rows = short_rows && sq.t_q <= detail::kDecodeMaxRows;
-  const bool want = env_is("NSA_CUDA_DECODE", "1") || (short_rows && !env_is("NSA_CUDA_DECODE", "0"));
-  decode = fits && want && (c.enable_cmp || c.enable_win || compute_topn) && d.total_q > 0;
+  const bool want =
+      env_is("NSA_CUDA_DECODE", "1") || (short_rows && !env_is("NSA_CUDA_DECODE", "0"));
+  decode = fits && want && d.total_q > 0 &&
+           (c.enable_cmp || c.enable_slc || c.enable_win || compute_topn);
   if (!decode) return;
   const int64_t rb = detail::decode_rows_per_item(d.group);
   std::vector<detail::DecodeItem> items;
@@ -277,20 +284,23 @@ void Plan::Impl::setup_decode() {
   const int64_t want_chunks = std::max<int64_t>(1, (warps + work - 1) / work);
   const int64_t fixed = env_int("NSA_CUDA_DECODE_CHUNK", 0);
   const int64_t span = c.window_keys == nsa::ref::WindowKeys::w ? d.w : d.w + 1;
-  const int64_t range[3] = {d.nc_max, 0, span + rb - 1};  // an item's keys, at most
+  // An item's keys at most: compressed rows, distinct selected blocks, window keys.
+  const int64_t range[3] = {d.nc_max, std::min(rb * d.n, std::max<int64_t>(1, d.ns_max)),
+                            span + rb - 1};
   int64_t part = 0;
-  for (int b : {0, 2}) {
-    int64_t chunk = (std::max<int64_t>(1, (range[b] + want_chunks - 1) / want_chunks) + 63) / 64 * 64;
-    if (fixed >= 16 && fixed % 16 == 0) chunk = fixed;
+  for (int b = 0; b < 3; ++b) {
+    const int64_t even = std::max<int64_t>(1, (range[b] + want_chunks - 1) / want_chunks);
+    int64_t chunk = b == 1 ? even : (even + 63) / 64 * 64;  // selection: whole blocks
+    if (fixed >= 16 && fixed % 16 == 0) chunk = b == 1 ? std::max<int64_t>(1, fixed / d.lp) : fixed;
     a.chunk[b] = chunk;
     a.chunks[b] = std::max<int64_t>(1, (range[b] + chunk - 1) / chunk);
     if (a.chunks[b] > 1) part = std::max(part, a.n_items * d.h_kv * a.chunks[b] * 16);
   }
   if (part > 0) {
     dec_part_o.allocate(static_cast<std::size_t>(part * d.d_v) * sizeof(float),
-                          "decode partial outputs [" + ctx + "]");
+                        "decode partial outputs [" + ctx + "]");
     dec_part_lse.allocate(static_cast<std::size_t>(part) * sizeof(float),
-                            "decode partial lse [" + ctx + "]");
+                          "decode partial lse [" + ctx + "]");
     a.part_o = dec_part_o.get<float>();
     a.part_lse = dec_part_lse.get<float>();
   }
@@ -301,7 +311,8 @@ Plan::~Plan() { delete impl_; }
 const nsa::ref::ValidConfig& Plan::config() const { return impl_->vc; }
 
 template <class T>
-void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times) {
+void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
+                     cudaStream_t st) {
   // No query rows: every output is empty, and scratch buffers of size 0 are null pointers that
   // the index path below would mistake for a missing index list.
   if (vc.total_q == 0) {
@@ -309,7 +320,6 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     return;
   }
   const auto& c = vc.cfg;
-  const cudaStream_t st = nullptr;
   const std::size_t ob_bytes = static_cast<std::size_t>(vc.total_q * c.h_q * c.d_v) * sizeof(T);
   const std::size_t lse_bytes = static_cast<std::size_t>(vc.total_q * c.h_q) * sizeof(float);
   std::array<T*, 3> ob{};
@@ -340,7 +350,11 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
 
   auto attend = [&](int b, const T* k, const T* v, const int32_t* idx) {
     if (!force_simple) {
-      if (decode && detail::launch_attend_decode<T>(b, dc, dec, q, k, v, ob[b], lb[b], st, ctx))
+      if (decode && b != 1 &&
+          detail::launch_attend_decode<T>(b, dc, dec, q, k, v, ob[b], lb[b], st, ctx))
+        return;
+      if (decode && b == 1 &&
+          detail::launch_slc_warp<T>(dc, q, k, v, idx, ob[b], lb[b], st, ctx, &dec))
         return;
       if (detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx)) return;
     }
@@ -390,8 +404,7 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   }
   if (!compute_topn && want_cmp_scores && out.p_cmp) {
     if (dc.nc_max > 0)
-      detail::launch_group_probs<T>(dc, 0, vc.total_q, q, kcmp, lb[0], nullptr, out.p_cmp,
-                                    st, ctx);
+      detail::launch_group_probs<T>(dc, 0, vc.total_q, q, kcmp, lb[0], nullptr, out.p_cmp, st, ctx);
   }
   timer.mark(st);  // 3
   if (dc.enable[1]) {
@@ -420,19 +433,83 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
 }
 
 void Plan::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times) {
-  switch (impl_->vc.cfg.dtype) {
+  impl_->run_dtype(in, out, times, nullptr);
+}
+
+void Plan::Impl::run_dtype(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
+                           cudaStream_t st) {
+  switch (vc.cfg.dtype) {
     case nsa::ref::Dtype::f32:
-      impl_->run<float>(in, out, times);
+      run<float>(in, out, times, st);
       break;
     case nsa::ref::Dtype::f16:
-      impl_->run<__half>(in, out, times);
+      run<__half>(in, out, times, st);
       break;
     case nsa::ref::Dtype::bf16:
-      impl_->run<__nv_bfloat16>(in, out, times);
+      run<__nv_bfloat16>(in, out, times, st);
       break;
     default:
       throw std::invalid_argument("nsa::cuda: dtype fp64 is not supported by the kernels");
   }
+}
+
+namespace {
+
+// Owners of the CUDA objects of one graph measurement (released on every path).
+struct GraphParts {
+  cudaStream_t stream = nullptr;
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  ~GraphParts() {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    if (stream) cudaStreamDestroy(stream);
+  }
+};
+
+}  // namespace
+
+std::vector<float> Plan::graph_replay_ms(const DeviceInputs& in, const DeviceOutputs& out, int reps,
+                                         int per_sample) {
+  auto& m = *impl_;
+  const std::string& ctx = m.ctx;
+  GraphParts gp;
+  detail::check(cudaStreamCreateWithFlags(&gp.stream, cudaStreamNonBlocking), "cudaStreamCreate",
+                ctx);
+  // The warm-up run allocates what the plan keeps and sets the kernels' attributes, so that the
+  // captured run is launches only.
+  m.run_dtype(in, out, nullptr, gp.stream);
+  detail::check(cudaStreamSynchronize(gp.stream), "cudaStreamSynchronize", ctx);
+  detail::check(cudaStreamBeginCapture(gp.stream, cudaStreamCaptureModeThreadLocal),
+                "cudaStreamBeginCapture", ctx);
+  try {
+    m.run_dtype(in, out, nullptr, gp.stream);
+  } catch (...) {
+    cudaGraph_t partial = nullptr;
+    cudaStreamEndCapture(gp.stream, &partial);
+    if (partial) cudaGraphDestroy(partial);
+    throw;
+  }
+  detail::check(cudaStreamEndCapture(gp.stream, &gp.graph), "cudaStreamEndCapture", ctx);
+  detail::check(cudaGraphInstantiate(&gp.exec, gp.graph, 0), "cudaGraphInstantiate", ctx);
+  detail::check(cudaEventCreate(&gp.start), "cudaEventCreate", ctx);
+  detail::check(cudaEventCreate(&gp.stop), "cudaEventCreate", ctx);
+  detail::check(cudaGraphLaunch(gp.exec, gp.stream), "cudaGraphLaunch", ctx);
+  std::vector<float> ms;
+  for (int r = 0; r < reps; ++r) {
+    detail::check(cudaEventRecord(gp.start, gp.stream), "cudaEventRecord", ctx);
+    for (int i = 0; i < per_sample; ++i)
+      detail::check(cudaGraphLaunch(gp.exec, gp.stream), "cudaGraphLaunch", ctx);
+    detail::check(cudaEventRecord(gp.stop, gp.stream), "cudaEventRecord", ctx);
+    detail::check(cudaEventSynchronize(gp.stop), "cudaEventSynchronize", ctx);
+    float t = 0;
+    detail::check(cudaEventElapsedTime(&t, gp.start, gp.stop), "cudaEventElapsedTime", ctx);
+    ms.push_back(t / static_cast<float>(std::max(1, per_sample)));
+  }
+  return ms;
 }
 
 }  // namespace nsa::cuda

@@ -26,8 +26,7 @@ Config decode_config(int64_t batch, int64_t t_q, int64_t t_k, Dtype dt, int64_t 
 
 }  // namespace
 
-TEST_CASE("decode: rows x group sizes x dtypes, the cache compressed or given",
-          "[gpu][decode]") {
+TEST_CASE("decode: rows x group sizes x dtypes, the cache compressed or given", "[gpu][decode]") {
   const auto dt = GENERATE(Dtype::bf16, Dtype::f16, Dtype::f32);
   const auto g = GENERATE(int64_t{1}, 2, 3, 4, 8, 16, 32);
   const auto t_q = GENERATE(int64_t{1}, 4, 16);
@@ -56,6 +55,7 @@ TEST_CASE("decode: varlen with empty and short sequences, knobs", "[gpu][decode]
   c.cu_seqlens_q = {0, 0, 1, 1 + 4, 1 + 4 + 3, 1 + 4 + 3 + 5};
   c.cmp_given = given;
   if (knob == 1) {
+    c.profile = "custom";
     c.cmp_visibility = CmpVisibility::strict;  // the other visibility convention
     c.window_keys = WindowKeys::w_plus_one;
   }
@@ -64,6 +64,20 @@ TEST_CASE("decode: varlen with empty and short sequences, knobs", "[gpu][decode]
     c.shared_kv = true;
   }
   NSA_REQUIRE_CASE(run_case(c, 920 + static_cast<uint64_t>(knob)));
+}
+
+TEST_CASE("decode: adversarial index lists follow the policy (selection chunks)", "[gpu][decode]") {
+  const auto policy = GENERATE(IndexPolicy::multiset, IndexPolicy::skip_invalid);
+  const auto g = GENERATE(int64_t{1}, 4, 16);
+  Config c = decode_config(3, 3, 2000, Dtype::bf16, 2, g);
+  c.given_indices = true;
+  c.index_policy = policy;
+  c.profile = "custom";
+  c.top_n = 9;
+  const auto vc = validate(c);
+  Inputs in = generate_inputs(vc, 960);
+  in.indices = generate_indices(vc, 961, true);
+  NSA_REQUIRE_CASE(run_case(c, 960, Regime::typical, &in));
 }
 
 TEST_CASE("decode: two runs are bitwise identical", "[gpu][decode]") {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "nsa/ref/config.hpp"
 #include "nsa/ref/forward.hpp"
@@ -93,8 +94,13 @@ class Plan {
   ~Plan();
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
-  // Runs the forward on the current stream (default stream); optional per-stage timings.
+  // Runs the forward on the default stream; optional per-stage timings.
   void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times = nullptr);
+  // Device time of one forward without host launch overhead, as a decode loop runs it: the
+  // forward captured once in a CUDA graph, then `reps` samples of `per_sample` back-to-back
+  // replays; returns each sample's ms per replay. Runs the forward once first (warm-up).
+  std::vector<float> graph_replay_ms(const DeviceInputs& in, const DeviceOutputs& out, int reps,
+                                     int per_sample);
   const nsa::ref::ValidConfig& config() const;
 
  private:
