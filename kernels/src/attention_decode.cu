@@ -156,6 +156,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int j = 0; j < DV / 8; ++j) acc[0][j][0] = acc[0][j][1] = acc[0][j][2] = acc[0][j][3] = 0.f;
   SoftmaxRows sm;
   const int64_t rows_here = decode_rows_per_item(G);
+  // Compressed branch with a.z: this lane's rows of the stored scores, indexed by key row.
+  const bool store_z = !PROBS && b == kCmp && a.z;
+  const int64_t z_off_a = v_a ? (row_of(m_a) * c.h_q + head_of(m_a)) * c.nc_max - sq.c_begin : 0;
+  const int64_t z_off_b = v_b ? (row_of(m_b) * c.h_q + head_of(m_b)) * c.nc_max - sq.c_begin : 0;
 
   for (int64_t i = 0; i < n_sub; ++i) {
     const int st = static_cast<int>(i % kStages);
@@ -172,6 +176,17 @@ __global__ void __launch_bounds__(kWarps * 32)
     float tmax_a, tmax_b;
     // Padded vectors (zero Q, never written or summed) may keep any column.
     scale_mask_tile<kSub / 8>(s[0], qk_scale, full, ca, cb, tmax_a, tmax_b);
+    if (store_z) {  // the scores for the probs pass, visible columns only
+      const int c0 = (lane & 3) * 2;
+#pragma unroll
+      for (int j = 0; j < kSub / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = j * 8 + c0 + e;
+          if (v_a && col >= ca.lo && col < ca.hi) a.z[z_off_a + start + col] = s[0][j][e];
+          if (v_b && col >= cb.lo && col < cb.hi) a.z[z_off_b + start + col] = s[0][j][2 + e];
+        }
+    }
     if (PROBS) {
       // p = exp(z - lse) per vector, staged, then summed over the G heads of each row.
       const int c0 = (lane & 3) * 2;
@@ -215,6 +230,25 @@ __global__ void __launch_bounds__(kWarps * 32)
                          v_b ? a.part_o + (slot + m_b) * DV : nullptr,
                          v_a ? a.part_lse + slot + m_a : nullptr,
                          v_b ? a.part_lse + slot + m_b : nullptr);
+}
+
+// One thread per (row, KV head, compressed block): pg = sum over the G heads of exp(z - lse), for
+// the row's visible blocks (the others are not read by the score mapping).
+__global__ void probs_from_scores_kernel(DevCfg c, const float* __restrict__ z, int64_t row0,
+                                         int64_t rows, const float* __restrict__ lse,
+                                         float* __restrict__ pg) {
+  const int64_t total = rows * c.h_kv * c.nc_max;
+  for (int64_t it = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; it < total;
+       it += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = it % c.nc_max, g = (it / c.nc_max) % c.h_kv,
+                  row = row0 + it / (c.nc_max * c.h_kv);
+    const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
+    if (i >= visible_cmp(c, sq.t_k - sq.t_q + (row - sq.q_begin))) continue;
+    float total_p = 0.f;
+    for (int64_t h = g * c.group; h < (g + 1) * c.group; ++h)
+      total_p += exp2_ftz((z[(row * c.h_q + h) * c.nc_max + i] - lse[row * c.h_q + h]) * kLog2e);
+    pg[it] = total_p;
+  }
 }
 
 // One warp per (item, KV head, vector): lse = log sum_c exp(lse_c), o = sum_c exp(lse_c - lse)
@@ -342,6 +376,17 @@ void launch_decode_merge(int branch, const DevCfg& c, const DecodeArgs& a, T* o,
       throw_cuda_error("decode_merge_kernel: d_v = " + std::to_string(c.d_v) +
                        " has no instantiation [" + ctx + "]");
   }
+}
+
+void launch_probs_from_scores(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
+                              const float* lse_cmp, float* pg, cudaStream_t stream,
+                              const std::string& ctx) {
+  const int64_t total = rows * c.h_kv * c.nc_max;
+  if (total <= 0) return;
+  const int64_t want = (total + 255) / 256;
+  probs_from_scores_kernel<<<static_cast<unsigned>(std::min<int64_t>(want, int64_t{1} << 20)), 256,
+                             0, stream>>>(c, a.z, row0, rows, lse_cmp, pg);
+  check_launch("probs_from_scores_kernel", ctx);
 }
 
 template <class T>

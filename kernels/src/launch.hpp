@@ -67,6 +67,10 @@ struct DecodeArgs {
   int64_t chunks[3] = {0, 0, 0};  // chunks per item (>= 1); with 1 the kernel writes o directly
   float* part_o = nullptr;        // [n_items, h_kv, chunks, 16, d_v] fp32 partial outputs
   float* part_lse = nullptr;      // [n_items, h_kv, chunks, 16] their lse (natural units)
+  // Set: the compressed branch also stores its scores z = scale q.k (natural units) at
+  // z[row, head, block] ([total_q, h_q, nc_max], visible blocks only), and the probs pass reads
+  // them instead of the compressed keys (launch_probs_from_scores).
+  float* z = nullptr;
 };
 
 // Random fill for benchmarks; dtype 0 fp32, 1 fp16, 2 bf16.
@@ -138,6 +142,11 @@ template <class T>
 bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, const T* q, const T* k,
                           const T* v, T* o, float* lse, cudaStream_t stream,
                           const std::string& ctx);
+// pg of rows [row0, row0 + rows) from the scores the compressed branch stored in a.z and its lse:
+// pg[row, g, i] = sum over the group's heads of exp(z - lse).
+void launch_probs_from_scores(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
+                              const float* lse_cmp, float* pg, cudaStream_t stream,
+                              const std::string& ctx);
 // Merges the partial outputs of branch `branch` (chunks[branch] > 1) into o and lse.
 template <class T>
 void launch_decode_merge(int branch, const DevCfg& c, const DecodeArgs& a, T* o, float* lse,

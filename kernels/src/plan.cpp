@@ -135,7 +135,7 @@ struct Plan::Impl {
   // Decode-shaped batches: split-K kernels for the compressed and window branches and the probs
   // pass (attention_decode.cu), their item table and partial outputs.
   bool decode = false;
-  DeviceBuffer dec_items, dec_part_o, dec_part_lse;
+  DeviceBuffer dec_items, dec_part_o, dec_part_lse, dec_z;
   detail::DecodeArgs dec{};
   // The decode path: taken where every sequence has at most kDecodeMaxRows query rows and the
   // kernels fit the dtype, G and head dims; NSA_CUDA_DECODE=0 turns it off and =1 takes it for
@@ -280,7 +280,8 @@ void Plan::Impl::setup_decode() {
   int dev = 0, sms = 132;
   if (cudaGetDevice(&dev) == cudaSuccess)
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  const int64_t warps = int64_t{16} * sms, work = std::max<int64_t>(1, a.n_items * d.h_kv);
+  // One wave: the split-K kernel keeps 12 warps per SM resident (3 CTAs of 4, shared memory).
+  const int64_t warps = int64_t{12} * sms, work = std::max<int64_t>(1, a.n_items * d.h_kv);
   const int64_t want_chunks = std::max<int64_t>(1, (warps + work - 1) / work);
   const int64_t fixed = env_int("NSA_CUDA_DECODE_CHUNK", 0);
   const int64_t span = c.window_keys == nsa::ref::WindowKeys::w ? d.w : d.w + 1;
@@ -295,6 +296,15 @@ void Plan::Impl::setup_decode() {
     a.chunk[b] = chunk;
     a.chunks[b] = std::max<int64_t>(1, (range[b] + chunk - 1) / chunk);
     if (a.chunks[b] > 1) part = std::max(part, a.n_items * d.h_kv * a.chunks[b] * 16);
+  }
+  // The compressed branch's scores for the probs pass (instead of reading the compressed keys
+  // again), where they take at most 256 MiB; NSA_CUDA_DECODE_SCORES=0 turns it off.
+  const int64_t z_elems = d.total_q * d.h_q * d.nc_max;
+  if (compute_topn && z_elems > 0 && z_elems <= (int64_t{64} << 20) &&
+      !env_is("NSA_CUDA_DECODE_SCORES", "0")) {
+    dec_z.allocate(static_cast<std::size_t>(z_elems) * sizeof(float),
+                   "decode scores [" + ctx + "]");
+    a.z = dec_z.get<float>();
   }
   if (part > 0) {
     dec_part_o.allocate(static_cast<std::size_t>(part * d.d_v) * sizeof(float),
@@ -348,11 +358,14 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     throw std::invalid_argument(
         "nsa::cuda: cmp_given config but DeviceInputs::k_tilde / v_tilde is null");
 
+  bool z_stored = false;  // the decode compressed branch stored its scores in dec.z
   auto attend = [&](int b, const T* k, const T* v, const int32_t* idx) {
     if (!force_simple) {
       if (decode && b != 1 &&
-          detail::launch_attend_decode<T>(b, dc, dec, q, k, v, ob[b], lb[b], st, ctx))
+          detail::launch_attend_decode<T>(b, dc, dec, q, k, v, ob[b], lb[b], st, ctx)) {
+        z_stored = b == 0 && dec.z;
         return;
+      }
       if (decode && b == 1 &&
           detail::launch_slc_warp<T>(dc, q, k, v, idx, ob[b], lb[b], st, ctx, &dec))
         return;
@@ -363,6 +376,10 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   // pg of rows [r0, r0 + rows): the tensor-core passes, or the simple one that also keeps p_cmp.
   auto probs = [&](int64_t r0, int64_t rows, float* p_cmp) {
     if (!p_cmp && !force_simple) {
+      if (z_stored) {
+        detail::launch_probs_from_scores(dc, dec, r0, rows, lb[0], pg.get<float>(), st, ctx);
+        return;
+      }
       if (decode && detail::launch_probs_decode<T>(dc, dec, r0, rows, q, kcmp, lb[0],
                                                    pg.get<float>(), st, ctx))
         return;

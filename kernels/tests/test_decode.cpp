@@ -118,3 +118,23 @@ TEST_CASE("backward: given compressed cache", "[gpu][backward][decode]") {
   }
   NSA_REQUIRE_BACKWARD(run_backward_case(c, 950 + static_cast<uint64_t>(shape)));
 }
+
+// Small decode cases for compute-sanitizer (ci/gpu-sanitize.sh runs "[sanitize]"): the split-K
+// kernels with several chunks per item and their merge, the selection's decode chunks over
+// adversarial multiset lists, a varlen batch with an empty sequence, the cache given.
+TEST_CASE("decode: sanitizer subset", "[gpu][decode][sanitize]") {
+  Config c = decode_config(3, 1, 1500, Dtype::bf16, 2, 4);  // 92 compressed rows: 2 chunks
+  c.cmp_given = true;
+  NSA_REQUIRE_CASE(run_case(c, 970));
+  Config v = base_config(0, Dtype::f16, 2, 16);
+  v.layout = Layout::varlen;
+  v.cu_seqlens_k = {0, 0, 700, 700 + 90};
+  v.cu_seqlens_q = {0, 0, 2, 2 + 1};
+  v.given_indices = true;
+  v.index_policy = IndexPolicy::multiset;
+  v.profile = "custom";
+  const auto vc = validate(v);
+  Inputs in = generate_inputs(vc, 971);
+  in.indices = generate_indices(vc, 972, true);
+  NSA_REQUIRE_CASE(run_case(v, 971, Regime::typical, &in));
+}
