@@ -162,8 +162,8 @@ struct Plan::Impl {
   int64_t chunk_rows = 1;  // rows per pass of the group-probability scratch (bounded memory)
 
   template <class T>
-  void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
-           cudaStream_t st, EventTimer* captured_timer);
+  void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times, cudaStream_t st,
+           EventTimer* captured_timer);
 };
 
 Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
