@@ -31,8 +31,7 @@ struct Plan::Impl {};
 Plan::Plan(const nsa::ref::ValidConfig&) : impl_(nullptr) { throw CudaError(kWhy); }
 Plan::~Plan() { delete impl_; }
 void Plan::run(const DeviceInputs&, const DeviceOutputs&, BranchTimes*) { throw CudaError(kWhy); }
-std::vector<float> Plan::graph_replay_ms(const DeviceInputs&, const DeviceOutputs&, int, int,
-                                         BranchTimes*) {
+std::vector<float> Plan::graph_replay_ms(const DeviceInputs&, const DeviceOutputs&, int, int) {
   throw CudaError(kWhy);
 }
 const nsa::ref::ValidConfig& Plan::config() const { throw CudaError(kWhy); }

@@ -118,18 +118,6 @@ class EventTimer {
   std::vector<cudaEvent_t> events_;
 };
 
-// The stages between the marks of one run (plan.cpp's launch order).
-void stage_times(const EventTimer& timer, BranchTimes& t) {
-  t.compress = timer.span(0);
-  t.cmp_attn = timer.span(1);
-  t.scores = timer.span(2);
-  t.topn = timer.span(2) + timer.span(3);
-  t.slc = timer.span(4);
-  t.win = timer.span(5);
-  t.combine = timer.span(6);
-  t.total = timer.whole();
-}
-
 }  // namespace
 
 struct Plan::Impl {
@@ -156,14 +144,13 @@ struct Plan::Impl {
   // of the merge on short sequences).
   void setup_decode();
   void run_dtype(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
-                 cudaStream_t st, EventTimer* captured_timer = nullptr);
+                 cudaStream_t st);
   // NSA_CUDA_SIMPLE=1 keeps every branch on the simple path (debugging, comparisons).
   bool force_simple = false;
   int64_t chunk_rows = 1;  // rows per pass of the group-probability scratch (bounded memory)
 
   template <class T>
-  void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times, cudaStream_t st,
-           EventTimer* captured_timer);
+  void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times, cudaStream_t st);
 };
 
 Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
@@ -335,7 +322,7 @@ const nsa::ref::ValidConfig& Plan::config() const { return impl_->vc; }
 
 template <class T>
 void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
-                     cudaStream_t st, EventTimer* captured_timer) {
+                     cudaStream_t st) {
   // No query rows: every output is empty, and scratch buffers of size 0 are null pointers that
   // the index path below would mistake for a missing index list.
   if (vc.total_q == 0) {
@@ -402,11 +389,7 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     detail::launch_group_probs<T>(dc, r0, rows, q, kcmp, lb[0], pg.get<float>(), p_cmp, st, ctx);
   };
 
-  // A captured run (graph_replay_ms) records its stage events into the caller's timer, read after
-  // the replays; otherwise the run times itself when asked.
-  const bool captured = captured_timer != nullptr;
-  EventTimer own(times != nullptr && !captured, ctx);
-  EventTimer& timer = captured ? *captured_timer : own;
+  EventTimer timer(times != nullptr, ctx);
   timer.mark(st);  // 0
   if (want_cmp_scores && !cmp_given) {
     detail::PhiDev<T> pk{static_cast<const T*>(in.phi_k_pos), static_cast<const T*>(in.phi_k_w1),
@@ -453,9 +436,16 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
                        static_cast<const T*>(in.gate[2])};
   detail::launch_combine<T>(dc, obc, gates, static_cast<T*>(out.o), st, ctx);
   timer.mark(st);  // 6
-  if (times && !captured) {
+  if (times) {
     timer.sync();
-    stage_times(timer, *times);
+    times->compress = timer.span(0);
+    times->cmp_attn = timer.span(1);
+    times->scores = timer.span(2);
+    times->topn = timer.span(2) + timer.span(3);
+    times->slc = timer.span(4);
+    times->win = timer.span(5);
+    times->combine = timer.span(6);
+    times->total = timer.whole();
   }
 }
 
@@ -464,16 +454,16 @@ void Plan::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* ti
 }
 
 void Plan::Impl::run_dtype(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
-                           cudaStream_t st, EventTimer* captured_timer) {
+                           cudaStream_t st) {
   switch (vc.cfg.dtype) {
     case nsa::ref::Dtype::f32:
-      run<float>(in, out, times, st, captured_timer);
+      run<float>(in, out, times, st);
       break;
     case nsa::ref::Dtype::f16:
-      run<__half>(in, out, times, st, captured_timer);
+      run<__half>(in, out, times, st);
       break;
     case nsa::ref::Dtype::bf16:
-      run<__nv_bfloat16>(in, out, times, st, captured_timer);
+      run<__nv_bfloat16>(in, out, times, st);
       break;
     default:
       throw std::invalid_argument("nsa::cuda: dtype fp64 is not supported by the kernels");
@@ -500,12 +490,9 @@ struct GraphParts {
 }  // namespace
 
 std::vector<float> Plan::graph_replay_ms(const DeviceInputs& in, const DeviceOutputs& out, int reps,
-                                         int per_sample, BranchTimes* stages) {
+                                         int per_sample) {
   auto& m = *impl_;
   const std::string& ctx = m.ctx;
-  // With `stages`, the capture records the stage events too (event nodes of the graph); declared
-  // first, the events outlive the graph that records them.
-  EventTimer timer(stages != nullptr, ctx);
   GraphParts gp;
   detail::check(cudaStreamCreateWithFlags(&gp.stream, cudaStreamNonBlocking), "cudaStreamCreate",
                 ctx);
@@ -516,7 +503,7 @@ std::vector<float> Plan::graph_replay_ms(const DeviceInputs& in, const DeviceOut
   detail::check(cudaStreamBeginCapture(gp.stream, cudaStreamCaptureModeThreadLocal),
                 "cudaStreamBeginCapture", ctx);
   try {
-    m.run_dtype(in, out, stages, gp.stream, &timer);
+    m.run_dtype(in, out, nullptr, gp.stream);
   } catch (...) {
     cudaGraph_t partial = nullptr;
     cudaStreamEndCapture(gp.stream, &partial);
@@ -539,7 +526,6 @@ std::vector<float> Plan::graph_replay_ms(const DeviceInputs& in, const DeviceOut
     detail::check(cudaEventElapsedTime(&t, gp.start, gp.stop), "cudaEventElapsedTime", ctx);
     ms.push_back(t / static_cast<float>(std::max(1, per_sample)));
   }
-  if (stages) stage_times(timer, *stages);  // the last replay's (all replays have completed)
   return ms;
 }
 

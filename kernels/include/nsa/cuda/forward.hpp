@@ -98,10 +98,9 @@ class Plan {
   void run(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times = nullptr);
   // Device time of one forward without host launch overhead, as a decode loop runs it: the
   // forward captured once in a CUDA graph, then `reps` samples of `per_sample` back-to-back
-  // replays; returns each sample's ms per replay. Runs the forward once first (warm-up). With
-  // `stages`, the per-stage times of the last replay (event nodes captured with the launches).
+  // replays; returns each sample's ms per replay. Runs the forward once first (warm-up).
   std::vector<float> graph_replay_ms(const DeviceInputs& in, const DeviceOutputs& out, int reps,
-                                     int per_sample, BranchTimes* stages = nullptr);
+                                     int per_sample);
   const nsa::ref::ValidConfig& config() const;
 
  private:
