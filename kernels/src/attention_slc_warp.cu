@@ -98,7 +98,9 @@ __global__ void __launch_bounds__(WarpSmem<T, DK, DV, SUB, NST>::warps * 32)
   auto local_of = [&](int m) { return wide ? 0 : m / static_cast<int>(G); };
 
   // ---- the rows' entries as absolute block starts, and their sorted union -------------------
-  const int entries = static_cast<int>(rows_here * n);
+  // A decode item's rows only (its padding rows have no entries to sort).
+  const int entries =
+      static_cast<int>((decode ? min(rows_here, row_end - first_row) : rows_here) * n);
   int pow2 = 1;
   while (pow2 < entries) pow2 <<= 1;
   for (int e = lane; e < pow2; e += 32) {

@@ -285,9 +285,12 @@ void Plan::Impl::setup_decode() {
   const int64_t want_chunks = std::max<int64_t>(1, (warps + work - 1) / work);
   const int64_t fixed = env_int("NSA_CUDA_DECODE_CHUNK", 0);
   const int64_t span = c.window_keys == nsa::ref::WindowKeys::w ? d.w : d.w + 1;
-  // An item's keys at most: compressed rows, distinct selected blocks, window keys.
-  const int64_t range[3] = {d.nc_max, std::min(rb * d.n, std::max<int64_t>(1, d.ns_max)),
-                            span + rb - 1};
+  // An item's keys at most: compressed rows, distinct selected blocks, window keys (its rows:
+  // at most rb, and at most the longest T_q: a decode step's single row sizes the chunks).
+  int64_t rows_max = 1;
+  for (const auto& it : items) rows_max = std::max(rows_max, it.rows);
+  const int64_t range[3] = {d.nc_max, std::min(rows_max * d.n, std::max<int64_t>(1, d.ns_max)),
+                            span + rows_max - 1};
   int64_t part = 0;
   for (int b = 0; b < 3; ++b) {
     const int64_t even = std::max<int64_t>(1, (range[b] + want_chunks - 1) / want_chunks);
