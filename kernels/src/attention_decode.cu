@@ -11,7 +11,10 @@
 // Each chunk leaves a normalized fp32 partial output and its lse; decode_merge_kernel combines
 // an item's chunks in chunk order (deterministic, no atomics). With one chunk per item the warp
 // writes the output directly. The probs pass needs no merge: with the lse known, each key's
-// weight p = exp(z - lse) is final, so chunks write their own columns of pg.
+// weight p = exp(z - lse) is final, so chunks write their own columns of pg. Cheaper still, the
+// compressed branch can store its scores z (DecodeArgs::z) for probs_from_scores_kernel, which
+// then reads 4 bytes per (row, head, block) instead of the compressed keys again. The selection's
+// decode chunks are a mode of attention_slc_warp.cu; they share the merge kernel here.
 // The tile arithmetic is that of the other tensor-core kernels (mma_softmax.cuh).
 #include <algorithm>
 #include <cmath>

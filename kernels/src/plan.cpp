@@ -139,9 +139,9 @@ struct Plan::Impl {
   detail::DecodeArgs dec{};
   // The decode path: taken where every sequence has at most kDecodeMaxRows query rows and the
   // kernels fit the dtype, G and head dims; NSA_CUDA_DECODE=0 turns it off and =1 takes it for
-  // any T_q (tests of the path on prefill shapes). Chunks are sized so that the grid holds about
-  // 16 warps per SM; NSA_CUDA_DECODE_CHUNK=N (a multiple of 16) fixes the keys per chunk (tests
-  // of the merge on short sequences).
+  // any T_q (tests of the path on prefill shapes). Chunks are sized so that the grid is about one
+  // wave of 12 warps per SM; NSA_CUDA_DECODE_CHUNK=N (a multiple of 16) fixes the keys per chunk
+  // (tests of the merge on short sequences).
   void setup_decode();
   void run_dtype(const DeviceInputs& in, const DeviceOutputs& out, BranchTimes* times,
                  cudaStream_t st);
