@@ -1,6 +1,7 @@
 #include "gpu_case.hpp"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <sstream>
 
 #include "nsa/ref/forward.hpp"
@@ -68,6 +69,21 @@ CaseResult run_case(const Config& cfg, uint64_t seed, Regime regime, const Input
     << r.verdict.table();
   r.report = o.str();
   return r;
+}
+
+void require_bitwise_repeatable(const ValidConfig& vc, const Inputs& in, bool keep_scores) {
+  nsa::cuda::Options opt;
+  opt.keep_scores = keep_scores;
+  const auto a = nsa::cuda::forward(vc, in, opt);
+  const auto b = nsa::cuda::forward(vc, in, opt);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(a.o_branch[i] == b.o_branch[i]);
+    REQUIRE(a.lse[i] == b.lse[i]);
+  }
+  REQUIRE(a.o == b.o);
+  REQUIRE(a.indices == b.indices);
+  REQUIRE(a.scores == b.scores);
+  REQUIRE(a.p_cmp == b.p_cmp);
 }
 
 }  // namespace nsa::cuda::test

@@ -31,6 +31,12 @@ CaseResult run_case(const nsa::ref::Config& cfg, uint64_t seed,
                     nsa::ref::Regime regime = nsa::ref::Regime::typical,
                     const nsa::ref::Inputs* given = nullptr, const Options& opt = {});
 
+// Runs the CUDA forward twice on the same inputs and requires every output to be bitwise
+// identical: o, each branch's o and lse, the indices, and with keep_scores the scores and p_cmp
+// (keeping p_cmp routes the probs pass to the simple kernel, so paths under test may want it off).
+void require_bitwise_repeatable(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
+                                bool keep_scores);
+
 }  // namespace nsa::cuda::test
 
 // Asserts that a case passes, printing its report otherwise.

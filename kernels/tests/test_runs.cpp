@@ -17,18 +17,7 @@ TEST_CASE("two runs are bitwise identical", "[gpu][runs]") {
   c.d_k = 128;
   c.top_n = 8;
   const auto vc = validate(c);
-  const Inputs in = generate_inputs(vc, 131);
-  nsa::cuda::Options opt;
-  opt.keep_scores = true;
-  const auto a = nsa::cuda::forward(vc, in, opt);
-  const auto b = nsa::cuda::forward(vc, in, opt);
-  for (int i = 0; i < 3; ++i) {
-    REQUIRE(a.o_branch[i] == b.o_branch[i]);
-    REQUIRE(a.lse[i] == b.lse[i]);
-  }
-  REQUIRE(a.o == b.o);
-  REQUIRE(a.indices == b.indices);
-  REQUIRE(a.scores == b.scores);
+  nsa::cuda::test::require_bitwise_repeatable(vc, generate_inputs(vc, 131), true);
 }
 
 TEST_CASE("every output element is written", "[gpu][runs]") {
