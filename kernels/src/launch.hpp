@@ -143,9 +143,9 @@ bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, cons
                           const T* v, T* o, float* lse, cudaStream_t stream,
                           const std::string& ctx);
 // pg of rows [row0, row0 + rows) from the scores the compressed branch stored in a.z and its lse:
-// pg[row, g, i] = sum over the group's heads of exp(z - lse).
+// pg[row, g, i] = sum over the group's heads of exp(z - lse); with p_cmp also each head's term.
 void launch_probs_from_scores(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
-                              const float* lse_cmp, float* pg, cudaStream_t stream,
+                              const float* lse_cmp, float* pg, float* p_cmp, cudaStream_t stream,
                               const std::string& ctx);
 // Merges the partial outputs of branch `branch` (chunks[branch] > 1) into o and lse.
 template <class T>
@@ -166,6 +166,15 @@ void launch_map_scores(const DevCfg& c, int64_t row0, int64_t rows, const float*
                        cudaStream_t stream, const std::string& ctx);
 void launch_topn(const DevCfg& c, const float* scores, int32_t* indices, cudaStream_t stream,
                  const std::string& ctx);
+// Decode batches (scores_topn_decode.cu): the mapping and the top-n of rows [row0, row0 + rows)
+// in one kernel, one CTA per (row, group), same scores and indices as launch_map_scores followed
+// by launch_topn. It fits (scores_topn_decode_fits) where ns_max <= 2048 and the staged row and
+// the scores take at most kDecodeTopnSmem bytes; launching a config that does not fit throws.
+constexpr int64_t kDecodeTopnSmem = 160 * 1024;
+bool scores_topn_decode_fits(const DevCfg& c);
+void launch_scores_topn_decode(const DevCfg& c, int64_t row0, int64_t rows, const float* pg,
+                               float* scores, int32_t* indices, cudaStream_t stream,
+                               const std::string& ctx);
 
 // o = sum over enabled branches of gate_b * o_b, rounded once to the dtype.
 template <class T>

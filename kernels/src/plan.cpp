@@ -118,6 +118,42 @@ class EventTimer {
   std::vector<cudaEvent_t> events_;
 };
 
+// A second stream and the two events that fork work onto it from the caller's stream and join it
+// back (also inside a graph capture, where the fork pulls the side stream into the capture).
+class SideStream {
+ public:
+  SideStream() = default;
+  SideStream(const SideStream&) = delete;
+  SideStream& operator=(const SideStream&) = delete;
+  ~SideStream() {
+    if (fork_) cudaEventDestroy(fork_);
+    if (join_) cudaEventDestroy(join_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  void create(const std::string& ctx) {
+    detail::check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate",
+                  ctx);
+    detail::check(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming), "cudaEventCreate", ctx);
+    detail::check(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming), "cudaEventCreate", ctx);
+  }
+  bool ready() const { return stream_ != nullptr; }
+  // Work on the returned stream starts after everything issued so far on `main`.
+  cudaStream_t fork(cudaStream_t main, const std::string& ctx) {
+    detail::check(cudaEventRecord(fork_, main), "cudaEventRecord", ctx);
+    detail::check(cudaStreamWaitEvent(stream_, fork_, 0), "cudaStreamWaitEvent", ctx);
+    return stream_;
+  }
+  // Work issued later on `main` starts after everything issued so far on the side stream.
+  void join(cudaStream_t main, const std::string& ctx) {
+    detail::check(cudaEventRecord(join_, stream_), "cudaEventRecord", ctx);
+    detail::check(cudaStreamWaitEvent(main, join_, 0), "cudaStreamWaitEvent", ctx);
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
+};
+
 }  // namespace
 
 struct Plan::Impl {
@@ -137,6 +173,15 @@ struct Plan::Impl {
   bool decode = false;
   DeviceBuffer dec_items, dec_part_o, dec_part_lse, dec_z;
   detail::DecodeArgs dec{};
+  // The window branch of a decode batch runs on a side stream beside the compressed -> scores ->
+  // top-n -> selection chain (it depends on none of it), with its own partial outputs (dec_win);
+  // NSA_CUDA_DECODE_OVERLAP=0 keeps it in order. Stage timing (BranchTimes) always runs in order.
+  SideStream side;
+  DeviceBuffer win_part_o, win_part_lse;
+  detail::DecodeArgs dec_win{};
+  // The mapping and top-n of a decode batch in one kernel (scores_topn_decode.cu) where it fits;
+  // NSA_CUDA_DECODE_TOPN=0 keeps launch_map_scores + launch_topn (comparisons).
+  bool fused_topn = false;
   // The decode path: taken where every sequence has at most kDecodeMaxRows query rows and the
   // kernels fit the dtype, G and head dims; NSA_CUDA_DECODE=0 turns it off and =1 takes it for
   // any T_q (tests of the path on prefill shapes). Chunks are sized so that the grid is about one
@@ -291,15 +336,20 @@ void Plan::Impl::setup_decode() {
   for (const auto& it : items) rows_max = std::max(rows_max, it.rows);
   const int64_t range[3] = {d.nc_max, std::min(rows_max * d.n, std::max<int64_t>(1, d.ns_max)),
                             span + rows_max - 1};
-  int64_t part = 0;
+  const bool overlap = c.enable_win && !env_is("NSA_CUDA_DECODE_OVERLAP", "0");
+  int64_t part = 0, part_win = 0;
   for (int b = 0; b < 3; ++b) {
     const int64_t even = std::max<int64_t>(1, (range[b] + want_chunks - 1) / want_chunks);
     int64_t chunk = b == 1 ? even : (even + 63) / 64 * 64;  // selection: whole blocks
     if (fixed >= 16 && fixed % 16 == 0) chunk = b == 1 ? std::max<int64_t>(1, fixed / d.lp) : fixed;
     a.chunk[b] = chunk;
     a.chunks[b] = std::max<int64_t>(1, (range[b] + chunk - 1) / chunk);
-    if (a.chunks[b] > 1) part = std::max(part, a.n_items * d.h_kv * a.chunks[b] * 16);
+    const int64_t need = a.chunks[b] > 1 ? a.n_items * d.h_kv * a.chunks[b] * 16 : 0;
+    int64_t& bytes_for = b == 2 && overlap ? part_win : part;
+    bytes_for = std::max(bytes_for, need);
   }
+  fused_topn = compute_topn && detail::scores_topn_decode_fits(d) &&
+               !env_is("NSA_CUDA_DECODE_TOPN", "0");
   // The compressed branch's scores for the probs pass (instead of reading the compressed keys
   // again), where they take at most 256 MiB; NSA_CUDA_DECODE_SCORES=0 turns it off.
   const int64_t z_elems = d.total_q * d.h_q * d.nc_max;
@@ -316,6 +366,16 @@ void Plan::Impl::setup_decode() {
                           "decode partial lse [" + ctx + "]");
     a.part_o = dec_part_o.get<float>();
     a.part_lse = dec_part_lse.get<float>();
+  }
+  dec_win = a;
+  if (overlap) {
+    side.create(ctx);
+    win_part_o.allocate(static_cast<std::size_t>(part_win * d.d_v) * sizeof(float),
+                        "decode window partial outputs [" + ctx + "]");
+    win_part_lse.allocate(static_cast<std::size_t>(part_win) * sizeof(float),
+                          "decode window partial lse [" + ctx + "]");
+    dec_win.part_o = win_part_o.get<float>();
+    dec_win.part_lse = win_part_lse.get<float>();
   }
 }
 
@@ -362,27 +422,30 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
         "nsa::cuda: cmp_given config but DeviceInputs::k_tilde / v_tilde is null");
 
   bool z_stored = false;  // the decode compressed branch stored its scores in dec.z
-  auto attend = [&](int b, const T* k, const T* v, const int32_t* idx) {
+  // Branch b on stream `s` (the window of a decode batch may run on the side stream).
+  auto attend = [&](int b, const T* k, const T* v, const int32_t* idx, cudaStream_t s) {
     if (!force_simple) {
+      const detail::DecodeArgs& da = b == 2 ? dec_win : dec;
       if (decode && b != 1 &&
-          detail::launch_attend_decode<T>(b, dc, dec, q, k, v, ob[b], lb[b], st, ctx)) {
+          detail::launch_attend_decode<T>(b, dc, da, q, k, v, ob[b], lb[b], s, ctx)) {
         z_stored = b == 0 && dec.z;
         return;
       }
       if (decode && b == 1 &&
-          detail::launch_slc_warp<T>(dc, q, k, v, idx, ob[b], lb[b], st, ctx, &dec))
+          detail::launch_slc_warp<T>(dc, q, k, v, idx, ob[b], lb[b], s, ctx, &dec))
         return;
-      if (detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx)) return;
+      if (detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], s, ctx)) return;
     }
-    detail::launch_attend_simple<T>(b, dc, q, k, v, idx, ob[b], lb[b], st, ctx);
+    detail::launch_attend_simple<T>(b, dc, q, k, v, idx, ob[b], lb[b], s, ctx);
   };
-  // pg of rows [r0, r0 + rows): the tensor-core passes, or the simple one that also keeps p_cmp.
+  // pg of rows [r0, r0 + rows): the stored scores (which also give p_cmp), the tensor-core
+  // passes, or the simple one that also keeps p_cmp.
   auto probs = [&](int64_t r0, int64_t rows, float* p_cmp) {
+    if (z_stored && !force_simple) {
+      detail::launch_probs_from_scores(dc, dec, r0, rows, lb[0], pg.get<float>(), p_cmp, st, ctx);
+      return;
+    }
     if (!p_cmp && !force_simple) {
-      if (z_stored) {
-        detail::launch_probs_from_scores(dc, dec, r0, rows, lb[0], pg.get<float>(), st, ctx);
-        return;
-      }
       if (decode && detail::launch_probs_decode<T>(dc, dec, r0, rows, q, kcmp, lb[0],
                                                    pg.get<float>(), st, ctx))
         return;
@@ -394,6 +457,9 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
 
   EventTimer timer(times != nullptr, ctx);
   timer.mark(st);  // 0
+  // The window first, beside everything up to the combination, when it runs on the side stream.
+  const bool win_aside = dc.enable[2] && decode && side.ready() && !times;
+  if (win_aside) attend(2, kin(2), vin(2), nullptr, side.fork(st, ctx));
   if (want_cmp_scores && !cmp_given) {
     detail::PhiDev<T> pk{static_cast<const T*>(in.phi_k_pos), static_cast<const T*>(in.phi_k_w1),
                          static_cast<const T*>(in.phi_k_b1), static_cast<const T*>(in.phi_k_w2),
@@ -405,19 +471,23 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     detail::launch_compress<T>(dc, pv, vin(0), c.d_v, vcmp.get<T>(), phi_gemm, st, ctx);
   }
   timer.mark(st);  // 1
-  if (want_cmp_scores) attend(0, kcmp, vcmp_in, nullptr);
+  if (want_cmp_scores) attend(0, kcmp, vcmp_in, nullptr, st);
   timer.mark(st);  // 2
   const int32_t* idx = in.indices;
   if (compute_topn) {
     float* sc = out.scores ? out.scores : scores.get<float>();
+    int32_t* ind = out.indices ? out.indices : indices.get<int32_t>();
+    const bool fused = fused_topn && !force_simple;  // the top-n runs with the mapping
     for (int64_t r0 = 0; r0 < vc.total_q; r0 += chunk_rows) {
       const int64_t rows = std::min(chunk_rows, vc.total_q - r0);
       if (dc.nc_max > 0) probs(r0, rows, out.p_cmp);
-      detail::launch_map_scores(dc, r0, rows, pg.get<float>(), sc, st, ctx);
+      if (fused)
+        detail::launch_scores_topn_decode(dc, r0, rows, pg.get<float>(), sc, ind, st, ctx);
+      else
+        detail::launch_map_scores(dc, r0, rows, pg.get<float>(), sc, st, ctx);
     }
-    int32_t* ind = out.indices ? out.indices : indices.get<int32_t>();
     timer.mark(st);  // scores done
-    detail::launch_topn(dc, sc, ind, st, ctx);
+    if (!fused) detail::launch_topn(dc, sc, ind, st, ctx);
     idx = ind;
   } else {
     timer.mark(st);
@@ -429,10 +499,11 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   timer.mark(st);  // 3
   if (dc.enable[1]) {
     if (!idx) throw std::invalid_argument("nsa::cuda: given_indices config but no index list");
-    attend(1, kin(1), vin(1), idx);
+    attend(1, kin(1), vin(1), idx, st);
   }
   timer.mark(st);  // 4
-  if (dc.enable[2]) attend(2, kin(2), vin(2), nullptr);
+  if (dc.enable[2] && !win_aside) attend(2, kin(2), vin(2), nullptr, st);
+  if (win_aside) side.join(st, ctx);
   timer.mark(st);  // 5
   const T* obc[3] = {ob[0], ob[1], ob[2]};
   const T* gates[3] = {static_cast<const T*>(in.gate[0]), static_cast<const T*>(in.gate[1]),

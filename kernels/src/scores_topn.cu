@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "device.cuh"
+#include "score_map.cuh"
 
 namespace nsa::cuda::detail {
 
@@ -68,46 +69,18 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
                                   const float* __restrict__ pg, float* __restrict__ scores,
                                   int stage, int pad_l, int pad_r) {
   extern __shared__ float ps[];
-  const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
   for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
     const int64_t item = row0 * c.h_kv + local;
     const RowPos rp = row_pos(c, item / c.h_kv);
     const int64_t vis = visible_cmp(c, rp.t);
     const int64_t n_cand = rp.t / c.lp + 1, cur = rp.t / c.lp;
     const float* p = pg + local * c.nc_max;
-    // The mapped score of candidate j that is not forced; at(i) reads probability i.
-    auto mapped = [&](auto idx_t, int64_t j, auto at) {
-      using I = decltype(idx_t);
-      const I ps_ = static_cast<I>(per_slc), pc = static_cast<I>(per_cmp), jj = static_cast<I>(j);
-      float acc = 0.0f;
-      if (c.mapping == 0) {
-        for (I b = 0; b < ps_; ++b)
-          for (I m = 0; m < pc; ++m) acc += at(jj * ps_ + b - m);
-      } else if (c.mapping == 1) {
-        for (I m = 0; m < ps_; ++m)
-          for (I n = 0; n < pc; ++n) acc += at(ps_ * jj - m - n);
-      } else {
-        acc = at(jj);
-      }
-      return acc;
-    };
-    auto score = [&](int64_t j, float free_score) {
-      if (j >= n_cand) return -INFINITY;
-      const bool forced = j < c.n_init || j > cur - c.n_local;
-      float acc = c.forced == 1 && forced
-                      ? static_cast<float>(c.group)  // every head's mapped score set to 1
-                      : free_score;
-      if (c.reduce == 1) acc /= static_cast<float>(c.group);
-      return acc;
-    };
     float* out = scores + item * c.ns_max;
     if (stage) {
-      // Only the part of the row that candidates j < n_cand read: indices up to
-      // n_cand * l'/d (the overlap mapping's last), zeros past the visible blocks.
+      // Only the part of the row that candidates j < n_cand read, zeros past the visible blocks.
       __syncthreads();
       const int span = pad_l + static_cast<int>(c.nc_max) + pad_r;
-      const int64_t reach = pad_l + n_cand * (per_slc > 1 ? per_slc : 1) + 1;
-      const int need = static_cast<int>(reach < span ? reach : span);
+      const int need = staged_reach(c, n_cand, pad_l, span);
       const int v = static_cast<int>(vis);
       for (int i = threadIdx.x; i < need; i += blockDim.x) {
         const int k = i - pad_l;
@@ -116,11 +89,13 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
       __syncthreads();
       const float* z = ps + pad_l;
       for (int j = threadIdx.x; j < static_cast<int>(c.ns_max); j += blockDim.x)
-        out[j] = score(j, j < n_cand ? mapped(int{}, j, [&](int i) { return z[i]; }) : 0.0f);
+        out[j] = block_score(
+            c, j, n_cand, cur,
+            j < n_cand ? mapped_score<int>(c, j, [&](int i) { return z[i]; }) : 0.0f);
     } else {
       auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
       for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x)
-        out[j] = score(j, j < n_cand ? mapped(int64_t{}, j, at) : 0.0f);
+        out[j] = block_score(c, j, n_cand, cur, j < n_cand ? mapped_score<int64_t>(c, j, at) : 0.0f);
     }
   }
 }
@@ -309,12 +284,8 @@ void launch_map_scores(const DevCfg& c, int64_t row0, int64_t rows, const float*
                        cudaStream_t stream, const std::string& ctx) {
   const int64_t items = rows * c.h_kv;
   if (items == 0) return;
-  // Indices a mapping forms for candidates j < ns_max: from -(l'/d + l/d) (paper_eq9 at j = 0)
-  // to ns_max * l'/d - 1 (overlap at the last candidate).
-  const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
-  const int64_t pad_l = per_slc + per_cmp;
-  const int64_t pad_r = std::max<int64_t>(0, c.ns_max * per_slc - c.nc_max) + 1;
-  const int64_t span = pad_l + c.nc_max + pad_r;
+  const MapPads pads = map_pads(c);
+  const int64_t pad_l = pads.left, pad_r = pads.right, span = pads.span(c);
   const bool stage = span <= 12 * 1024;  // 48 KB of shared memory
   const size_t smem = stage ? static_cast<size_t>(span) * sizeof(float) : 0;
   map_scores_kernel<<<grid_for(items), 256, smem, stream>>>(

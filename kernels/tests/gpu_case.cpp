@@ -74,8 +74,10 @@ CaseResult run_case(const Config& cfg, uint64_t seed, Regime regime, const Input
 void require_bitwise_repeatable(const ValidConfig& vc, const Inputs& in, bool keep_scores) {
   nsa::cuda::Options opt;
   opt.keep_scores = keep_scores;
-  const auto a = nsa::cuda::forward(vc, in, opt);
-  const auto b = nsa::cuda::forward(vc, in, opt);
+  require_bitwise_equal(nsa::cuda::forward(vc, in, opt), nsa::cuda::forward(vc, in, opt));
+}
+
+void require_bitwise_equal(const Outputs& a, const Outputs& b) {
   for (int i = 0; i < 3; ++i) {
     REQUIRE(a.o_branch[i] == b.o_branch[i]);
     REQUIRE(a.lse[i] == b.lse[i]);
@@ -84,6 +86,35 @@ void require_bitwise_repeatable(const ValidConfig& vc, const Inputs& in, bool ke
   REQUIRE(a.indices == b.indices);
   REQUIRE(a.scores == b.scores);
   REQUIRE(a.p_cmp == b.p_cmp);
+}
+
+std::vector<int32_t> host_topn(const ValidConfig& vc, int64_t t, const double* score) {
+  const auto& c = vc.cfg;
+  const int64_t n_cand = t / c.slc_block + 1, cur = t / c.slc_block;
+  std::vector<int64_t> chosen, free;
+  for (int64_t j = 0; j < n_cand; ++j) {
+    const bool forced = j < c.n_init || j > cur - c.n_local;
+    (c.forced_mode == ForcedMode::always && forced ? chosen : free).push_back(j);
+  }
+  const bool lower = c.tie_break == TieBreak::lower_index_first;
+  std::sort(free.begin(), free.end(), [&](int64_t a, int64_t b) {
+    if (score[a] != score[b]) return score[a] > score[b];
+    return lower ? a < b : a > b;
+  });
+  const int64_t want = std::min(c.top_n, n_cand);
+  for (std::size_t i = 0; static_cast<int64_t>(chosen.size()) < want; ++i)
+    chosen.push_back(free[i]);
+  std::sort(chosen.begin(), chosen.end());
+  std::vector<int32_t> out(static_cast<std::size_t>(c.top_n), -1);
+  for (std::size_t i = 0; i < chosen.size(); ++i) out[i] = static_cast<int32_t>(chosen[i]);
+  return out;
+}
+
+int64_t row_position(const ValidConfig& vc, int64_t row) {
+  for (const auto& sq : vc.seqs)
+    if (row >= sq.q_begin && row < sq.q_begin + sq.t_q) return sq.pos(row - sq.q_begin);
+  FAIL("row " << row << " is in no sequence");
+  return -1;
 }
 
 }  // namespace nsa::cuda::test

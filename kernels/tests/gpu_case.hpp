@@ -36,6 +36,15 @@ CaseResult run_case(const nsa::ref::Config& cfg, uint64_t seed,
 // (keeping p_cmp routes the probs pass to the simple kernel, so paths under test may want it off).
 void require_bitwise_repeatable(const nsa::ref::ValidConfig& vc, const nsa::ref::Inputs& in,
                                 bool keep_scores);
+// Every output of two runs is bitwise identical (what require_bitwise_repeatable checks).
+void require_bitwise_equal(const nsa::ref::Outputs& a, const nsa::ref::Outputs& b);
+
+// The top-n of one (row, KV group) at key position t from its block scores, on the host (a sort
+// under the tie rule): an oracle for the kernels' selection that shares none of their code, for
+// ties, which the comparator accepts in any order.
+std::vector<int32_t> host_topn(const nsa::ref::ValidConfig& vc, int64_t t, const double* score);
+// Key position of packed query row `row` in its sequence.
+int64_t row_position(const nsa::ref::ValidConfig& vc, int64_t row);
 
 }  // namespace nsa::cuda::test
 

@@ -3,7 +3,10 @@
 // against the reference, with chunk merges, every G up to 16 (G > 16 keeps the tile kernels),
 // padded and varlen batches, the cache given or compressed here, and the backward of a given
 // cache (dk_tilde, dv_tilde).
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <string>
 
 #include "backward_case.hpp"
 #include "gpu_case.hpp"
@@ -14,6 +17,28 @@ using nsa::cuda::test::run_backward_case;
 using nsa::cuda::test::run_case;
 
 namespace {
+
+// Sets a kernel switch (docs/kernels.md) for the plans built in its scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) had_ = true, old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_)
+      setenv(name_, old_.c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
 
 // B padded sequences of T_k keys, the last t_q rows each, knobs at the decode table's ratios.
 Config decode_config(int64_t batch, int64_t t_q, int64_t t_k, Dtype dt, int64_t h_kv, int64_t g) {
@@ -87,6 +112,79 @@ TEST_CASE("decode: two runs are bitwise identical", "[gpu][decode]") {
   const auto vc = validate(c);
   // Scores not kept: p_cmp would take the probs pass off the decode path (stored scores).
   nsa::cuda::test::require_bitwise_repeatable(vc, generate_inputs(vc, 931), false);
+}
+
+// The decode step's reorderings change no bit: the mapping and top-n fused in one kernel against
+// launch_map_scores + launch_topn (NSA_CUDA_DECODE_TOPN=0), and the window beside the chain on its
+// own stream against the window in order (NSA_CUDA_DECODE_OVERLAP=0). The kernel's own scores
+// then pick the host top-n's set exactly, ties included (the comparator accepts any tied choice).
+TEST_CASE("decode: fused top-n and the window beside the chain match the in-order kernels",
+          "[gpu][decode]") {
+  const auto knob = GENERATE(range(0, 8));
+  Config c = decode_config(3, knob % 2 == 0 ? 1 : 3, 1500, Dtype::bf16, 2, 4);
+  c.profile = "custom";
+  c.top_n = 6;
+  Regime regime = Regime::typical;
+  switch (knob) {
+    case 1:
+      c.tie_break = TieBreak::higher_index_first;
+      regime = Regime::ties;
+      break;
+    case 2:
+      regime = Regime::ties;
+      break;
+    case 3:
+      c.forced_mode = ForcedMode::score_one;
+      c.group_reduce = GroupReduce::mean;
+      break;
+    case 4:
+      c.score_mapping = ScoreMapping::paper_eq9;
+      c.n_init = 0;
+      c.n_local = 0;
+      break;
+    case 5:  // more blocks wanted than a row has: -1 padding
+      c.score_mapping = ScoreMapping::identity;
+      c.cmp_block = c.cmp_stride = c.slc_block = 32;
+      c.top_n = 60;
+      break;
+    case 6:  // 1250 candidates: the kernel's 2048-candidate sort
+      c.t_k = 20000;
+      c.cmp_block = c.cmp_stride = c.slc_block = 16;
+      break;
+    case 7:  // varlen with an empty sequence and rows before the first compressed block
+      c = base_config(0, Dtype::bf16, 2, 4);
+      c.profile = "custom";
+      c.top_n = 6;
+      c.layout = Layout::varlen;
+      c.cu_seqlens_k = {0, 0, 21, 21 + 300, 21 + 300 + 2100};
+      c.cu_seqlens_q = {0, 0, 1, 1 + 4, 1 + 4 + 3};
+      break;
+    default:
+      break;
+  }
+  const auto vc = validate(c);
+  const Inputs in = generate_inputs(vc, 980 + static_cast<uint64_t>(knob), regime);
+  nsa::cuda::Options opt;
+  opt.keep_scores = true;
+  const auto got = nsa::cuda::forward(vc, in, opt);
+  {
+    ScopedEnv off("NSA_CUDA_DECODE_TOPN", "0");
+    nsa::cuda::test::require_bitwise_equal(got, nsa::cuda::forward(vc, in, opt));
+  }
+  {
+    ScopedEnv off("NSA_CUDA_DECODE_OVERLAP", "0");
+    nsa::cuda::test::require_bitwise_equal(got, nsa::cuda::forward(vc, in, opt));
+  }
+  for (int64_t row = 0; row < vc.total_q; ++row)
+    for (int64_t g = 0; g < c.h_kv; ++g) {
+      const double* s = got.scores.data() + (row * c.h_kv + g) * got.ns_max;
+      const auto want =
+          nsa::cuda::test::host_topn(vc, nsa::cuda::test::row_position(vc, row), s);
+      const int32_t* idx = got.indices.data() + (row * c.h_kv + g) * c.top_n;
+      INFO("knob " << knob << " row " << row << " kv head " << g);
+      REQUIRE(std::equal(want.begin(), want.end(), idx));
+    }
+  if (knob != 6) NSA_REQUIRE_CASE(run_case(c, 980 + static_cast<uint64_t>(knob), regime));
 }
 
 TEST_CASE("decode: a given cache without its tensors is refused", "[gpu][decode]") {

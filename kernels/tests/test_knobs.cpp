@@ -7,6 +7,7 @@
 
 using namespace nsa::ref;
 using nsa::cuda::test::base_config;
+using nsa::cuda::test::host_topn;
 using nsa::cuda::test::run_case;
 
 TEST_CASE("profiles", "[gpu][knobs]") {
@@ -135,33 +136,7 @@ TEST_CASE("scores and p_cmp kept", "[gpu][knobs]") {
 }
 
 // The comparator accepts any choice among exactly tied truth scores, so the tie rule itself is
-// checked here against an independent host top-n applied to the kernel's own (kept) scores.
-namespace {
-
-std::vector<int32_t> host_topn(const ValidConfig& vc, int64_t t, const double* score) {
-  const auto& c = vc.cfg;
-  const int64_t n_cand = t / c.slc_block + 1, cur = t / c.slc_block;
-  std::vector<int64_t> chosen, free;
-  for (int64_t j = 0; j < n_cand; ++j) {
-    const bool forced = j < c.n_init || j > cur - c.n_local;
-    (c.forced_mode == ForcedMode::always && forced ? chosen : free).push_back(j);
-  }
-  const bool lower = c.tie_break == TieBreak::lower_index_first;
-  std::sort(free.begin(), free.end(), [&](int64_t a, int64_t b) {
-    if (score[a] != score[b]) return score[a] > score[b];
-    return lower ? a < b : a > b;
-  });
-  const int64_t want = std::min(c.top_n, n_cand);
-  for (std::size_t i = 0; static_cast<int64_t>(chosen.size()) < want; ++i)
-    chosen.push_back(free[i]);
-  std::sort(chosen.begin(), chosen.end());
-  std::vector<int32_t> out(static_cast<std::size_t>(c.top_n), -1);
-  for (std::size_t i = 0; i < chosen.size(); ++i) out[i] = static_cast<int32_t>(chosen[i]);
-  return out;
-}
-
-}  // namespace
-
+// checked here against an independent host top-n (gpu_case.hpp) on the kernel's own scores.
 TEST_CASE("top-n follows the tie rule on the kernel's own scores", "[gpu][knobs]") {
   const auto tie = GENERATE(TieBreak::lower_index_first, TieBreak::higher_index_first);
   const auto forced = GENERATE(ForcedMode::always, ForcedMode::score_one);
