@@ -75,8 +75,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   // Constant indices keep DecodeArgs in the parameter space (no local copy).
   const int64_t chunks = b == kCmp ? a.chunks[kCmp] : a.chunks[kWin];
   const int64_t chunk_keys = b == kCmp ? a.chunk[kCmp] : a.chunk[kWin];
-  const int64_t chunk = blockIdx.z * static_cast<int64_t>(kWarps) + warp;
-  if (chunk >= chunks) return;  // whole warps only; nothing below synchronizes across warps
+  // Heads-major (a.heads_major): the CTA's warps take KV heads g..g+3 of one chunk, so that its
+  // loads cover whole key rows of the [keys, h_kv, d] layout; otherwise consecutive chunks of one
+  // head.
+  const int64_t chunk =
+      a.heads_major ? blockIdx.z : blockIdx.z * static_cast<int64_t>(kWarps) + warp;
+  const int64_t g = a.heads_major ? blockIdx.y * static_cast<int64_t>(kWarps) + warp : blockIdx.y;
+  if (chunk >= chunks || g >= c.h_kv) return;  // whole warps; nothing below syncs across warps
   unsigned char* base_ptr = smem + warp * S::per_warp;
   T* Ks = reinterpret_cast<T*>(base_ptr);
   T* Vs = reinterpret_cast<T*>(base_ptr + kStages * S::k_bytes);
@@ -85,7 +90,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   const DecodeItem it = a.items[blockIdx.x];
   const DevSeq sq = c.seqs[it.seq];
-  const int64_t G = c.group, g = blockIdx.y;
+  const int64_t G = c.group;
   const ItemRows ir{G, it.rows};
   auto row_of = [&](int m) { return it.row0 + m / G; };
   auto head_of = [&](int m) { return g * G + m % G; };
@@ -235,22 +240,78 @@ __global__ void __launch_bounds__(kWarps * 32)
                          v_b ? a.part_lse + slot + m_b : nullptr);
 }
 
-// One thread per (row, KV head, compressed block): pg = sum over the G heads of exp(z - lse), for
-// the row's visible blocks (the others are not read by the score mapping). The heads' scores are
-// loaded eight at a time before they are summed in head order: one dependent load per head cost
-// ~0.6 us each (11 us at B = 16, G = 16, T_k = 65536 on the H200). With p_cmp ([total_q, h_q,
-// nc_max], kept scores) it also writes each head's p, 0 past the visible blocks.
-__global__ void probs_from_scores_kernel(DevCfg c, const float* __restrict__ z, int64_t row0,
-                                         int64_t rows, const float* __restrict__ lse,
-                                         float* __restrict__ pg, float* __restrict__ p_cmp) {
+// The merged lse of one vector's chunk partials (slot0: its first, 16 apart), natural units, in
+// every lane: the lanes read the chunks side by side, and the maximum and the sum of the weights
+// exp(lse_c - max) are butterfly reductions (a fixed order). The merge kernel and the probs pass
+// both take it from here, so the lse that the probs pass uses is the branch's own, bit for bit.
+// Chunks without keys (lse_c = -inf) weigh 0; -inf when no chunk has a key.
+struct ChunkLse {
+  float mx, total;  // the maximum chunk lse and the sum of the weights relative to it
+  __device__ float weight(float l) const {
+    return l == -INFINITY ? 0.f : exp2_ftz((l - mx) * kLog2e);
+  }
+  __device__ float lse() const { return total > 0.f ? mx + logf(total) : -INFINITY; }
+};
+__device__ __forceinline__ ChunkLse chunk_lse(const float* __restrict__ part_lse, int64_t slot0,
+                                              int64_t chunks) {
+  const int lane = threadIdx.x & 31;
+  ChunkLse r{-INFINITY, 0.f};
+  for (int64_t ci = lane; ci < chunks; ci += 32) r.mx = fmaxf(r.mx, part_lse[slot0 + ci * 16]);
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1)
+    r.mx = fmaxf(r.mx, __shfl_xor_sync(0xffffffffu, r.mx, off));
+  if (r.mx == -INFINITY) return r;
+  float part = 0.f;
+  for (int64_t ci = lane; ci < chunks; ci += 32) part += r.weight(part_lse[slot0 + ci * 16]);
+  r.total = warp_sum(part);
+  return r;
+}
+
+// Packed query row `row` of sequence `s` in the decode items: its item and its row in that item.
+__device__ __forceinline__ void item_of_row(const DecodeArgs& a, const DevSeq& sq, int64_t s,
+                                            int64_t row, int64_t G, int64_t& item,
+                                            int64_t& row_in_item) {
+  const int64_t local = row - sq.q_begin, rb = decode_rows_per_item(G);
+  item = a.seq_item[s] + local / rb;
+  row_in_item = local % rb;
+}
+
+// One CTA per (row, KV head) and 256 compressed blocks (grid x: rows * h_kv, y: blocks / 256):
+// pg = sum over the G heads of exp(z - lse), for the row's visible blocks (the others are not read
+// by the score mapping). The row's position and its heads' lse are found once per CTA: per
+// thread, the 64-bit divisions of a flat index and the sequence lookup took most of the kernel
+// (13.7 us at B = 16, G = 16, T_k = 65536 on the H200, for 17 MB of scores). With several chunks
+// the lse is merged here from the partials (chunk_lse), so the branch's own merge need not run
+// first. The heads' scores are loaded eight at a time, then summed in head order. With p_cmp
+// ([total_q, h_q, nc_max], kept scores) it also writes each head's term, 0 past the visible blocks.
+__global__ void __launch_bounds__(256)
+    probs_from_scores_kernel(DevCfg c, DecodeArgs a, int64_t row0, int64_t rows,
+                             const float* __restrict__ lse, float* __restrict__ pg,
+                             float* __restrict__ p_cmp) {
   constexpr int kHeads = 8;
-  const int64_t total = rows * c.h_kv * c.nc_max;
-  for (int64_t it = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; it < total;
-       it += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t i = it % c.nc_max, g = (it / c.nc_max) % c.h_kv,
-                  row = row0 + it / (c.nc_max * c.h_kv);
-    const DevSeq sq = c.seqs[seq_of(c.cu_q, c.num_seqs, row)];
+  __shared__ float lse_s[16];  // G <= 16 (decode_fits)
+  const int64_t i = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int warp = threadIdx.x >> 5;
+  const float* __restrict__ z = a.z;
+  for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
+    const int64_t row = row0 + local / c.h_kv, g = local % c.h_kv;
+    const int64_t s = seq_of(c.cu_q, c.num_seqs, row);
+    const DevSeq sq = c.seqs[s];
     const int64_t h0 = row * c.h_q + g * c.group;
+    __syncthreads();  // lse_s of the previous row is no longer read
+    if (a.chunks[kCmp] > 1) {
+      int64_t item, r;
+      item_of_row(a, sq, s, row, c.group, item, r);
+      for (int64_t h = warp; h < c.group; h += blockDim.x / 32) {
+        const int64_t slot0 = (item * c.h_kv + g) * a.chunks[kCmp] * 16 + r * c.group + h;
+        const float l = chunk_lse(a.part_lse, slot0, a.chunks[kCmp]).lse();
+        if ((threadIdx.x & 31) == 0) lse_s[h] = l;
+      }
+    } else if (threadIdx.x < c.group) {
+      lse_s[threadIdx.x] = lse[h0 + threadIdx.x];
+    }
+    __syncthreads();
+    if (i >= c.nc_max) continue;
     if (i >= visible_cmp(c, sq.t_k - sq.t_q + (row - sq.q_begin))) {
       if (p_cmp)
         for (int64_t h = 0; h < c.group; ++h) p_cmp[(h0 + h) * c.nc_max + i] = 0.f;
@@ -258,30 +319,27 @@ __global__ void probs_from_scores_kernel(DevCfg c, const float* __restrict__ z, 
     }
     float total_p = 0.f;
     for (int64_t hb = 0; hb < c.group; hb += kHeads) {
-      float zs[kHeads], ls[kHeads];
+      float zs[kHeads];
 #pragma unroll
-      for (int u = 0; u < kHeads; ++u) {
-        const bool ok = hb + u < c.group;
-        zs[u] = ok ? z[(h0 + hb + u) * c.nc_max + i] : 0.f;
-        ls[u] = ok ? lse[h0 + hb + u] : 0.f;
-      }
+      for (int u = 0; u < kHeads; ++u)
+        zs[u] = hb + u < c.group ? z[(h0 + hb + u) * c.nc_max + i] : 0.f;
 #pragma unroll
       for (int u = 0; u < kHeads; ++u)
         if (hb + u < c.group) {
-          const float p = exp2_ftz((zs[u] - ls[u]) * kLog2e);
+          const float p = exp2_ftz((zs[u] - lse_s[hb + u]) * kLog2e);
           total_p += p;
           if (p_cmp) p_cmp[(h0 + hb + u) * c.nc_max + i] = p;
         }
     }
-    pg[it] = total_p;
+    pg[local * c.nc_max + i] = total_p;
   }
 }
 
-// One warp per (item, KV head, vector): lse = log sum_c exp(lse_c), o = sum_c exp(lse_c - lse)
-// o_c over the chunks in order (chunks without keys, lse_c = -inf, take no part), rounded once.
-// The lanes read the chunks' lse side by side, and each step of the sum loads kMergeUnroll
-// chunks before it adds them in order: a chain of one dependent load per chunk cost ~0.5 us each
-// (15 us for 22 chunks at B = 16, G = 16, T_k = 65536 on the H200).
+// One warp per (item, KV head, vector): lse = log sum_c exp(lse_c) (chunk_lse), o = sum_c
+// exp(lse_c - lse) o_c over the chunks in order (chunks without keys, lse_c = -inf, take no
+// part), rounded once. Each step of the sum loads kMergeUnroll chunks before it adds them in
+// order: a chain of one dependent load per chunk cost ~0.5 us each (15 us for 22 chunks at
+// B = 16, G = 16, T_k = 65536 on the H200).
 template <class T, int DV>
 __global__ void __launch_bounds__(kMerge * 32)
     decode_merge_kernel(DevCfg c, int mode, DecodeArgs a, T* __restrict__ o,
@@ -299,16 +357,12 @@ __global__ void __launch_bounds__(kMerge * 32)
                          : mode == kSlc ? a.chunks[kSlc]
                                         : a.chunks[kWin];
   const int64_t slot0 = (item * c.h_kv + g) * chunks * 16 + m;
-  float mx = -INFINITY;
-  for (int64_t ci = lane; ci < chunks; ci += 32) mx = fmaxf(mx, a.part_lse[slot0 + ci * 16]);
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+  const ChunkLse cl = chunk_lse(a.part_lse, slot0, chunks);
   const int64_t at = (it.row0 + m / c.group) * c.h_q + g * c.group + m % c.group;
-  float total = 0.f;
   float2 out[DV / 64];
 #pragma unroll
   for (int j = 0; j < DV / 64; ++j) out[j] = make_float2(0.f, 0.f);
-  if (mx != -INFINITY)
+  if (cl.total > 0.f)
     for (int64_t c0 = 0; c0 < chunks; c0 += kMergeUnroll) {
       float l[kMergeUnroll];
       float2 x[kMergeUnroll][DV / 64];
@@ -324,8 +378,7 @@ __global__ void __launch_bounds__(kMerge * 32)
 #pragma unroll
       for (int u = 0; u < kMergeUnroll; ++u) {
         if (l[u] == -INFINITY) continue;
-        const float w = exp2_ftz((l[u] - mx) * kLog2e);
-        total += w;
+        const float w = cl.weight(l[u]);
 #pragma unroll
         for (int j = 0; j < DV / 64; ++j) {
           out[j].x += w * x[u][j].x;
@@ -333,12 +386,13 @@ __global__ void __launch_bounds__(kMerge * 32)
         }
       }
     }
+  const float total = cl.total;
   const float inv = total > 0.f ? 1.f / total : 0.f;
 #pragma unroll
   for (int j = 0; j < DV / 64; ++j)
     *reinterpret_cast<uint32_t*>(o + at * DV + j * 64 + lane * 2) =
         pack2<T>(out[j].x * inv, out[j].y * inv);
-  if (lane == 0) lse[at] = total > 0.f ? mx + logf(total) : -INFINITY;
+  if (lane == 0) lse[at] = cl.lse();
 }
 
 template <class T, int DV>
@@ -352,7 +406,7 @@ void merge_dv(int mode, const DevCfg& c, const DecodeArgs& a, T* o, float* lse, 
 
 template <class T, int DK, int DV, bool PROBS>
 void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t row_end,
-                   const T* q, const T* k, const T* v, T* o, float* lse, float* pg,
+                   const T* q, const T* k, const T* v, T* o, float* lse, float* pg, bool merge,
                    cudaStream_t stream, const std::string& ctx) {
   using S = DecodeSmem<T, DK, DV>;
   const size_t smem = kWarps * S::per_warp;
@@ -364,16 +418,20 @@ void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0,
     configured = true;
   }
   const int b = mode == kProbs ? kCmp : mode;
-  const int64_t z = (a.chunks[b] + kWarps - 1) / kWarps;
+  const dim3 grid =
+      a.heads_major
+          ? dim3(static_cast<unsigned>(a.n_items),
+                 static_cast<unsigned>((c.h_kv + kWarps - 1) / kWarps),
+                 static_cast<unsigned>(a.chunks[b]))
+          : dim3(static_cast<unsigned>(a.n_items), static_cast<unsigned>(c.h_kv),
+                 static_cast<unsigned>((a.chunks[b] + kWarps - 1) / kWarps));
   attn_decode_kernel<T, DK, DV, PROBS>
-      <<<dim3(static_cast<unsigned>(a.n_items), static_cast<unsigned>(c.h_kv),
-              static_cast<unsigned>(z)),
-         kWarps * 32, smem, stream>>>(c, mode, a, row0, row_end, q, k, v, o, lse, pg);
+      <<<grid, kWarps * 32, smem, stream>>>(c, mode, a, row0, row_end, q, k, v, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_decode_kernel<cmp>"
                : mode == kWin ? "attn_decode_kernel<win>"
                               : "attn_decode_kernel<probs>",
                ctx);
-  if (!PROBS && a.chunks[b] > 1) merge_dv<T, DV>(mode, c, a, o, lse, stream, ctx);
+  if (!PROBS && merge && a.chunks[b] > 1) merge_dv<T, DV>(mode, c, a, o, lse, stream, ctx);
 }
 
 }  // namespace
@@ -391,8 +449,8 @@ bool decode_fits(const DevCfg& c) {
 
 template <class T>
 bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, const T* q, const T* k,
-                          const T* v, T* o, float* lse, cudaStream_t stream,
-                          const std::string& ctx) {
+                          const T* v, T* o, float* lse, cudaStream_t stream, const std::string& ctx,
+                          bool merge) {
   if constexpr (std::is_same_v<T, float>) {
     return false;
   } else {
@@ -401,7 +459,7 @@ bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, cons
     if (a.n_items == 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
       launch_chunks<T, decltype(dk)::value, decltype(dv)::value, false>(
-          branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr, stream, ctx);
+          branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr, merge, stream, ctx);
     });
   }
 }
@@ -424,11 +482,14 @@ void launch_decode_merge(int branch, const DevCfg& c, const DecodeArgs& a, T* o,
 void launch_probs_from_scores(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
                               const float* lse_cmp, float* pg, float* p_cmp, cudaStream_t stream,
                               const std::string& ctx) {
-  const int64_t total = rows * c.h_kv * c.nc_max;
-  if (total <= 0) return;
-  const int64_t want = (total + 255) / 256;
-  probs_from_scores_kernel<<<static_cast<unsigned>(std::min<int64_t>(want, int64_t{1} << 20)), 256,
-                             0, stream>>>(c, a.z, row0, rows, lse_cmp, pg, p_cmp);
+  const int64_t items = rows * c.h_kv, cols = (c.nc_max + 255) / 256;
+  if (items <= 0 || cols <= 0) return;
+  if (cols > 65535)
+    throw_cuda_error("probs_from_scores_kernel: nc_max = " + std::to_string(c.nc_max) +
+                     " needs more than 65535 CTAs per row [" + ctx + "]");
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(items, int64_t{1} << 30)),
+                  static_cast<unsigned>(cols));
+  probs_from_scores_kernel<<<grid, 256, 0, stream>>>(c, a, row0, rows, lse_cmp, pg, p_cmp);
   check_launch("probs_from_scores_kernel", ctx);
 }
 
@@ -444,7 +505,7 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
       launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true>(
           kProbs, c, a, row0, row0 + rows, q, kc, nullptr, nullptr, const_cast<float*>(lse_cmp), pg,
-          stream, ctx);
+          false, stream, ctx);
     });
   }
 }
@@ -452,7 +513,8 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
 #define NSA_INST(T)                                                                                \
   template bool decode_fits<T>(const DevCfg&);                                                     \
   template bool launch_attend_decode<T>(int, const DevCfg&, const DecodeArgs&, const T*, const T*, \
-                                        const T*, T*, float*, cudaStream_t, const std::string&);   \
+                                        const T*, T*, float*, cudaStream_t, const std::string&,    \
+                                        bool);                                                     \
   template void launch_decode_merge<T>(int, const DevCfg&, const DecodeArgs&, T*, float*,          \
                                        cudaStream_t, const std::string&);                          \
   template bool launch_probs_decode<T>(const DevCfg&, const DecodeArgs&, int64_t, int64_t,         \

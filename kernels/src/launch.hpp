@@ -71,6 +71,10 @@ struct DecodeArgs {
   // z[row, head, block] ([total_q, h_q, nc_max], visible blocks only), and the probs pass reads
   // them instead of the compressed keys (launch_probs_from_scores).
   float* z = nullptr;
+  // The CTA's four warps take four KV heads of one chunk (h_kv a multiple of 4, chunks <= 65535)
+  // instead of four chunks of one head (attention_decode.cu).
+  bool heads_major = false;
+  const int64_t* seq_item = nullptr;  // [num_seqs] each sequence's first item
 };
 
 // Random fill for benchmarks; dtype 0 fp32, 1 fp16, 2 bf16.
@@ -137,13 +141,17 @@ bool launch_probs_mma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, c
 // Whether the decode kernels take the config's dtype T, G and head dims (G <= 16).
 template <class T>
 bool decode_fits(const DevCfg& c);
-// Branch 0 (compressed) or 2 (window), every row; false outside decode_fits.
+// Branch 0 (compressed) or 2 (window), every row; false outside decode_fits. merge = false leaves
+// the partials of several chunks unmerged (the caller runs launch_decode_merge, on another
+// stream).
 template <class T>
 bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, const T* q, const T* k,
-                          const T* v, T* o, float* lse, cudaStream_t stream,
-                          const std::string& ctx);
+                          const T* v, T* o, float* lse, cudaStream_t stream, const std::string& ctx,
+                          bool merge = true);
 // pg of rows [row0, row0 + rows) from the scores the compressed branch stored in a.z and its lse:
 // pg[row, g, i] = sum over the group's heads of exp(z - lse); with p_cmp also each head's term.
+// With several compressed chunks the lse is merged from a's partials (lse_cmp is not read), so
+// the branch's merge may run later or beside it.
 void launch_probs_from_scores(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
                               const float* lse_cmp, float* pg, float* p_cmp, cudaStream_t stream,
                               const std::string& ctx);

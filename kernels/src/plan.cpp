@@ -171,14 +171,14 @@ struct Plan::Impl {
   // Decode-shaped batches: split-K kernels for the compressed and window branches and the probs
   // pass (attention_decode.cu), their item table and partial outputs.
   bool decode = false;
-  DeviceBuffer dec_items, dec_part_o, dec_part_lse, dec_z;
-  detail::DecodeArgs dec{};
-  // The window branch of a decode batch runs on a side stream beside the compressed -> scores ->
-  // top-n -> selection chain (it depends on none of it), with its own partial outputs (dec_win);
-  // NSA_CUDA_DECODE_OVERLAP=0 keeps it in order. Stage timing (BranchTimes) always runs in order.
+  DeviceBuffer dec_items, dec_seq_item, dec_z;
+  std::array<DeviceBuffer, 3> dec_part_o, dec_part_lse;
+  std::array<detail::DecodeArgs, 3> dec_b{};  // per branch: the same items and chunks, own partials
+  // Beside the compressed -> scores -> top-n -> selection chain of a decode batch, a side stream
+  // runs what that chain does not wait for: the window branch, and the merge of the compressed
+  // branch's output (the probs pass merges the lse it needs from the partials itself).
+  // NSA_CUDA_DECODE_OVERLAP=0 keeps everything in order; so does stage timing (BranchTimes).
   SideStream side;
-  DeviceBuffer win_part_o, win_part_lse;
-  detail::DecodeArgs dec_win{};
   // The mapping and top-n of a decode batch in one kernel (scores_topn_decode.cu) where it fits;
   // NSA_CUDA_DECODE_TOPN=0 keeps launch_map_scores + launch_topn (comparisons).
   bool fused_topn = false;
@@ -315,12 +315,22 @@ void Plan::Impl::setup_decode() {
     for (int64_t r = 0; r < sq.t_q; r += rb)
       items.push_back({sq.q_begin + r, std::min(rb, sq.t_q - r), static_cast<int64_t>(s)});
   }
+  std::vector<int64_t> seq_item;  // each sequence's first item (the probs pass's row lookup)
+  for (std::size_t s = 0, n = 0; s < vc.seqs.size(); ++s) {
+    seq_item.push_back(static_cast<int64_t>(n));
+    n += static_cast<std::size_t>((vc.seqs[s].t_q + rb - 1) / rb);
+  }
+  dec_seq_item.allocate(seq_item.size() * sizeof(int64_t), "decode sequence items [" + ctx + "]");
+  detail::check(cudaMemcpy(dec_seq_item.get(), seq_item.data(), seq_item.size() * sizeof(int64_t),
+                           cudaMemcpyHostToDevice),
+                "cudaMemcpy", "decode sequence items");
   const auto bytes = items.size() * sizeof(detail::DecodeItem);
   dec_items.allocate(bytes, "decode items [" + ctx + "]");
   detail::check(cudaMemcpy(dec_items.get(), items.data(), bytes, cudaMemcpyHostToDevice),
                 "cudaMemcpy", "decode items");
-  auto& a = dec;
+  detail::DecodeArgs a{};
   a.items = dec_items.get<detail::DecodeItem>();
+  a.seq_item = dec_seq_item.get<int64_t>();
   a.n_items = static_cast<int64_t>(items.size());
   int dev = 0, sms = 132;
   if (cudaGetDevice(&dev) == cudaSuccess)
@@ -336,17 +346,18 @@ void Plan::Impl::setup_decode() {
   for (const auto& it : items) rows_max = std::max(rows_max, it.rows);
   const int64_t range[3] = {d.nc_max, std::min(rows_max * d.n, std::max<int64_t>(1, d.ns_max)),
                             span + rows_max - 1};
-  const bool overlap = c.enable_win && !env_is("NSA_CUDA_DECODE_OVERLAP", "0");
-  int64_t part = 0, part_win = 0;
+  // NSA_CUDA_DECODE_HEADS=0 keeps the chunks of one head in a CTA (comparisons).
+  a.heads_major = d.h_kv % 4 == 0 && !env_is("NSA_CUDA_DECODE_HEADS", "0");
+  int64_t part[3] = {0, 0, 0};
   for (int b = 0; b < 3; ++b) {
     const int64_t even = std::max<int64_t>(1, (range[b] + want_chunks - 1) / want_chunks);
     int64_t chunk = b == 1 ? even : (even + 63) / 64 * 64;  // selection: whole blocks
     if (fixed >= 16 && fixed % 16 == 0) chunk = b == 1 ? std::max<int64_t>(1, fixed / d.lp) : fixed;
     a.chunk[b] = chunk;
     a.chunks[b] = std::max<int64_t>(1, (range[b] + chunk - 1) / chunk);
-    const int64_t need = a.chunks[b] > 1 ? a.n_items * d.h_kv * a.chunks[b] * 16 : 0;
-    int64_t& bytes_for = b == 2 && overlap ? part_win : part;
-    bytes_for = std::max(bytes_for, need);
+    a.heads_major = a.heads_major && a.chunks[b] <= 65535;
+    const bool runs = b == 0 ? want_cmp_scores : d.enable[b];
+    if (a.chunks[b] > 1 && runs) part[b] = a.n_items * d.h_kv * a.chunks[b] * 16;
   }
   fused_topn = compute_topn && detail::scores_topn_decode_fits(d) &&
                !env_is("NSA_CUDA_DECODE_TOPN", "0");
@@ -354,29 +365,26 @@ void Plan::Impl::setup_decode() {
   // again), where they take at most 256 MiB; NSA_CUDA_DECODE_SCORES=0 turns it off.
   const int64_t z_elems = d.total_q * d.h_q * d.nc_max;
   if (compute_topn && z_elems > 0 && z_elems <= (int64_t{64} << 20) &&
+      d.nc_max <= int64_t{65535} * 256 &&  // probs_from_scores_kernel's grid
       !env_is("NSA_CUDA_DECODE_SCORES", "0")) {
     dec_z.allocate(static_cast<std::size_t>(z_elems) * sizeof(float),
                    "decode scores [" + ctx + "]");
     a.z = dec_z.get<float>();
   }
-  if (part > 0) {
-    dec_part_o.allocate(static_cast<std::size_t>(part * d.d_v) * sizeof(float),
-                        "decode partial outputs [" + ctx + "]");
-    dec_part_lse.allocate(static_cast<std::size_t>(part) * sizeof(float),
-                          "decode partial lse [" + ctx + "]");
-    a.part_o = dec_part_o.get<float>();
-    a.part_lse = dec_part_lse.get<float>();
+  // Each branch keeps its own partial outputs, so that work on the side stream (the window, the
+  // compressed branch's merge) never shares them with the chain.
+  for (int b = 0; b < 3; ++b) {
+    dec_b[b] = a;
+    if (part[b] == 0) continue;
+    const char* names[3] = {"compressed", "selection", "window"};
+    dec_part_o[b].allocate(static_cast<std::size_t>(part[b] * d.d_v) * sizeof(float),
+                           std::string("decode ") + names[b] + " partial outputs [" + ctx + "]");
+    dec_part_lse[b].allocate(static_cast<std::size_t>(part[b]) * sizeof(float),
+                             std::string("decode ") + names[b] + " partial lse [" + ctx + "]");
+    dec_b[b].part_o = dec_part_o[b].get<float>();
+    dec_b[b].part_lse = dec_part_lse[b].get<float>();
   }
-  dec_win = a;
-  if (overlap) {
-    side.create(ctx);
-    win_part_o.allocate(static_cast<std::size_t>(part_win * d.d_v) * sizeof(float),
-                        "decode window partial outputs [" + ctx + "]");
-    win_part_lse.allocate(static_cast<std::size_t>(part_win) * sizeof(float),
-                          "decode window partial lse [" + ctx + "]");
-    dec_win.part_o = win_part_o.get<float>();
-    dec_win.part_lse = win_part_lse.get<float>();
-  }
+  if (!env_is("NSA_CUDA_DECODE_OVERLAP", "0")) side.create(ctx);
 }
 
 Plan::~Plan() { delete impl_; }
@@ -421,18 +429,25 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
     throw std::invalid_argument(
         "nsa::cuda: cmp_given config but DeviceInputs::k_tilde / v_tilde is null");
 
-  bool z_stored = false;  // the decode compressed branch stored its scores in dec.z
+  bool z_stored = false;  // the decode compressed branch stored its scores in dec_b[0].z
+  // Beside the chain on the side stream: the window, and the merge of the compressed branch's
+  // partials where the probs pass reads its lse from them (stored scores); nothing else on the
+  // chain reads o_cmp or lse_cmp then.
+  const bool aside = decode && side.ready() && !times && !force_simple;
+  const bool win_aside = aside && dc.enable[2];
+  const bool cmp_merge_aside = aside && compute_topn && dec_b[0].z && dec_b[0].chunks[0] > 1;
+  bool forked = false;  // something runs on the side stream: joined before the combination
   // Branch b on stream `s` (the window of a decode batch may run on the side stream).
   auto attend = [&](int b, const T* k, const T* v, const int32_t* idx, cudaStream_t s) {
     if (!force_simple) {
-      const detail::DecodeArgs& da = b == 2 ? dec_win : dec;
       if (decode && b != 1 &&
-          detail::launch_attend_decode<T>(b, dc, da, q, k, v, ob[b], lb[b], s, ctx)) {
-        z_stored = b == 0 && dec.z;
+          detail::launch_attend_decode<T>(b, dc, dec_b[b], q, k, v, ob[b], lb[b], s, ctx,
+                                          !(b == 0 && cmp_merge_aside))) {
+        z_stored = b == 0 && dec_b[0].z;
         return;
       }
       if (decode && b == 1 &&
-          detail::launch_slc_warp<T>(dc, q, k, v, idx, ob[b], lb[b], s, ctx, &dec))
+          detail::launch_slc_warp<T>(dc, q, k, v, idx, ob[b], lb[b], s, ctx, &dec_b[1]))
         return;
       if (detail::launch_attend_mma<T>(b, dc, q, k, v, idx, ob[b], lb[b], s, ctx)) return;
     }
@@ -442,11 +457,12 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   // passes, or the simple one that also keeps p_cmp.
   auto probs = [&](int64_t r0, int64_t rows, float* p_cmp) {
     if (z_stored && !force_simple) {
-      detail::launch_probs_from_scores(dc, dec, r0, rows, lb[0], pg.get<float>(), p_cmp, st, ctx);
+      detail::launch_probs_from_scores(dc, dec_b[0], r0, rows, lb[0], pg.get<float>(), p_cmp, st,
+                                       ctx);
       return;
     }
     if (!p_cmp && !force_simple) {
-      if (decode && detail::launch_probs_decode<T>(dc, dec, r0, rows, q, kcmp, lb[0],
+      if (decode && detail::launch_probs_decode<T>(dc, dec_b[0], r0, rows, q, kcmp, lb[0],
                                                    pg.get<float>(), st, ctx))
         return;
       if (detail::launch_probs_mma<T>(dc, r0, rows, q, kcmp, lb[0], pg.get<float>(), st, ctx))
@@ -458,8 +474,10 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   EventTimer timer(times != nullptr, ctx);
   timer.mark(st);  // 0
   // The window first, beside everything up to the combination, when it runs on the side stream.
-  const bool win_aside = dc.enable[2] && decode && side.ready() && !times;
-  if (win_aside) attend(2, kin(2), vin(2), nullptr, side.fork(st, ctx));
+  if (win_aside) {
+    attend(2, kin(2), vin(2), nullptr, side.fork(st, ctx));
+    forked = true;
+  }
   if (want_cmp_scores && !cmp_given) {
     detail::PhiDev<T> pk{static_cast<const T*>(in.phi_k_pos), static_cast<const T*>(in.phi_k_w1),
                          static_cast<const T*>(in.phi_k_b1), static_cast<const T*>(in.phi_k_w2),
@@ -472,6 +490,11 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   }
   timer.mark(st);  // 1
   if (want_cmp_scores) attend(0, kcmp, vcmp_in, nullptr, st);
+  // The decode kernel left its partials unmerged (z_stored: it ran); another path wrote o itself.
+  if (want_cmp_scores && cmp_merge_aside && z_stored) {
+    detail::launch_decode_merge<T>(0, dc, dec_b[0], ob[0], lb[0], side.fork(st, ctx), ctx);
+    forked = true;
+  }
   timer.mark(st);  // 2
   const int32_t* idx = in.indices;
   if (compute_topn) {
@@ -503,7 +526,7 @@ void Plan::Impl::run(const DeviceInputs& in, const DeviceOutputs& out, BranchTim
   }
   timer.mark(st);  // 4
   if (dc.enable[2] && !win_aside) attend(2, kin(2), vin(2), nullptr, st);
-  if (win_aside) side.join(st, ctx);
+  if (forked) side.join(st, ctx);
   timer.mark(st);  // 5
   const T* obc[3] = {ob[0], ob[1], ob[2]};
   const T* gates[3] = {static_cast<const T*>(in.gate[0]), static_cast<const T*>(in.gate[1]),

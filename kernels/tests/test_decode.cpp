@@ -56,7 +56,8 @@ TEST_CASE("decode: rows x group sizes x dtypes, the cache compressed or given", 
   const auto g = GENERATE(int64_t{1}, 2, 3, 4, 8, 16, 32);
   const auto t_q = GENERATE(int64_t{1}, 4, 16);
   const auto given = GENERATE(false, true);
-  Config c = decode_config(3, t_q, 1500, dt, 2, g);
+  // Four KV heads where T_q = 4: the CTAs of the split-K kernels then take four heads of a chunk.
+  Config c = decode_config(3, t_q, 1500, dt, t_q == 4 ? 4 : 2, g);
   c.cmp_given = given;
   NSA_REQUIRE_CASE(run_case(c, 900 + static_cast<uint64_t>(g * 10 + t_q)));
 }
@@ -64,7 +65,7 @@ TEST_CASE("decode: rows x group sizes x dtypes, the cache compressed or given", 
 TEST_CASE("decode: long keys (many chunks per item), window sizes", "[gpu][decode]") {
   const auto w = GENERATE(int64_t{1}, 64, 512);
   const auto g = GENERATE(int64_t{1}, 4, 16);
-  Config c = decode_config(2, 1, 9000, Dtype::bf16, 2, g);
+  Config c = decode_config(2, 1, 9000, Dtype::bf16, w == 64 ? 4 : 2, g);
   c.window = w;
   c.d_k = c.d_v = 128;
   c.cmp_given = true;
@@ -115,13 +116,15 @@ TEST_CASE("decode: two runs are bitwise identical", "[gpu][decode]") {
 }
 
 // The decode step's reorderings change no bit: the mapping and top-n fused in one kernel against
-// launch_map_scores + launch_topn (NSA_CUDA_DECODE_TOPN=0), and the window beside the chain on its
-// own stream against the window in order (NSA_CUDA_DECODE_OVERLAP=0). The kernel's own scores
-// then pick the host top-n's set exactly, ties included (the comparator accepts any tied choice).
-TEST_CASE("decode: fused top-n and the window beside the chain match the in-order kernels",
+// launch_map_scores + launch_topn (NSA_CUDA_DECODE_TOPN=0); the window and the compressed merge
+// beside the chain on a side stream against everything in order (NSA_CUDA_DECODE_OVERLAP=0); four
+// KV heads of a chunk per CTA against four chunks of a head (NSA_CUDA_DECODE_HEADS=0). The
+// kernel's own scores then pick the host top-n's set exactly, ties included (the comparator
+// accepts any tied choice).
+TEST_CASE("decode: fused top-n, work beside the chain and heads-major CTAs change no bit",
           "[gpu][decode]") {
   const auto knob = GENERATE(range(0, 8));
-  Config c = decode_config(3, knob % 2 == 0 ? 1 : 3, 1500, Dtype::bf16, 2, 4);
+  Config c = decode_config(3, knob % 2 == 0 ? 1 : 3, 1500, Dtype::bf16, 4, 4);
   c.profile = "custom";
   c.top_n = 6;
   Regime regime = Regime::typical;
@@ -152,7 +155,7 @@ TEST_CASE("decode: fused top-n and the window beside the chain match the in-orde
       c.cmp_block = c.cmp_stride = c.slc_block = 16;
       break;
     case 7:  // varlen with an empty sequence and rows before the first compressed block
-      c = base_config(0, Dtype::bf16, 2, 4);
+      c = base_config(0, Dtype::bf16, 4, 4);
       c.profile = "custom";
       c.top_n = 6;
       c.layout = Layout::varlen;
@@ -171,8 +174,9 @@ TEST_CASE("decode: fused top-n and the window beside the chain match the in-orde
     ScopedEnv off("NSA_CUDA_DECODE_TOPN", "0");
     nsa::cuda::test::require_bitwise_equal(got, nsa::cuda::forward(vc, in, opt));
   }
-  {
-    ScopedEnv off("NSA_CUDA_DECODE_OVERLAP", "0");
+  for (const char* name : {"NSA_CUDA_DECODE_OVERLAP", "NSA_CUDA_DECODE_HEADS"}) {
+    ScopedEnv off(name, "0");
+    INFO(name << "=0");
     nsa::cuda::test::require_bitwise_equal(got, nsa::cuda::forward(vc, in, opt));
   }
   for (int64_t row = 0; row < vc.total_q; ++row)
@@ -212,7 +216,7 @@ TEST_CASE("backward: given compressed cache", "[gpu][backward][decode]") {
 // kernels with several chunks per item and their merge, the selection's decode chunks over
 // adversarial multiset lists, a varlen batch with an empty sequence, the cache given.
 TEST_CASE("decode: sanitizer subset", "[gpu][decode][sanitize]") {
-  Config c = decode_config(3, 1, 1500, Dtype::bf16, 2, 4);  // 92 compressed rows: 2 chunks
+  Config c = decode_config(3, 1, 1500, Dtype::bf16, 4, 4);  // 92 compressed rows: 2 chunks
   c.cmp_given = true;
   NSA_REQUIRE_CASE(run_case(c, 970));
   Config v = base_config(0, Dtype::f16, 2, 16);
