@@ -75,13 +75,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   // Constant indices keep DecodeArgs in the parameter space (no local copy).
   const int64_t chunks = b == kCmp ? a.chunks[kCmp] : a.chunks[kWin];
   const int64_t chunk_keys = b == kCmp ? a.chunk[kCmp] : a.chunk[kWin];
-  // Heads-major (a.heads_major): the CTA's warps take KV heads g..g+3 of one chunk, so that its
-  // loads cover whole key rows of the [keys, h_kv, d] layout; otherwise consecutive chunks of one
-  // head.
-  const int64_t chunk =
-      a.heads_major ? blockIdx.z : blockIdx.z * static_cast<int64_t>(kWarps) + warp;
-  const int64_t g = a.heads_major ? blockIdx.y * static_cast<int64_t>(kWarps) + warp : blockIdx.y;
-  if (chunk >= chunks || g >= c.h_kv) return;  // whole warps; nothing below syncs across warps
+  const int64_t chunk = blockIdx.z * static_cast<int64_t>(kWarps) + warp, g = blockIdx.y;
+  if (chunk >= chunks) return;  // whole warps only; nothing below synchronizes across warps
   unsigned char* base_ptr = smem + warp * S::per_warp;
   T* Ks = reinterpret_cast<T*>(base_ptr);
   T* Vs = reinterpret_cast<T*>(base_ptr + kStages * S::k_bytes);
@@ -255,14 +250,16 @@ struct ChunkLse {
 __device__ __forceinline__ ChunkLse chunk_lse(const float* __restrict__ part_lse, int64_t slot0,
                                               int64_t chunks) {
   const int lane = threadIdx.x & 31;
-  ChunkLse r{-INFINITY, 0.f};
-  for (int64_t ci = lane; ci < chunks; ci += 32) r.mx = fmaxf(r.mx, part_lse[slot0 + ci * 16]);
+  // Up to 32 chunks (one per lane) each lane keeps its lse in a register for the second pass.
+  const float mine = lane < chunks ? part_lse[slot0 + lane * 16] : -INFINITY;
+  ChunkLse r{mine, 0.f};
+  for (int64_t ci = lane + 32; ci < chunks; ci += 32) r.mx = fmaxf(r.mx, part_lse[slot0 + ci * 16]);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1)
     r.mx = fmaxf(r.mx, __shfl_xor_sync(0xffffffffu, r.mx, off));
   if (r.mx == -INFINITY) return r;
-  float part = 0.f;
-  for (int64_t ci = lane; ci < chunks; ci += 32) part += r.weight(part_lse[slot0 + ci * 16]);
+  float part = r.weight(mine);
+  for (int64_t ci = lane + 32; ci < chunks; ci += 32) part += r.weight(part_lse[slot0 + ci * 16]);
   r.total = warp_sum(part);
   return r;
 }
@@ -276,7 +273,7 @@ __device__ __forceinline__ void item_of_row(const DecodeArgs& a, const DevSeq& s
   row_in_item = local % rb;
 }
 
-// One CTA per (row, KV head) and 256 compressed blocks (grid x: rows * h_kv, y: blocks / 256):
+// One CTA per (row, KV head) and 1024 compressed blocks (grid x: rows * h_kv, y: blocks / 1024):
 // pg = sum over the G heads of exp(z - lse), for the row's visible blocks (the others are not read
 // by the score mapping). The row's position and its heads' lse are found once per CTA: per
 // thread, the 64-bit divisions of a flat index and the sequence lookup took most of the kernel
@@ -284,13 +281,14 @@ __device__ __forceinline__ void item_of_row(const DecodeArgs& a, const DevSeq& s
 // the lse is merged here from the partials (chunk_lse), so the branch's own merge need not run
 // first. The heads' scores are loaded eight at a time, then summed in head order. With p_cmp
 // ([total_q, h_q, nc_max], kept scores) it also writes each head's term, 0 past the visible blocks.
+constexpr int kHeads = 8;  // heads' scores loaded before they are summed
+constexpr int kCols = 4;   // compressed blocks per thread (1024 per CTA: each CTA merges the lse)
 __global__ void __launch_bounds__(256)
     probs_from_scores_kernel(DevCfg c, DecodeArgs a, int64_t row0, int64_t rows,
                              const float* __restrict__ lse, float* __restrict__ pg,
                              float* __restrict__ p_cmp) {
-  constexpr int kHeads = 8;
   __shared__ float lse_s[16];  // G <= 16 (decode_fits)
-  const int64_t i = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t i0 = blockIdx.y * static_cast<int64_t>(blockDim.x) * kCols + threadIdx.x;
   const int warp = threadIdx.x >> 5;
   const float* __restrict__ z = a.z;
   for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
@@ -311,27 +309,32 @@ __global__ void __launch_bounds__(256)
       lse_s[threadIdx.x] = lse[h0 + threadIdx.x];
     }
     __syncthreads();
-    if (i >= c.nc_max) continue;
-    if (i >= visible_cmp(c, sq.t_k - sq.t_q + (row - sq.q_begin))) {
-      if (p_cmp)
-        for (int64_t h = 0; h < c.group; ++h) p_cmp[(h0 + h) * c.nc_max + i] = 0.f;
-      continue;
-    }
-    float total_p = 0.f;
-    for (int64_t hb = 0; hb < c.group; hb += kHeads) {
-      float zs[kHeads];
+    const int64_t vis = visible_cmp(c, sq.t_k - sq.t_q + (row - sq.q_begin));
 #pragma unroll
-      for (int u = 0; u < kHeads; ++u)
-        zs[u] = hb + u < c.group ? z[(h0 + hb + u) * c.nc_max + i] : 0.f;
+    for (int k = 0; k < kCols; ++k) {
+      const int64_t i = i0 + k * static_cast<int64_t>(blockDim.x);
+      if (i >= c.nc_max) break;
+      if (i >= vis) {
+        if (p_cmp)
+          for (int64_t h = 0; h < c.group; ++h) p_cmp[(h0 + h) * c.nc_max + i] = 0.f;
+        continue;
+      }
+      float total_p = 0.f;
+      for (int64_t hb = 0; hb < c.group; hb += kHeads) {
+        float zs[kHeads];
 #pragma unroll
-      for (int u = 0; u < kHeads; ++u)
-        if (hb + u < c.group) {
-          const float p = exp2_ftz((zs[u] - lse_s[hb + u]) * kLog2e);
-          total_p += p;
-          if (p_cmp) p_cmp[(h0 + hb + u) * c.nc_max + i] = p;
-        }
+        for (int u = 0; u < kHeads; ++u)
+          zs[u] = hb + u < c.group ? z[(h0 + hb + u) * c.nc_max + i] : 0.f;
+#pragma unroll
+        for (int u = 0; u < kHeads; ++u)
+          if (hb + u < c.group) {
+            const float p = exp2_ftz((zs[u] - lse_s[hb + u]) * kLog2e);
+            total_p += p;
+            if (p_cmp) p_cmp[(h0 + hb + u) * c.nc_max + i] = p;
+          }
+      }
+      pg[local * c.nc_max + i] = total_p;
     }
-    pg[local * c.nc_max + i] = total_p;
   }
 }
 
@@ -418,13 +421,8 @@ void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0,
     configured = true;
   }
   const int b = mode == kProbs ? kCmp : mode;
-  const dim3 grid =
-      a.heads_major
-          ? dim3(static_cast<unsigned>(a.n_items),
-                 static_cast<unsigned>((c.h_kv + kWarps - 1) / kWarps),
-                 static_cast<unsigned>(a.chunks[b]))
-          : dim3(static_cast<unsigned>(a.n_items), static_cast<unsigned>(c.h_kv),
-                 static_cast<unsigned>((a.chunks[b] + kWarps - 1) / kWarps));
+  const dim3 grid(static_cast<unsigned>(a.n_items), static_cast<unsigned>(c.h_kv),
+                  static_cast<unsigned>((a.chunks[b] + kWarps - 1) / kWarps));
   attn_decode_kernel<T, DK, DV, PROBS>
       <<<grid, kWarps * 32, smem, stream>>>(c, mode, a, row0, row_end, q, k, v, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_decode_kernel<cmp>"
@@ -482,7 +480,7 @@ void launch_decode_merge(int branch, const DevCfg& c, const DecodeArgs& a, T* o,
 void launch_probs_from_scores(const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t rows,
                               const float* lse_cmp, float* pg, float* p_cmp, cudaStream_t stream,
                               const std::string& ctx) {
-  const int64_t items = rows * c.h_kv, cols = (c.nc_max + 255) / 256;
+  const int64_t items = rows * c.h_kv, cols = (c.nc_max + 256 * kCols - 1) / (256 * kCols);
   if (items <= 0 || cols <= 0) return;
   if (cols > 65535)
     throw_cuda_error("probs_from_scores_kernel: nc_max = " + std::to_string(c.nc_max) +

@@ -71,9 +71,6 @@ struct DecodeArgs {
   // z[row, head, block] ([total_q, h_q, nc_max], visible blocks only), and the probs pass reads
   // them instead of the compressed keys (launch_probs_from_scores).
   float* z = nullptr;
-  // The CTA's four warps take four KV heads of one chunk (h_kv a multiple of 4, chunks <= 65535)
-  // instead of four chunks of one head (attention_decode.cu).
-  bool heads_major = false;
   const int64_t* seq_item = nullptr;  // [num_seqs] each sequence's first item
 };
 

@@ -346,8 +346,6 @@ void Plan::Impl::setup_decode() {
   for (const auto& it : items) rows_max = std::max(rows_max, it.rows);
   const int64_t range[3] = {d.nc_max, std::min(rows_max * d.n, std::max<int64_t>(1, d.ns_max)),
                             span + rows_max - 1};
-  // NSA_CUDA_DECODE_HEADS=0 keeps the chunks of one head in a CTA (comparisons).
-  a.heads_major = d.h_kv % 4 == 0 && !env_is("NSA_CUDA_DECODE_HEADS", "0");
   int64_t part[3] = {0, 0, 0};
   for (int b = 0; b < 3; ++b) {
     const int64_t even = std::max<int64_t>(1, (range[b] + want_chunks - 1) / want_chunks);
@@ -355,12 +353,11 @@ void Plan::Impl::setup_decode() {
     if (fixed >= 16 && fixed % 16 == 0) chunk = b == 1 ? std::max<int64_t>(1, fixed / d.lp) : fixed;
     a.chunk[b] = chunk;
     a.chunks[b] = std::max<int64_t>(1, (range[b] + chunk - 1) / chunk);
-    a.heads_major = a.heads_major && a.chunks[b] <= 65535;
     const bool runs = b == 0 ? want_cmp_scores : d.enable[b];
     if (a.chunks[b] > 1 && runs) part[b] = a.n_items * d.h_kv * a.chunks[b] * 16;
   }
-  fused_topn = compute_topn && detail::scores_topn_decode_fits(d) &&
-               !env_is("NSA_CUDA_DECODE_TOPN", "0");
+  fused_topn =
+      compute_topn && detail::scores_topn_decode_fits(d) && !env_is("NSA_CUDA_DECODE_TOPN", "0");
   // The compressed branch's scores for the probs pass (instead of reading the compressed keys
   // again), where they take at most 256 MiB; NSA_CUDA_DECODE_SCORES=0 turns it off.
   const int64_t z_elems = d.total_q * d.h_q * d.nc_max;

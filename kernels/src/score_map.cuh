@@ -54,8 +54,7 @@ inline MapPads map_pads(const DevCfg& c) {
 }
 
 // Staged entries a row needs: indices up to n_cand * l'/d (the overlap mapping's last).
-__device__ __forceinline__ int staged_reach(const DevCfg& c, int64_t n_cand, int pad_l,
-                                            int span) {
+__device__ __forceinline__ int staged_reach(const DevCfg& c, int64_t n_cand, int pad_l, int span) {
   const int64_t per_slc = c.lp / c.d;
   const int64_t reach = pad_l + n_cand * (per_slc > 1 ? per_slc : 1) + 1;
   return static_cast<int>(reach < span ? reach : span);

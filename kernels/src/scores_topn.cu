@@ -89,13 +89,14 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
       __syncthreads();
       const float* z = ps + pad_l;
       for (int j = threadIdx.x; j < static_cast<int>(c.ns_max); j += blockDim.x)
-        out[j] = block_score(
-            c, j, n_cand, cur,
-            j < n_cand ? mapped_score<int>(c, j, [&](int i) { return z[i]; }) : 0.0f);
+        out[j] =
+            block_score(c, j, n_cand, cur,
+                        j < n_cand ? mapped_score<int>(c, j, [&](int i) { return z[i]; }) : 0.0f);
     } else {
       auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
       for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x)
-        out[j] = block_score(c, j, n_cand, cur, j < n_cand ? mapped_score<int64_t>(c, j, at) : 0.0f);
+        out[j] =
+            block_score(c, j, n_cand, cur, j < n_cand ? mapped_score<int64_t>(c, j, at) : 0.0f);
     }
   }
 }

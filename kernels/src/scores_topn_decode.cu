@@ -36,8 +36,8 @@ __device__ __forceinline__ uint64_t rank_key(float s, int j, bool lower_first, i
 template <int ITEMS>
 __global__ void __launch_bounds__(kThreads)
     scores_topn_decode_kernel(DevCfg c, int64_t row0, int64_t rows, const float* __restrict__ pg,
-                              float* __restrict__ scores, int32_t* __restrict__ indices,
-                              int pad_l, int pad_r) {
+                              float* __restrict__ scores, int32_t* __restrict__ indices, int pad_l,
+                              int pad_r) {
   constexpr int kCap = kThreads * ITEMS;  // candidates a CTA ranks
   constexpr int kTieBits = ITEMS == 4 ? 10 : 11;
   static_assert((1 << kTieBits) == kCap, "tie bits cover the candidates");
@@ -84,9 +84,9 @@ __global__ void __launch_bounds__(kThreads)
     const float* z = ps + pad_l;
     float* out_s = scores + item * c.ns_max;
     for (int j = tid; j < static_cast<int>(c.ns_max); j += kThreads) {
-      const float s = block_score(
-          c, j, n_cand, cur,
-          j < n_cand ? mapped_score<int>(c, j, [&](int i) { return z[i]; }) : 0.0f);
+      const float s =
+          block_score(c, j, n_cand, cur,
+                      j < n_cand ? mapped_score<int>(c, j, [&](int i) { return z[i]; }) : 0.0f);
       sc[j] = s;
       out_s[j] = s;
     }
