@@ -63,8 +63,10 @@ __device__ __forceinline__ void row_range(const DevCfg& c, int mode, const DevSe
   }
 }
 
-template <class T, int DK, int DV, bool PROBS>
-__global__ void __launch_bounds__(kWarps * 32)
+// MINB = 3 asks for three resident CTAs (12 warps) per SM, at most 168 registers a thread: the
+// compressed and window branches at d_k = d_v = 128 use 190 otherwise, which leaves room for two.
+template <class T, int DK, int DV, bool PROBS, int MINB>
+__global__ void __launch_bounds__(kWarps * 32, MINB)
     attn_decode_kernel(DevCfg c, int mode, DecodeArgs a, int64_t row0, int64_t row_end,
                        const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                        T* __restrict__ o, float* __restrict__ lse, float* __restrict__ pg) {
@@ -407,23 +409,29 @@ void merge_dv(int mode, const DevCfg& c, const DecodeArgs& a, T* o, float* lse, 
   check_launch("decode_merge_kernel", ctx);
 }
 
-template <class T, int DK, int DV, bool PROBS>
-void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t row_end,
-                   const T* q, const T* k, const T* v, T* o, float* lse, float* pg, bool merge,
-                   cudaStream_t stream, const std::string& ctx) {
-  using S = DecodeSmem<T, DK, DV>;
-  const size_t smem = kWarps * S::per_warp;
+// Sets the kernel's shared memory limit once per instantiation; returns its dynamic bytes.
+template <class T, int DK, int DV, bool PROBS, int MINB>
+size_t configure_chunks(const std::string& ctx) {
+  const size_t smem = kWarps * DecodeSmem<T, DK, DV>::per_warp;
   static bool configured = false;  // per instantiation
   if (!configured) {
-    check(cudaFuncSetAttribute(attn_decode_kernel<T, DK, DV, PROBS>,
+    check(cudaFuncSetAttribute(attn_decode_kernel<T, DK, DV, PROBS, MINB>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "attn_decode_kernel (shared memory)", ctx);
     configured = true;
   }
+  return smem;
+}
+
+template <class T, int DK, int DV, bool PROBS, int MINB>
+void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t row_end,
+                   const T* q, const T* k, const T* v, T* o, float* lse, float* pg, bool merge,
+                   cudaStream_t stream, const std::string& ctx) {
+  const size_t smem = configure_chunks<T, DK, DV, PROBS, MINB>(ctx);
   const int b = mode == kProbs ? kCmp : mode;
   const dim3 grid(static_cast<unsigned>(a.n_items), static_cast<unsigned>(c.h_kv),
                   static_cast<unsigned>((a.chunks[b] + kWarps - 1) / kWarps));
-  attn_decode_kernel<T, DK, DV, PROBS>
+  attn_decode_kernel<T, DK, DV, PROBS, MINB>
       <<<grid, kWarps * 32, smem, stream>>>(c, mode, a, row0, row_end, q, k, v, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_decode_kernel<cmp>"
                : mode == kWin ? "attn_decode_kernel<win>"
@@ -446,6 +454,30 @@ bool decode_fits(const DevCfg& c) {
 }
 
 template <class T>
+int decode_resident_warps(const DevCfg& c, int min_blocks, const std::string& ctx) {
+  int warps = 0;
+  if constexpr (!std::is_same_v<T, float>) {
+    with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
+      constexpr int DK = decltype(dk)::value, DV = decltype(dv)::value;
+      auto query = [&](auto kernel, size_t smem) {
+        int blocks = 0;
+        check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kWarps * 32, smem),
+              "cudaOccupancyMaxActiveBlocksPerMultiprocessor (attn_decode_kernel)", ctx);
+        warps = blocks * kWarps;
+      };
+      if constexpr (DK <= 128 && DV <= 128)
+        if (min_blocks == 3) {
+          query(attn_decode_kernel<T, DK, DV, false, 3>,
+                configure_chunks<T, DK, DV, false, 3>(ctx));
+          return;
+        }
+      query(attn_decode_kernel<T, DK, DV, false, 1>, configure_chunks<T, DK, DV, false, 1>(ctx));
+    });
+  }
+  return warps;
+}
+
+template <class T>
 bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, const T* q, const T* k,
                           const T* v, T* o, float* lse, cudaStream_t stream, const std::string& ctx,
                           bool merge) {
@@ -456,8 +488,16 @@ bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, cons
       return false;
     if (a.n_items == 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
-      launch_chunks<T, decltype(dk)::value, decltype(dv)::value, false>(
-          branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr, merge, stream, ctx);
+      constexpr int DK = decltype(dk)::value, DV = decltype(dv)::value;
+      if constexpr (DK <= 128 && DV <= 128) {
+        if (a.min_blocks == 3) {
+          launch_chunks<T, DK, DV, false, 3>(branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr,
+                                             merge, stream, ctx);
+          return;
+        }
+      }
+      launch_chunks<T, DK, DV, false, 1>(branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr,
+                                         merge, stream, ctx);
     });
   }
 }
@@ -501,7 +541,7 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
     if (!decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[kCmp] < 1) return false;
     if (a.n_items == 0 || rows <= 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
-      launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true>(
+      launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true, 1>(
           kProbs, c, a, row0, row0 + rows, q, kc, nullptr, nullptr, const_cast<float*>(lse_cmp), pg,
           false, stream, ctx);
     });
@@ -510,6 +550,7 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
 
 #define NSA_INST(T)                                                                                \
   template bool decode_fits<T>(const DevCfg&);                                                     \
+  template int decode_resident_warps<T>(const DevCfg&, int, const std::string&);                   \
   template bool launch_attend_decode<T>(int, const DevCfg&, const DecodeArgs&, const T*, const T*, \
                                         const T*, T*, float*, cudaStream_t, const std::string&,    \
                                         bool);                                                     \

@@ -335,8 +335,17 @@ void Plan::Impl::setup_decode() {
   int dev = 0, sms = 132;
   if (cudaGetDevice(&dev) == cudaSuccess)
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  // One wave: the split-K kernel keeps 12 warps per SM resident (3 CTAs of 4, shared memory).
-  const int64_t warps = int64_t{12} * sms, work = std::max<int64_t>(1, a.n_items * d.h_kv);
+  // One wave: as many chunks as the split-K kernel keeps warps resident (its occupancy, which
+  // registers limit to 2 CTAs of 4 warps at d_k = d_v = 128, or 3 with min_blocks = 3).
+  // NSA_CUDA_DECODE_MINB=1 keeps the kernels' own register counts (comparisons).
+  a.min_blocks = env_is("NSA_CUDA_DECODE_MINB", "1") ? 1 : 3;
+  int resident = 0;
+  if (c.dtype == nsa::ref::Dtype::f16)
+    resident = detail::decode_resident_warps<__half>(d, a.min_blocks, ctx);
+  if (c.dtype == nsa::ref::Dtype::bf16)
+    resident = detail::decode_resident_warps<__nv_bfloat16>(d, a.min_blocks, ctx);
+  const int64_t warps = int64_t{resident > 0 ? resident : 8} * sms,
+                work = std::max<int64_t>(1, a.n_items * d.h_kv);
   const int64_t want_chunks = std::max<int64_t>(1, (warps + work - 1) / work);
   const int64_t fixed = env_int("NSA_CUDA_DECODE_CHUNK", 0);
   const int64_t span = c.window_keys == nsa::ref::WindowKeys::w ? d.w : d.w + 1;
