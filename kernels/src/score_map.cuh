@@ -13,10 +13,13 @@
 namespace nsa::cuda::detail {
 
 // Free score of candidate j; at(i) reads pg[i] and must give 0 outside [0, visible) (mapped
-// indices run from -(l'/d + l/d) to ns_max * l'/d - 1). I is the index type of that arithmetic.
+// indices run from -(l'/d + l/d) to ns_max * l'/d - 1). I is the index type of that arithmetic;
+// per_slc = l'/d and per_cmp = l/d come from the caller, computed once per kernel (two 64-bit
+// divisions per candidate were measurable in the prefill's mapping).
 template <class I, class At>
-__device__ __forceinline__ float mapped_score(const DevCfg& c, int64_t j, At at) {
-  const I ps = static_cast<I>(c.lp / c.d), pc = static_cast<I>(c.l / c.d), jj = static_cast<I>(j);
+__device__ __forceinline__ float mapped_score(const DevCfg& c, I per_slc, I per_cmp, int64_t j,
+                                              At at) {
+  const I ps = per_slc, pc = per_cmp, jj = static_cast<I>(j);
   float acc = 0.0f;
   if (c.mapping == 0) {
     for (I b = 0; b < ps; ++b)

@@ -69,6 +69,7 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
                                   const float* __restrict__ pg, float* __restrict__ scores,
                                   int stage, int pad_l, int pad_r) {
   extern __shared__ float ps[];
+  const int64_t per_slc = c.lp / c.d, per_cmp = c.l / c.d;
   for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
     const int64_t item = row0 * c.h_kv + local;
     const RowPos rp = row_pos(c, item / c.h_kv);
@@ -89,14 +90,16 @@ __global__ void map_scores_kernel(DevCfg c, int64_t row0, int64_t rows,
       __syncthreads();
       const float* z = ps + pad_l;
       for (int j = threadIdx.x; j < static_cast<int>(c.ns_max); j += blockDim.x)
-        out[j] =
-            block_score(c, j, n_cand, cur,
-                        j < n_cand ? mapped_score<int>(c, j, [&](int i) { return z[i]; }) : 0.0f);
+        out[j] = block_score(
+            c, j, n_cand, cur,
+            j < n_cand ? mapped_score<int>(c, static_cast<int>(per_slc), static_cast<int>(per_cmp),
+                                           j, [&](int i) { return z[i]; })
+                       : 0.0f);
     } else {
       auto at = [&](int64_t i) { return i >= 0 && i < vis ? p[i] : 0.0f; };
       for (int64_t j = threadIdx.x; j < c.ns_max; j += blockDim.x)
-        out[j] =
-            block_score(c, j, n_cand, cur, j < n_cand ? mapped_score<int64_t>(c, j, at) : 0.0f);
+        out[j] = block_score(c, j, n_cand, cur,
+                             j < n_cand ? mapped_score<int64_t>(c, per_slc, per_cmp, j, at) : 0.0f);
     }
   }
 }

@@ -55,6 +55,7 @@ __global__ void __launch_bounds__(kThreads)
   const int tid = threadIdx.x;
   const bool lower_first = c.tie == 0;
   const bool always = c.forced == 0;
+  const int per_slc = static_cast<int>(c.lp / c.d), per_cmp = static_cast<int>(c.l / c.d);
 
   for (int64_t local = blockIdx.x; local < rows * c.h_kv; local += gridDim.x) {
     const int64_t item = row0 * c.h_kv + local;
@@ -84,9 +85,10 @@ __global__ void __launch_bounds__(kThreads)
     const float* z = ps + pad_l;
     float* out_s = scores + item * c.ns_max;
     for (int j = tid; j < static_cast<int>(c.ns_max); j += kThreads) {
-      const float s =
-          block_score(c, j, n_cand, cur,
-                      j < n_cand ? mapped_score<int>(c, j, [&](int i) { return z[i]; }) : 0.0f);
+      const float s = block_score(
+          c, j, n_cand, cur,
+          j < n_cand ? mapped_score<int>(c, per_slc, per_cmp, j, [&](int i) { return z[i]; })
+                     : 0.0f);
       sc[j] = s;
       out_s[j] = s;
     }
