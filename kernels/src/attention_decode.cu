@@ -7,7 +7,7 @@
 // per tile leaves most SMs idle. Here an item is the G heads of up to 16 / G consecutive rows of
 // one sequence (one m16 block of query vectors, as in attention_slc_warp.cu), its key range is
 // that of its own rows only, and the range is cut into chunks that independent warps walk
-// (sub-tiles of 16 keys through the warp's own shared memory, two stages, no block-wide barrier).
+// (sub-tiles of 16 keys through the warp's own shared memory ring, no block-wide barrier).
 // Each chunk leaves a normalized fp32 partial output and its lse; decode_merge_kernel combines
 // an item's chunks in chunk order (deterministic, no atomics). With one chunk per item the warp
 // writes the output directly. The probs pass needs no merge: with the lse known, each key's
@@ -28,20 +28,30 @@ namespace nsa::cuda::detail {
 namespace {
 
 constexpr int kSub = 16;       // keys per sub-tile
-constexpr int kStages = 2;     // sub-tiles in flight per warp
 constexpr int kWarps = 4;      // warps (chunks) per CTA
 constexpr int kMerge = 4;      // vectors (one warp each) per CTA of the merge kernel
 constexpr int kPsStride = 20;  // probs staging row stride in floats (16 keys, bank spread)
 
-template <class T, int DK, int DV>
+// STAGES sub-tiles per warp's ring: STAGES - 1 of them in flight while one is computed.
+template <class T, int DK, int DV, int STAGES>
 struct DecodeSmem {
   static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)
   static constexpr size_t k_bytes = sizeof(T) * kSub * kQs;
   static constexpr size_t v_bytes = sizeof(T) * kSub * kVs;
-  static constexpr size_t per_warp = kStages * (k_bytes + v_bytes);
+  static constexpr size_t per_warp = STAGES * (k_bytes + v_bytes);
+  static_assert(STAGES >= 2, "one sub-tile computed while the next loads");
   static_assert(k_bytes % 16 == 0 && v_bytes % 16 == 0, "cp.async alignment");
   static_assert(v_bytes >= sizeof(float) * 16 * kPsStride, "probs staging fits a V stage");
 };
+
+// The compressed and window kernels keep three sub-tiles per warp where two CTAs' rings fit in
+// an SM's shared memory (227 KB; at d_k = d_v = 128 registers allow two CTAs anyway): two
+// sub-tiles in flight per warp instead of one, since the branch is bound by how many bytes are
+// in flight. Otherwise, for the probs pass (which loads no V) and for three CTAs per SM, two.
+template <class T, int DK, int DV>
+constexpr int deep_stages() {
+  return 2 * kWarps * DecodeSmem<T, DK, DV, 3>::per_warp + 2 * 1024 <= 227 * 1024 ? 3 : 2;
+}
 
 // MMA row m of an item (G <= 16): tile row m / G, head m % G; vectors past the item's rows pad.
 struct ItemRows {
@@ -65,12 +75,12 @@ __device__ __forceinline__ void row_range(const DevCfg& c, int mode, const DevSe
 
 // MINB = 3 asks for three resident CTAs (12 warps) per SM, at most 168 registers a thread: the
 // compressed and window branches at d_k = d_v = 128 use 190 otherwise, which leaves room for two.
-template <class T, int DK, int DV, bool PROBS, int MINB>
+template <class T, int DK, int DV, bool PROBS, int MINB, int STAGES>
 __global__ void __launch_bounds__(kWarps * 32, MINB)
     attn_decode_kernel(DevCfg c, int mode, DecodeArgs a, int64_t row0, int64_t row_end,
                        const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                        T* __restrict__ o, float* __restrict__ lse, float* __restrict__ pg) {
-  using S = DecodeSmem<T, DK, DV>;
+  using S = DecodeSmem<T, DK, DV, STAGES>;
   extern __shared__ __align__(16) unsigned char smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int b = mode == kProbs ? kCmp : mode;
@@ -81,9 +91,9 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
   if (chunk >= chunks) return;  // whole warps only; nothing below synchronizes across warps
   unsigned char* base_ptr = smem + warp * S::per_warp;
   T* Ks = reinterpret_cast<T*>(base_ptr);
-  T* Vs = reinterpret_cast<T*>(base_ptr + kStages * S::k_bytes);
-  T* Qs = Ks + (kStages - 1) * kSub * S::kQs;  // first filled with keys at iteration 0
-  float* Ps = reinterpret_cast<float*>(Vs);    // probs: [16][kPsStride] (no V there)
+  T* Vs = reinterpret_cast<T*>(base_ptr + STAGES * S::k_bytes);
+  T* Qs = Ks + (STAGES - 1) * kSub * S::kQs;  // first filled with keys at iteration 0
+  float* Ps = reinterpret_cast<float*>(Vs);   // probs: [16][kPsStride] (no V there)
 
   const DecodeItem it = a.items[blockIdx.x];
   const DevSeq sq = c.seqs[it.seq];
@@ -139,10 +149,14 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
       copy_rows<T, DV, kSub, 32>(Vs + st * kSub * S::kVs, S::kVs, v, start, key_rows, c.h_kv, g,
                                  lane);
   };
-  // Sub-tile 0 in flight with Q; one group committed per iteration keeps cp_wait's count exact.
-  if (n_sub > 0) load_sub(0, 0);
-  cp_commit();
-  cp_wait<0>();
+  // Sub-tiles 0 .. STAGES - 2 in flight, the first with Q; one group committed per stage and per
+  // iteration keeps cp_wait's count exact.
+#pragma unroll
+  for (int i = 0; i < STAGES - 1; ++i) {
+    if (i < n_sub) load_sub(i, i);
+    cp_commit();
+  }
+  cp_wait<STAGES - 2>();
   __syncwarp();
   QFrags<T, DK> qf;
   qf.load(Qs, S::kQs);
@@ -166,11 +180,12 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
   const int64_t z_off_a = v_a ? (row_of(m_a) * c.h_q + head_of(m_a)) * c.nc_max - sq.c_begin : 0;
   const int64_t z_off_b = v_b ? (row_of(m_b) * c.h_q + head_of(m_b)) * c.nc_max - sq.c_begin : 0;
 
+  // st: sub-tile i's stage; ahead: that of sub-tile i + STAGES - 1, loaded now.
+  int st = 0, ahead = STAGES - 1;
   for (int64_t i = 0; i < n_sub; ++i) {
-    const int st = static_cast<int>(i % kStages);
-    if (i + 1 < n_sub) load_sub(i + 1, static_cast<int>((i + 1) % kStages));
+    if (i + STAGES - 1 < n_sub) load_sub(i + STAGES - 1, ahead);
     cp_commit();
-    cp_wait<1>();
+    cp_wait<STAGES - 1>();
     __syncwarp();
     const int64_t start = c_lo + i * kSub;
     const TileCols ca = v_a ? TileCols(lo_a, hi_a, start, kSub) : TileCols();
@@ -219,6 +234,8 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
       pv_tile<T, DV, kSub / 8, 1>(s, acc, Vs + st * kSub * S::kVs, S::kVs);
     }
     __syncwarp();  // stage st (and the probs staging) is refilled by a later iteration
+    st = st + 1 == STAGES ? 0 : st + 1;
+    ahead = ahead + 1 == STAGES ? 0 : ahead + 1;
   }
   if (PROBS) return;
 
@@ -281,11 +298,12 @@ __device__ __forceinline__ void item_of_row(const DecodeArgs& a, const DevSeq& s
 // thread from a flat index (64-bit divisions and a sequence lookup per element). With several
 // chunks the lse is merged here from the partials (chunk_lse), so the branch's own merge need not
 // run first; CTAs of 1024 blocks merge it a quarter as often as CTAs of 256, which took 17.1 us
-// under Nsight Compute at B = 16, G = 16, T_k = 65536 on the H200 (17 MB of scores). The heads'
-// scores are loaded eight at a time, then summed in head order. With p_cmp
+// under Nsight Compute at B = 16, G = 16, T_k = 65536 on the H200 (17 MB of scores) when each
+// thread loaded eight heads' scores at a time: the pass is bound by the loads in flight, so each
+// thread now loads all its scores (every head of its kCols blocks) before it merges the lse,
+// which does not depend on them, then sums them in head order. With p_cmp
 // ([total_q, h_q, nc_max], kept scores) it also writes each head's term, 0 past the visible blocks.
-constexpr int kHeads = 8;  // heads' scores loaded before they are summed
-constexpr int kCols = 4;   // compressed blocks per thread (1024 per CTA: each CTA merges the lse)
+constexpr int kCols = 4;  // compressed blocks per thread (1024 per CTA: each CTA merges the lse)
 __global__ void __launch_bounds__(256)
     probs_from_scores_kernel(DevCfg c, DecodeArgs a, int64_t row0, int64_t rows,
                              const float* __restrict__ lse, float* __restrict__ pg,
@@ -299,6 +317,15 @@ __global__ void __launch_bounds__(256)
     const int64_t s = seq_of(c.cu_q, c.num_seqs, row);
     const DevSeq sq = c.seqs[s];
     const int64_t h0 = row * c.h_q + g * c.group;
+    const int64_t vis = visible_cmp(c, sq.t_k - sq.t_q + (row - sq.q_begin));
+    float zs[kCols][16];  // G <= 16 (decode_fits)
+#pragma unroll
+    for (int k = 0; k < kCols; ++k) {
+      const int64_t i = i0 + k * static_cast<int64_t>(blockDim.x);
+#pragma unroll
+      for (int h = 0; h < 16; ++h)
+        zs[k][h] = h < c.group && i < vis ? z[(h0 + h) * c.nc_max + i] : 0.f;
+    }
     __syncthreads();  // lse_s of the previous row is no longer read
     if (a.chunks[kCmp] > 1) {
       int64_t item, r;
@@ -312,7 +339,6 @@ __global__ void __launch_bounds__(256)
       lse_s[threadIdx.x] = lse[h0 + threadIdx.x];
     }
     __syncthreads();
-    const int64_t vis = visible_cmp(c, sq.t_k - sq.t_q + (row - sq.q_begin));
 #pragma unroll
     for (int k = 0; k < kCols; ++k) {
       const int64_t i = i0 + k * static_cast<int64_t>(blockDim.x);
@@ -323,19 +349,13 @@ __global__ void __launch_bounds__(256)
         continue;
       }
       float total_p = 0.f;
-      for (int64_t hb = 0; hb < c.group; hb += kHeads) {
-        float zs[kHeads];
 #pragma unroll
-        for (int u = 0; u < kHeads; ++u)
-          zs[u] = hb + u < c.group ? z[(h0 + hb + u) * c.nc_max + i] : 0.f;
-#pragma unroll
-        for (int u = 0; u < kHeads; ++u)
-          if (hb + u < c.group) {
-            const float p = exp2_ftz((zs[u] - lse_s[hb + u]) * kLog2e);
-            total_p += p;
-            if (p_cmp) p_cmp[(h0 + hb + u) * c.nc_max + i] = p;
-          }
-      }
+      for (int h = 0; h < 16; ++h)
+        if (h < c.group) {
+          const float p = exp2_ftz((zs[k][h] - lse_s[h]) * kLog2e);
+          total_p += p;
+          if (p_cmp) p_cmp[(h0 + h) * c.nc_max + i] = p;
+        }
       pg[local * c.nc_max + i] = total_p;
     }
   }
@@ -411,12 +431,12 @@ void merge_dv(int mode, const DevCfg& c, const DecodeArgs& a, T* o, float* lse, 
 }
 
 // Sets the kernel's shared memory limit once per instantiation; returns its dynamic bytes.
-template <class T, int DK, int DV, bool PROBS, int MINB>
+template <class T, int DK, int DV, bool PROBS, int MINB, int STAGES>
 size_t configure_chunks(const std::string& ctx) {
-  const size_t smem = kWarps * DecodeSmem<T, DK, DV>::per_warp;
+  const size_t smem = kWarps * DecodeSmem<T, DK, DV, STAGES>::per_warp;
   static bool configured = false;  // per instantiation
   if (!configured) {
-    check(cudaFuncSetAttribute(attn_decode_kernel<T, DK, DV, PROBS, MINB>,
+    check(cudaFuncSetAttribute(attn_decode_kernel<T, DK, DV, PROBS, MINB, STAGES>,
                                cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
           "attn_decode_kernel (shared memory)", ctx);
     configured = true;
@@ -424,21 +444,36 @@ size_t configure_chunks(const std::string& ctx) {
   return smem;
 }
 
-template <class T, int DK, int DV, bool PROBS, int MINB>
+template <class T, int DK, int DV, bool PROBS, int MINB, int STAGES>
 void launch_chunks(int mode, const DevCfg& c, const DecodeArgs& a, int64_t row0, int64_t row_end,
                    const T* q, const T* k, const T* v, T* o, float* lse, float* pg, bool merge,
                    cudaStream_t stream, const std::string& ctx) {
-  const size_t smem = configure_chunks<T, DK, DV, PROBS, MINB>(ctx);
+  const size_t smem = configure_chunks<T, DK, DV, PROBS, MINB, STAGES>(ctx);
   const int b = mode == kProbs ? kCmp : mode;
   const dim3 grid(static_cast<unsigned>(a.n_items), static_cast<unsigned>(c.h_kv),
                   static_cast<unsigned>((a.chunks[b] + kWarps - 1) / kWarps));
-  attn_decode_kernel<T, DK, DV, PROBS, MINB>
+  attn_decode_kernel<T, DK, DV, PROBS, MINB, STAGES>
       <<<grid, kWarps * 32, smem, stream>>>(c, mode, a, row0, row_end, q, k, v, o, lse, pg);
   check_launch(mode == kCmp   ? "attn_decode_kernel<cmp>"
                : mode == kWin ? "attn_decode_kernel<win>"
                               : "attn_decode_kernel<probs>",
                ctx);
   if (!PROBS && merge && a.chunks[b] > 1) merge_dv<T, DV>(mode, c, a, o, lse, stream, ctx);
+}
+
+// The compressed / window kernel that DecodeArgs asks for: f(MINB, STAGES) as integral
+// constants. The deep ring by default; three CTAs per SM (min_blocks = 3) or the two-stage ring
+// (stages = 2) at d_k, d_v <= 128 only, which keeps the instantiations few.
+template <class T, int DK, int DV, class F>
+void with_variant(const DecodeArgs& a, F&& f) {
+  using std::integral_constant;
+  constexpr int deep = deep_stages<T, DK, DV>();
+  if constexpr (DK <= 128 && DV <= 128) {
+    if (a.min_blocks == 3) return f(integral_constant<int, 3>{}, integral_constant<int, 2>{});
+    if constexpr (deep > 2)
+      if (a.stages == 2) return f(integral_constant<int, 1>{}, integral_constant<int, 2>{});
+  }
+  f(integral_constant<int, 1>{}, integral_constant<int, deep>{});
 }
 
 }  // namespace
@@ -455,7 +490,7 @@ bool decode_fits(const DevCfg& c) {
 }
 
 template <class T>
-int decode_resident_warps(const DevCfg& c, int min_blocks, const std::string& ctx) {
+int decode_resident_warps(const DevCfg& c, const DecodeArgs& a, const std::string& ctx) {
   int warps = 0;
   if constexpr (!std::is_same_v<T, float>) {
     with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
@@ -466,13 +501,11 @@ int decode_resident_warps(const DevCfg& c, int min_blocks, const std::string& ct
               "cudaOccupancyMaxActiveBlocksPerMultiprocessor (attn_decode_kernel)", ctx);
         warps = blocks * kWarps;
       };
-      if constexpr (DK <= 128 && DV <= 128)
-        if (min_blocks == 3) {
-          query(attn_decode_kernel<T, DK, DV, false, 3>,
-                configure_chunks<T, DK, DV, false, 3>(ctx));
-          return;
-        }
-      query(attn_decode_kernel<T, DK, DV, false, 1>, configure_chunks<T, DK, DV, false, 1>(ctx));
+      with_variant<T, DK, DV>(a, [&](auto minb, auto stages) {
+        constexpr int MINB = decltype(minb)::value, STAGES = decltype(stages)::value;
+        query(attn_decode_kernel<T, DK, DV, false, MINB, STAGES>,
+              configure_chunks<T, DK, DV, false, MINB, STAGES>(ctx));
+      });
     });
   }
   return warps;
@@ -490,15 +523,10 @@ bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, cons
     if (a.n_items == 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
       constexpr int DK = decltype(dk)::value, DV = decltype(dv)::value;
-      if constexpr (DK <= 128 && DV <= 128) {
-        if (a.min_blocks == 3) {
-          launch_chunks<T, DK, DV, false, 3>(branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr,
-                                             merge, stream, ctx);
-          return;
-        }
-      }
-      launch_chunks<T, DK, DV, false, 1>(branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr,
-                                         merge, stream, ctx);
+      with_variant<T, DK, DV>(a, [&](auto minb, auto stages) {
+        launch_chunks<T, DK, DV, false, decltype(minb)::value, decltype(stages)::value>(
+            branch, c, a, 0, c.total_q, q, k, v, o, lse, nullptr, merge, stream, ctx);
+      });
     });
   }
 }
@@ -542,7 +570,7 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
     if (!decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[kCmp] < 1) return false;
     if (a.n_items == 0 || rows <= 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
-      launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true, 1>(
+      launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true, 1, 2>(
           kProbs, c, a, row0, row0 + rows, q, kc, nullptr, nullptr, const_cast<float*>(lse_cmp), pg,
           false, stream, ctx);
     });
@@ -551,7 +579,7 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
 
 #define NSA_INST(T)                                                                                \
   template bool decode_fits<T>(const DevCfg&);                                                     \
-  template int decode_resident_warps<T>(const DevCfg&, int, const std::string&);                   \
+  template int decode_resident_warps<T>(const DevCfg&, const DecodeArgs&, const std::string&);     \
   template bool launch_attend_decode<T>(int, const DevCfg&, const DecodeArgs&, const T*, const T*, \
                                         const T*, T*, float*, cudaStream_t, const std::string&,    \
                                         bool);                                                     \

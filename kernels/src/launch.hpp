@@ -74,6 +74,8 @@ struct DecodeArgs {
   const int64_t* seq_item = nullptr;  // [num_seqs] each sequence's first item
   // 3: the compressed and window kernels built for three resident CTAs per SM (d_k, d_v <= 128).
   int min_blocks = 1;
+  // 2: their two-stage cp.async ring (d_k, d_v <= 128) instead of the deepest that fits.
+  int stages = 0;
 };
 
 // Random fill for benchmarks; dtype 0 fp32, 1 fp16, 2 bf16.
@@ -141,9 +143,10 @@ bool launch_probs_mma(const DevCfg& c, int64_t row0, int64_t rows, const T* q, c
 template <class T>
 bool decode_fits(const DevCfg& c);
 // Warps of the compressed / window decode kernel resident per SM (its occupancy: registers and
-// shared memory), for DecodeArgs::min_blocks; 0 where the dtype has no decode kernels.
+// shared memory), for the variant DecodeArgs::min_blocks and ::stages ask for; 0 where the dtype
+// has no decode kernels.
 template <class T>
-int decode_resident_warps(const DevCfg& c, int min_blocks, const std::string& ctx);
+int decode_resident_warps(const DevCfg& c, const DecodeArgs& a, const std::string& ctx);
 // Branch 0 (compressed) or 2 (window), every row; false outside decode_fits. merge = false leaves
 // the partials of several chunks unmerged (the caller runs launch_decode_merge, on another
 // stream).

@@ -341,11 +341,11 @@ void Plan::Impl::setup_decode() {
   // B = 16, T_k = 65536 it measured 0.1331 / 0.3084 / 1.186 ms at G = 16 / 4 / 1 against
   // 0.1246 / 0.3118 / 1.244 with 2 CTAs, which stays the default (the G = 16 row).
   a.min_blocks = env_is("NSA_CUDA_DECODE_MINB", "3") ? 3 : 1;
+  a.stages = env_is("NSA_CUDA_DECODE_STAGES", "2") ? 2 : 0;
   int resident = 0;
-  if (c.dtype == nsa::ref::Dtype::f16)
-    resident = detail::decode_resident_warps<__half>(d, a.min_blocks, ctx);
+  if (c.dtype == nsa::ref::Dtype::f16) resident = detail::decode_resident_warps<__half>(d, a, ctx);
   if (c.dtype == nsa::ref::Dtype::bf16)
-    resident = detail::decode_resident_warps<__nv_bfloat16>(d, a.min_blocks, ctx);
+    resident = detail::decode_resident_warps<__nv_bfloat16>(d, a, ctx);
   const int64_t warps = int64_t{resident > 0 ? resident : 8} * sms,
                 work = std::max<int64_t>(1, a.n_items * d.h_kv);
   const int64_t want_chunks = std::max<int64_t>(1, (warps + work - 1) / work);
