@@ -117,7 +117,8 @@ TEST_CASE("decode: two runs are bitwise identical", "[gpu][decode]") {
 
 // The decode step's reorderings change no bit: the mapping and top-n fused in one kernel against
 // launch_map_scores + launch_topn (NSA_CUDA_DECODE_TOPN=0); the window and the compressed merge
-// beside the chain on a side stream against everything in order (NSA_CUDA_DECODE_OVERLAP=0). The
+// beside the chain on a side stream against everything in order (NSA_CUDA_DECODE_OVERLAP=0); the
+// compressed and window kernels' three-stage rings against two (NSA_CUDA_DECODE_STAGES=2). The
 // kernel's own scores then pick the host top-n's set exactly, ties included (the comparator
 // accepts any tied choice).
 TEST_CASE("decode: the fused top-n and the work beside the chain change no bit", "[gpu][decode]") {
@@ -127,6 +128,9 @@ TEST_CASE("decode: the fused top-n and the work beside the chain change no bit",
   c.top_n = 6;
   Regime regime = Regime::typical;
   switch (knob) {
+    case 0:  // the head dims whose rings the default sizes differ most (2 x 3 x 8.7 KB per warp)
+      c.d_k = c.d_v = 128;
+      break;
     case 1:
       c.tie_break = TieBreak::higher_index_first;
       regime = Regime::ties;
@@ -178,6 +182,10 @@ TEST_CASE("decode: the fused top-n and the work beside the chain change no bit",
   }
   {
     ScopedEnv off("NSA_CUDA_DECODE_OVERLAP", "0");
+    nsa::cuda::test::require_bitwise_equal(got, nsa::cuda::forward(vc, in, opt));
+  }
+  {
+    ScopedEnv two("NSA_CUDA_DECODE_STAGES", "2");
     nsa::cuda::test::require_bitwise_equal(got, nsa::cuda::forward(vc, in, opt));
   }
   int64_t tied = 0;  // adjacent candidates with exactly equal scores
