@@ -129,6 +129,12 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
   hi_a = min(hi_a, c_hi);
   lo_b = max(lo_b, c_lo);
   hi_b = min(hi_b, c_hi);
+  // The same relative to the chunk's first key, in [0, c_hi - c_lo]: 32-bit per sub-tile
+  // (a chunk holds at most chunk_keys keys, which the plan keeps below 2^31).
+  auto rel = [&](int64_t x) {
+    return static_cast<int>(min(max(x - c_lo, int64_t{0}), c_hi - c_lo));
+  };
+  const int la = rel(lo_a), ha = rel(hi_a), lb = rel(lo_b), hb = rel(hi_b);
 
   // ---- Q of the 16 vectors, then the key sub-tiles -----------------------------------------
   {
@@ -140,14 +146,29 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
            ok);
     }
   }
+  // A sub-tile's copy: lane l takes row l / 2 and the 16-byte chunks l % 2 + 2 p of it, so
+  // each copy instruction of the warp reads whole 32-byte sectors of the 16 rows, every address
+  // is the lane's row pointer plus an immediate, and one predicate per lane covers the row
+  // (rows past the key tensor are zero-filled). copy_rows' row-per-pass order costs a 64-bit
+  // address and bound check per copy: ~160 of the loop's ~600 instructions a sub-tile at d = 128,
+  // in a kernel bound by its warps' instruction issue (8 warps per SM at 190 registers; Nsight
+  // Compute: 0.25 instructions issued per cycle and scheduler, DRAM 56% busy).
   const int64_t key_rows = b == kCmp ? c.total_c : c.total_k;
+  const int cp_row = lane >> 1, cp_chunk = (lane & 1) * 8;
+  const int64_t k_first = ((c_lo + cp_row) * c.h_kv + g) * DK + cp_chunk;
+  const int64_t v_first = ((c_lo + cp_row) * c.h_kv + g) * DV + cp_chunk;
   auto load_sub = [&](int64_t i, int st) {
-    const int64_t start = c_lo + i * kSub;
-    copy_rows<T, DK, kSub, 32>(Ks + st * kSub * S::kQs, S::kQs, k, start, key_rows, c.h_kv, g,
-                               lane);
-    if (!PROBS)
-      copy_rows<T, DV, kSub, 32>(Vs + st * kSub * S::kVs, S::kVs, v, start, key_rows, c.h_kv, g,
-                                 lane);
+    const bool ok = c_lo + i * kSub + cp_row < key_rows;
+    const T* ks = ok ? k + (k_first + i * (kSub * c.h_kv * DK)) : k;
+    T* kd = Ks + (st * kSub + cp_row) * S::kQs + cp_chunk;
+#pragma unroll
+    for (int p = 0; p < DK / 16; ++p) cp16(kd + p * 16, ks + p * 16, ok);
+    if (!PROBS) {
+      const T* vs = ok ? v + (v_first + i * (kSub * c.h_kv * DV)) : v;
+      T* vd = Vs + (st * kSub + cp_row) * S::kVs + cp_chunk;
+#pragma unroll
+      for (int p = 0; p < DV / 16; ++p) cp16(vd + p * 16, vs + p * 16, ok);
+    }
   };
   // Sub-tiles 0 .. STAGES - 2 in flight, the first with Q; one group committed per stage and per
   // iteration keeps cp_wait's count exact.
@@ -188,8 +209,9 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
     cp_wait<STAGES - 1>();
     __syncwarp();
     const int64_t start = c_lo + i * kSub;
-    const TileCols ca = v_a ? TileCols(lo_a, hi_a, start, kSub) : TileCols();
-    const TileCols cb = v_b ? TileCols(lo_b, hi_b, start, kSub) : TileCols();
+    const int off = static_cast<int>(i) * kSub;
+    const TileCols ca = v_a ? TileCols::relative(la - off, ha - off, kSub) : TileCols();
+    const TileCols cb = v_b ? TileCols::relative(lb - off, hb - off, kSub) : TileCols();
     const bool full = __all_sync(0xffffffffu, (!v_a || ca.all(kSub)) && (!v_b || cb.all(kSub)));
     float s[1][kSub / 8][4];
     qk_tile<T, DK, kSub / 8, 1>(s, qf, Ks + st * kSub * S::kQs, S::kQs, qk_split);
@@ -198,14 +220,27 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
     scale_mask_tile<kSub / 8>(s[0], qk_scale, full, ca, cb, tmax_a, tmax_b);
     if (store_z) {  // the scores for the probs pass, visible columns only
       const int c0 = (lane & 3) * 2;
+      float* za = a.z + z_off_a + start + c0;
+      float* zb = a.z + z_off_b + start + c0;
+      if (full) {  // every column of every live vector: no compares (a row of nc_max floats
+                   // need not be 8-byte aligned, so no float2 either)
 #pragma unroll
-      for (int j = 0; j < kSub / 8; ++j)
+        for (int j = 0; j < kSub / 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int col = j * 8 + c0 + e;
-          if (v_a && col >= ca.lo && col < ca.hi) a.z[z_off_a + start + col] = s[0][j][e];
-          if (v_b && col >= cb.lo && col < cb.hi) a.z[z_off_b + start + col] = s[0][j][2 + e];
-        }
+          for (int e = 0; e < 2; ++e) {
+            if (v_a) za[j * 8 + e] = s[0][j][e];
+            if (v_b) zb[j * 8 + e] = s[0][j][2 + e];
+          }
+      } else {
+#pragma unroll
+        for (int j = 0; j < kSub / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = j * 8 + c0 + e;
+            if (v_a && col >= ca.lo && col < ca.hi) za[j * 8 + e] = s[0][j][e];
+            if (v_b && col >= cb.lo && col < cb.hi) zb[j * 8 + e] = s[0][j][2 + e];
+          }
+      }
     }
     if (PROBS) {
       // p = exp(z - lse) per vector, staged, then summed over the G heads of each row.
@@ -301,9 +336,11 @@ __device__ __forceinline__ void item_of_row(const DecodeArgs& a, const DevSeq& s
 // under Nsight Compute at B = 16, G = 16, T_k = 65536 on the H200 (17 MB of scores) when each
 // thread loaded eight heads' scores at a time: the pass is bound by the loads in flight, so each
 // thread now loads all its scores (every head of its kCols blocks) before it merges the lse,
-// which does not depend on them, then sums them in head order. With p_cmp
+// which does not depend on them, then sums them in head order. HMAX bounds G, so that small
+// groups keep few registers (and more CTAs per SM) for their fewer loads. With p_cmp
 // ([total_q, h_q, nc_max], kept scores) it also writes each head's term, 0 past the visible blocks.
 constexpr int kCols = 4;  // compressed blocks per thread (1024 per CTA: each CTA merges the lse)
+template <int HMAX>
 __global__ void __launch_bounds__(256)
     probs_from_scores_kernel(DevCfg c, DecodeArgs a, int64_t row0, int64_t rows,
                              const float* __restrict__ lse, float* __restrict__ pg,
@@ -318,12 +355,12 @@ __global__ void __launch_bounds__(256)
     const DevSeq sq = c.seqs[s];
     const int64_t h0 = row * c.h_q + g * c.group;
     const int64_t vis = visible_cmp(c, sq.t_k - sq.t_q + (row - sq.q_begin));
-    float zs[kCols][16];  // G <= 16 (decode_fits)
+    float zs[kCols][HMAX];  // G <= HMAX
 #pragma unroll
     for (int k = 0; k < kCols; ++k) {
       const int64_t i = i0 + k * static_cast<int64_t>(blockDim.x);
 #pragma unroll
-      for (int h = 0; h < 16; ++h)
+      for (int h = 0; h < HMAX; ++h)
         zs[k][h] = h < c.group && i < vis ? z[(h0 + h) * c.nc_max + i] : 0.f;
     }
     __syncthreads();  // lse_s of the previous row is no longer read
@@ -350,7 +387,7 @@ __global__ void __launch_bounds__(256)
       }
       float total_p = 0.f;
 #pragma unroll
-      for (int h = 0; h < 16; ++h)
+      for (int h = 0; h < HMAX; ++h)
         if (h < c.group) {
           const float p = exp2_ftz((zs[k][h] - lse_s[h]) * kLog2e);
           total_p += p;
@@ -518,7 +555,8 @@ bool launch_attend_decode(int branch, const DevCfg& c, const DecodeArgs& a, cons
   if constexpr (std::is_same_v<T, float>) {
     return false;
   } else {
-    if (branch == kSlc || !decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[branch] < 1)
+    if (branch == kSlc || !decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[branch] < 1 ||
+        a.chunk[branch] > INT32_MAX)  // chunk-relative key offsets are 32-bit
       return false;
     if (a.n_items == 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
@@ -556,7 +594,20 @@ void launch_probs_from_scores(const DevCfg& c, const DecodeArgs& a, int64_t row0
                      " needs more than 65535 CTAs per row [" + ctx + "]");
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>(items, int64_t{1} << 30)),
                   static_cast<unsigned>(cols));
-  probs_from_scores_kernel<<<grid, 256, 0, stream>>>(c, a, row0, rows, lse_cmp, pg, p_cmp);
+  // G <= 16 (decode_fits): the smallest power of two that holds it.
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, 256, 0, stream>>>(c, a, row0, rows, lse_cmp, pg, p_cmp);
+  };
+  if (c.group <= 1)
+    launch(probs_from_scores_kernel<1>);
+  else if (c.group <= 2)
+    launch(probs_from_scores_kernel<2>);
+  else if (c.group <= 4)
+    launch(probs_from_scores_kernel<4>);
+  else if (c.group <= 8)
+    launch(probs_from_scores_kernel<8>);
+  else
+    launch(probs_from_scores_kernel<16>);
   check_launch("probs_from_scores_kernel", ctx);
 }
 
@@ -567,7 +618,9 @@ bool launch_probs_decode(const DevCfg& c, const DecodeArgs& a, int64_t row0, int
   if constexpr (std::is_same_v<T, float>) {
     return false;
   } else {
-    if (!decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[kCmp] < 1) return false;
+    if (!decode_fits<T>(c) || a.n_items > INT32_MAX || a.chunks[kCmp] < 1 ||
+        a.chunk[kCmp] > INT32_MAX)
+      return false;
     if (a.n_items == 0 || rows <= 0) return true;
     return with_head_dims(c.d_k, c.d_v, [&](auto dk, auto dv) {
       launch_chunks<T, decltype(dk)::value, decltype(dv)::value, true, 1, 2>(

@@ -87,9 +87,9 @@ __device__ __forceinline__ void qk_tile(float (&s)[MW][NT][4], const QA& qa, con
 #pragma unroll
       for (int mb = 0; mb < MW; ++mb) {
         if (split && kk > 0) {
-          float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
-          mma<T>(t0, a[mb], b[0], b[1]);
-          mma<T>(t1, a[mb], b[2], b[3]);
+          float t0[4], t1[4];
+          mma_zero<T>(t0, a[mb], b[0], b[1]);
+          mma_zero<T>(t1, a[mb], b[2], b[3]);
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             s[mb][2 * np][e] += t0[e];
@@ -113,6 +113,14 @@ struct TileCols {
     const int64_t a = key_lo - start, b = key_hi - start;
     lo = static_cast<int>(a < 0 ? 0 : (a > width ? width : a));
     hi = static_cast<int>(b < 0 ? 0 : (b > width ? width : b));
+  }
+  // From the range relative to the tile's first key: 32-bit arithmetic where both ends are
+  // known to lie within a few billion keys of the tile (the decode kernels' chunks).
+  __device__ __forceinline__ static TileCols relative(int key_lo, int key_hi, int width) {
+    TileCols t;
+    t.lo = min(max(key_lo, 0), width);
+    t.hi = min(max(key_hi, 0), width);
+    return t;
   }
   __device__ __forceinline__ bool all(int width) const { return lo == 0 && hi == width; }
 };
