@@ -146,29 +146,44 @@ __global__ void __launch_bounds__(kWarps * 32, MINB)
            ok);
     }
   }
-  // A sub-tile's copy: lane l takes row l / 2 and the 16-byte chunks l % 2 + 2 p of it, so
-  // each copy instruction of the warp reads whole 32-byte sectors of the 16 rows, every address
-  // is the lane's row pointer plus an immediate, and one predicate per lane covers the row
-  // (rows past the key tensor are zero-filled). copy_rows' row-per-pass order costs a 64-bit
-  // address and bound check per copy: ~160 of the loop's ~600 instructions a sub-tile at d = 128,
-  // in a kernel bound by its warps' instruction issue (8 warps per SM at 190 registers; Nsight
-  // Compute: 0.25 instructions issued per cycle and scheduler, DRAM 56% busy).
+  // A sub-tile's copy as copy_rows lays it out (each pass of the warp reads 512 contiguous bytes
+  // of whole rows: 4 cache lines per instruction at d = 128), but cheaper to address: the pass
+  // offsets are 32-bit (16 rows of h_kv <= 65535 heads of d <= 256 elements stay below 2^28)
+  // from one 64-bit row pointer per lane, and sub-tiles wholly inside the key tensor (all but
+  // possibly the last) skip the per-row bound checks. copy_rows spends a 64-bit address and bound
+  // check per copy: ~160 of the loop's ~600 SASS instructions a sub-tile at d = 128. (Rows per
+  // lane pair with immediate offsets took fewer instructions still but 16 cache lines per
+  // instruction, and the branch slowed from 55 to 73 us under Nsight Compute on the H200.)
   const int64_t key_rows = b == kCmp ? c.total_c : c.total_k;
-  const int cp_row = lane >> 1, cp_chunk = (lane & 1) * 8;
-  const int64_t k_first = ((c_lo + cp_row) * c.h_kv + g) * DK + cp_chunk;
-  const int64_t v_first = ((c_lo + cp_row) * c.h_kv + g) * DV + cp_chunk;
-  auto load_sub = [&](int64_t i, int st) {
-    const bool ok = c_lo + i * kSub + cp_row < key_rows;
-    const T* ks = ok ? k + (k_first + i * (kSub * c.h_kv * DK)) : k;
-    T* kd = Ks + (st * kSub + cp_row) * S::kQs + cp_chunk;
+  auto copy_sub = [&](auto dim, T* dst, int stride, const T* src, int64_t start) {
+    constexpr int D = decltype(dim)::value, kc = D / 8;
+    if constexpr (32 % kc == 0) {
+      constexpr int per = 32 / kc;  // rows per pass
+      const int rr = lane / kc, cc = (lane % kc) * 8;
+      // Bytes between passes; a 32 x 32 -> 64-bit multiply-add per copy (one IMAD.WIDE.U32).
+      const uint32_t pass = static_cast<uint32_t>(per * c.h_kv * D * sizeof(T));
+      const char* row = reinterpret_cast<const char*>(src + ((start + rr) * c.h_kv + g) * D + cc);
+      T* d0 = dst + rr * stride + cc;
+      auto at = [&](int p) { return row + static_cast<uint64_t>(pass) * static_cast<uint32_t>(p); };
+      if (start + kSub <= key_rows) {
 #pragma unroll
-    for (int p = 0; p < DK / 16; ++p) cp16(kd + p * 16, ks + p * 16, ok);
-    if (!PROBS) {
-      const T* vs = ok ? v + (v_first + i * (kSub * c.h_kv * DV)) : v;
-      T* vd = Vs + (st * kSub + cp_row) * S::kVs + cp_chunk;
+        for (int p = 0; p < kSub / per; ++p) cp16(d0 + p * per * stride, at(p), true);
+      } else {
 #pragma unroll
-      for (int p = 0; p < DV / 16; ++p) cp16(vd + p * 16, vs + p * 16, ok);
+        for (int p = 0; p < kSub / per; ++p) {
+          const bool ok = start + rr + p * per < key_rows;
+          cp16(d0 + p * per * stride, ok ? static_cast<const void*>(at(p)) : src, ok);
+        }
+      }
+    } else {
+      copy_rows<T, D, kSub, 32>(dst, stride, src, start, key_rows, c.h_kv, g, lane);
     }
+  };
+  auto load_sub = [&](int64_t i, int st) {
+    const int64_t start = c_lo + i * kSub;
+    copy_sub(std::integral_constant<int, DK>{}, Ks + st * kSub * S::kQs, S::kQs, k, start);
+    if (!PROBS)
+      copy_sub(std::integral_constant<int, DV>{}, Vs + st * kSub * S::kVs, S::kVs, v, start);
   };
   // Sub-tiles 0 .. STAGES - 2 in flight, the first with Q; one group committed per stage and per
   // iteration keeps cp_wait's count exact.
