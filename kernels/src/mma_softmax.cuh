@@ -87,9 +87,9 @@ __device__ __forceinline__ void qk_tile(float (&s)[MW][NT][4], const QA& qa, con
 #pragma unroll
       for (int mb = 0; mb < MW; ++mb) {
         if (split && kk > 0) {
-          float t0[4], t1[4];
-          mma_zero<T>(t0, a[mb], b[0], b[1]);
-          mma_zero<T>(t1, a[mb], b[2], b[3]);
+          float t0[4] = {0.f, 0.f, 0.f, 0.f}, t1[4] = {0.f, 0.f, 0.f, 0.f};
+          mma<T>(t0, a[mb], b[0], b[1]);
+          mma<T>(t1, a[mb], b[2], b[3]);
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             s[mb][2 * np][e] += t0[e];
