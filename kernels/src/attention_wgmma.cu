@@ -17,14 +17,12 @@
 //   neither waits for the other's softmax. setmaxnreg hands the producer's registers to them.
 // - The P V of tile i - 1 runs while the softmax of tile i does; in the probs pass, tile i - 1's
 //   probabilities are formed while tile i's Q K^T runs.
-#include <cuda.h>
-#include <cudaTypedefs.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
 #include "attention_tile.cuh"
+#include "tensor_map.hpp"
 #include "wgmma.cuh"
 
 namespace nsa::cuda::detail {
@@ -42,6 +40,7 @@ constexpr int kConsumerRegs = PROBS ? 104 : 232;
 constexpr int kWgBM = 128;  // query vectors per CTA: 64 per warpgroup
 constexpr int kWgMaxGroup = 64;
 constexpr int kWgStages = 3;  // key tiles in shared memory: loading, in Q K^T, in P V
+static_assert(kMapBoxRows == kTileKeys && kMapBoxCols == kSwAtomCols, "a TMA box is one tile atom");
 
 template <class T, int DK, int DV, bool PROBS>
 struct WgSmem {
@@ -369,50 +368,6 @@ __global__ void __launch_bounds__(kWgAllThreads, PROBS ? 2 : 1)
 #else
   __trap();  // built without sm_90a: the launcher never selects this kernel
 #endif
-}
-
-// The driver's tensor-map encoder, looked up once through the runtime (no libcuda link).
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder(const std::string& ctx) {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [&] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                           &found),
-          "cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)", ctx);
-    if (found != cudaDriverEntryPointSuccess || !p)
-      throw_cuda_error("cuTensorMapEncodeTiled is not available from the driver [" + ctx + "]");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-  }();
-  return fn;
-}
-
-// TMA map of a [rows][h_kv][D] key (or value) tensor: boxes of 64 rows x one head x 64 columns
-// in the 128-byte swizzle, the layout of one swizzle atom (wgmma.cuh); rows past the end read as
-// zeros.
-template <class T>
-CUtensorMap key_tile_map(const T* base, const T* stand_in, int64_t rows, int64_t h_kv, int64_t D,
-                         const std::string& ctx) {
-  CUtensorMap map{};
-  // An empty tensor (no compressed block yet) still needs a valid map: it points at `stand_in`
-  // (device memory, 16-byte aligned), from which no tile is ever loaded (no row sees a key).
-  const void* addr = rows > 0 ? static_cast<const void*>(base) : stand_in;
-  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(D), static_cast<cuuint64_t>(h_kv),
-                              static_cast<cuuint64_t>(rows > 0 ? rows : 1)};
-  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(D * sizeof(T)),
-                                 static_cast<cuuint64_t>(h_kv * D * sizeof(T))};
-  const cuuint32_t box[3] = {kSwAtomCols, 1, kTileKeys}, unit[3] = {1, 1, 1};
-  const CUresult r = tensor_map_encoder(ctx)(
-      &map,
-      std::is_same_v<T, __half> ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-                                : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-      3, const_cast<void*>(addr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
-      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw_cuda_error("cuTensorMapEncodeTiled failed (error " + std::to_string(static_cast<int>(r)) +
-                     ") for a [" + std::to_string(rows) + "][" + std::to_string(h_kv) + "][" +
-                     std::to_string(D) + "] key tensor [" + ctx + "]");
-  return map;
 }
 
 template <class T, int DK, int DV, bool PROBS>

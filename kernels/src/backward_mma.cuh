@@ -53,6 +53,25 @@ __device__ __forceinline__ void bwd_weight(float& s, float& dp, float scale_log2
   dp = p * (dp - D);
 }
 
+// The 16 x DK fp32 dq accumulator of a warp's vectors, scaled and added to dq (rows a and b of
+// this lane at element offsets at_a / at_b, negative: not a vector).
+template <int DK>
+__device__ __forceinline__ void add_dq(const float (&acc)[DK / 8][4], float scale, float* dq,
+                                       int64_t at_a, int64_t at_b) {
+  const int c0 = (threadIdx.x & 3) * 2;
+#pragma unroll
+  for (int j = 0; j < DK / 8; ++j) {
+    if (at_a >= 0) {
+      dq[at_a + j * 8 + c0] += scale * acc[j][0];
+      dq[at_a + j * 8 + c0 + 1] += scale * acc[j][1];
+    }
+    if (at_b >= 0) {
+      dq[at_b + j * 8 + c0] += scale * acc[j][2];
+      dq[at_b + j * 8 + c0 + 1] += scale * acc[j][3];
+    }
+  }
+}
+
 // Loads the 16-byte chunks of `rows` gathered vectors (row r at element offset off(r), r < rows,
 // zero-filled where off(r) < 0) of width D into shared memory (row stride `stride`) with the
 // CTA's threads.

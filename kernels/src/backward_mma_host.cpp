@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "launch.hpp"
 #include "nsa/cuda/forward.hpp"
 
 namespace nsa::cuda::detail {
@@ -25,8 +26,9 @@ Items prefix(const nsa::ref::ValidConfig& vc, F&& count) {
   return cu;
 }
 
-Items row_items(const nsa::ref::ValidConfig& vc) {
-  return prefix(vc, [&](const auto& s) { return ceil_div(s.t_q * vc.group, kMmaBwdTile); });
+// Chunks of `per` vectors (row, head of the group) per sequence.
+Items row_items(const nsa::ref::ValidConfig& vc, int64_t per) {
+  return prefix(vc, [&](const auto& s) { return ceil_div(s.t_q * vc.group, per); });
 }
 
 Items key_items(const nsa::ref::ValidConfig& vc, int b) {
@@ -84,7 +86,7 @@ std::size_t mma_backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
       slots = std::max(slots, key_items(vc, b).back() * c.h_kv);
     }
   bytes += static_cast<std::size_t>(part) * 4 + static_cast<std::size_t>(slots) * 4;
-  bytes += (vc.seqs.size() + 1) * 4 * sizeof(int64_t);
+  bytes += (vc.seqs.size() + 1) * 5 * sizeof(int64_t);  // row tables (two), key tables (three)
   return bytes;
 }
 
@@ -94,9 +96,15 @@ MmaBackward<T>::MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& s
     : sh_(sh), ctx_(ctx), nq_(vc.total_q * vc.cfg.h_q), total_q_(vc.total_q) {
   const auto& c = vc.cfg;
   const auto sz = [](int64_t x) { return static_cast<std::size_t>(x); };
-  const Items rows = row_items(vc);
+  const Items rows = row_items(vc, kMmaBwdTile);
   row_items_ = rows.back();
   cu_rows_ = upload(rows, "backward row items [" + ctx + "]");
+  wgmma_ = wgmma_enabled() && (sh.enable[0] || sh.enable[2]);
+  if (wgmma_) {
+    const Items wg_rows = row_items(vc, kWgmmaBwdVectors);
+    wg_row_items_ = wg_rows.back();
+    cu_wg_rows_ = upload(wg_rows, "backward row items (wgmma) [" + ctx + "]");
+  }
   int64_t part = 0, slots = 0;  // the largest branch's partial sums and counters
   for (int b = 0; b < 3; ++b) {
     if (!sh.enable[b]) continue;
@@ -155,6 +163,10 @@ template <class T>
 void MmaBackward<T>::dq(int b, const MmaBackwardIo<T>& io, cudaStream_t stream) {
   if (!sh_.enable[b]) return;
   MmaBwdArgs<T> a = args(b, io);
+  if (b != 1 && wgmma_) {
+    a.cu_items = cu_wg_rows_.get<const int64_t>();
+    if (launch_bwd_dq_wgmma<T>(b, a, wg_row_items_, stream, ctx_)) return;
+  }
   a.cu_items = cu_rows_.get<const int64_t>();
   const int64_t items = b == 1 ? total_q_ * ((sh_.group + 15) / 16) : row_items_;
   launch_bwd_dq_mma<T>(b, a, items, stream, ctx_);

@@ -14,9 +14,11 @@
 
 namespace nsa::cuda::detail {
 
-constexpr int kMmaBwdThreads = 128;     // 4 warps of 16 query vectors or 16 keys each
-constexpr int kMmaBwdTile = 64;         // vectors or keys per CTA tile (row chunks, key tiles)
-constexpr int kMmaBwdSlcMaxList = 128;  // largest top_n: the selection dq keeps a warp's list
+constexpr int kMmaBwdThreads = 128;  // 4 warps of 16 query vectors or 16 keys each
+constexpr int kMmaBwdTile = 64;      // vectors or keys per CTA tile (row chunks, key tiles)
+constexpr int kMmaBwdSlcMaxList = 128;
+constexpr int kWgmmaBwdVectors = 128;  // vectors per CTA of the Hopper dq kernel  // largest top_n:
+                                       // the selection dq keeps a warp's list
 
 // Calls f(DK, DV) (std::integral_constant) for the head dims the tensor-core backward is built
 // for, d_k and d_v each 64 or 128, and returns true; false otherwise (the fp64 kernels run).
@@ -74,6 +76,15 @@ void launch_bwd_prep(const bwd::Shape& c, const T* d_o, const T* const gate[3], 
 template <class T>
 bool launch_bwd_dq_mma(int b, const MmaBwdArgs<T>& a, int64_t items, cudaStream_t stream,
                        const std::string& ctx);
+
+// The same for the compression (b = 0) and the window (b = 2) on Hopper's wgmma
+// (backward_wgmma_query.cu, sm_90a machine code only; the caller asks only on a compute
+// capability 9.0 device): items CTAs of 128 vectors, a.cu_items their per-sequence prefix
+// (ceil(t_q G / 128) each). False where it does not apply (the selection, head dims, h_kv past
+// 65535, key tensors of 2^31 rows or more); the caller then runs launch_bwd_dq_mma.
+template <class T>
+bool launch_bwd_dq_wgmma(int b, const MmaBwdArgs<T>& a, int64_t items, cudaStream_t stream,
+                         const std::string& ctx);
 
 // dK, dV of branch b (a.dk, a.dv, fp64 storage of fp32 sums): items key tiles summed over
 // sequences (a.cu_items their prefix): ceil(keys / 64) per sequence, for the selection

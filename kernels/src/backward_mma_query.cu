@@ -64,25 +64,6 @@ __global__ void bwd_dq_finish_kernel(int64_t count, const float* dq32, T* dq) {
     dq[i] = from_f<T>(dq32[i]);
 }
 
-// The 16 x DK fp32 dq accumulator of a warp's vectors, scaled and added to dq (rows a and b of
-// this lane at element offsets at_a / at_b, negative: not a vector).
-template <int DK>
-__device__ __forceinline__ void add_dq(const float (&acc)[DK / 8][4], float scale, float* dq,
-                                       int64_t at_a, int64_t at_b) {
-  const int c0 = (threadIdx.x & 3) * 2;
-#pragma unroll
-  for (int j = 0; j < DK / 8; ++j) {
-    if (at_a >= 0) {
-      dq[at_a + j * 8 + c0] += scale * acc[j][0];
-      dq[at_a + j * 8 + c0 + 1] += scale * acc[j][1];
-    }
-    if (at_b >= 0) {
-      dq[at_b + j * 8 + c0] += scale * acc[j][2];
-      dq[at_b + j * 8 + c0 + 1] += scale * acc[j][3];
-    }
-  }
-}
-
 template <int DK, int DV>
 struct RowsSmem {
   static constexpr int kQs = DK + 8, kVs = DV + 8;  // padded row strides (bank spread)

@@ -18,6 +18,10 @@ void check(cudaError_t err, const char* what, const std::string& context);
 [[noreturn]] void throw_cuda_error(const std::string& message);
 // Checks the last launch error of kernel `what`.
 void check_launch(const char* what, const std::string& context);
+// Whether the Hopper wgmma kernels run (forward and backward): the device is compute capability
+// 9.0, where their sm_90a machine code runs, and NSA_CUDA_WGMMA is not 0 (that switch keeps every
+// kernel on mma.sync: comparisons, tests of that path).
+bool wgmma_enabled();
 
 // Per-sequence table on the device (64-bit everywhere).
 struct DevSeq {

@@ -156,6 +156,8 @@ class SideStream {
 
 }  // namespace
 
+bool detail::wgmma_enabled() { return !env_is("NSA_CUDA_WGMMA", "0") && device_is_sm90(); }
+
 struct Plan::Impl {
   nsa::ref::ValidConfig vc;
   DevCfg dc{};
@@ -253,7 +255,7 @@ Plan::Plan(const nsa::ref::ValidConfig& vc) : impl_(new Impl) {
                                                       : 2;
   // The wgmma kernel (sm_90a machine code only) where the device is compute capability 9.0;
   // NSA_CUDA_WGMMA=0 keeps every branch on mma.sync (comparisons, tests of that path).
-  d.wgmma = !env_is("NSA_CUDA_WGMMA", "0") && device_is_sm90() ? 1 : 0;
+  d.wgmma = detail::wgmma_enabled() ? 1 : 0;
   d.phi = static_cast<int>(c.phi);
   d.act = static_cast<int>(c.phi_act);
   d.visibility = static_cast<int>(c.cmp_visibility);

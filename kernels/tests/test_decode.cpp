@@ -10,35 +10,15 @@
 
 #include "backward_case.hpp"
 #include "gpu_case.hpp"
+#include "scoped_env.hpp"
 
 using namespace nsa::ref;
 using nsa::cuda::test::base_config;
 using nsa::cuda::test::run_backward_case;
 using nsa::cuda::test::run_case;
+using nsa::cuda::test::ScopedEnv;
 
 namespace {
-
-// Sets a kernel switch (docs/kernels.md) for the plans built in its scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) had_ = true, old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_)
-      setenv(name_, old_.c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
 
 // B padded sequences of T_k keys, the last t_q rows each, knobs at the decode table's ratios.
 Config decode_config(int64_t batch, int64_t t_q, int64_t t_k, Dtype dt, int64_t h_kv, int64_t g) {
