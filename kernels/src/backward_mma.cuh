@@ -72,6 +72,74 @@ __device__ __forceinline__ void add_dq(const float (&acc)[DK / 8][4], float scal
   }
 }
 
+// Writes a warp's 16 keys' dK (scaled) and dV (fp32 sums, stored as fp64): this lane's keys
+// a and b, columns 2 (l % 4) + {0, 1} of every n8 tile.
+template <int DK, int DV, class T>
+__device__ __forceinline__ void write_keys(const MmaBwdArgs<T>& a, const float (&dk)[DK / 8][4],
+                                           const float (&dv)[DV / 8][4], int64_t base,
+                                           int64_t k_end, int64_t key_a, int64_t key_b, int64_t g) {
+  const int c0 = (threadIdx.x & 3) * 2;
+#pragma unroll
+  for (int hb = 0; hb < 2; ++hb) {
+    const int64_t key = hb ? key_b : key_a;
+    if (key >= k_end) continue;
+    double* dkr = a.dk + ((base + key) * a.c.h_kv + g) * DK;
+    double* dvr = a.dv + ((base + key) * a.c.h_kv + g) * DV;
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+      dkr[j * 8 + c0] = static_cast<double>(a.scale * dk[j][2 * hb]);
+      dkr[j * 8 + c0 + 1] = static_cast<double>(a.scale * dk[j][2 * hb + 1]);
+    }
+#pragma unroll
+    for (int j = 0; j < DV / 8; ++j) {
+      dvr[j * 8 + c0] = static_cast<double>(dv[j][2 * hb]);
+      dvr[j * 8 + c0 + 1] = static_cast<double>(dv[j][2 * hb + 1]);
+    }
+  }
+}
+
+// A split's partial sums of its 64 keys, [64][DK + DV] (dK unscaled, then dV): this lane's rows
+// r_a and r_a + 8 of them.
+template <int DK, int DV>
+__device__ __forceinline__ void store_partial(float* part, const float (&dk)[DK / 8][4],
+                                              const float (&dv)[DV / 8][4], int r_a) {
+  const int lane = threadIdx.x & 31, c0 = (lane & 3) * 2;
+#pragma unroll
+  for (int hb = 0; hb < 2; ++hb) {
+    float* row = part + (r_a + 8 * hb) * (DK + DV);
+#pragma unroll
+    for (int j = 0; j < DK / 8; ++j) {
+      __stcg(row + j * 8 + c0, dk[j][2 * hb]);
+      __stcg(row + j * 8 + c0 + 1, dk[j][2 * hb + 1]);
+    }
+#pragma unroll
+    for (int j = 0; j < DV / 8; ++j) {
+      __stcg(row + DK + j * 8 + c0, dv[j][2 * hb]);
+      __stcg(row + DK + j * 8 + c0 + 1, dv[j][2 * hb + 1]);
+    }
+  }
+}
+
+// The last split of a key tile to finish: the splits' partial sums of keys [k0, k_end) added in
+// split order (the same order whichever CTA it is) and written, by `threads` threads.
+template <int DK, int DV, class T>
+__device__ __forceinline__ void add_partials(const MmaBwdArgs<T>& a, const float* part,
+                                             int64_t used, int64_t k0, int64_t k_end, int64_t base,
+                                             int64_t g, int tid, int threads) {
+  constexpr int kT = kMmaBwdTile;
+  for (int e = tid; e < kT * (DK + DV); e += threads) {
+    const int r = e / (DK + DV), col = e % (DK + DV);
+    const int64_t key = k0 + r;
+    if (key >= k_end) continue;
+    float sum = 0.f;
+    for (int64_t z = 0; z < used; ++z) sum += __ldcg(part + z * kT * (DK + DV) + e);
+    if (col < DK)
+      a.dk[((base + key) * a.c.h_kv + g) * DK + col] = static_cast<double>(a.scale * sum);
+    else
+      a.dv[((base + key) * a.c.h_kv + g) * DV + col - DK] = static_cast<double>(sum);
+  }
+}
+
 // Loads the 16-byte chunks of `rows` gathered vectors (row r at element offset off(r), r < rows,
 // zero-filled where off(r) < 0) of width D into shared memory (row stride `stride`) with the
 // CTA's threads.

@@ -86,7 +86,7 @@ std::size_t mma_backward_scratch_bytes(const nsa::ref::ValidConfig& vc) {
       slots = std::max(slots, key_items(vc, b).back() * c.h_kv);
     }
   bytes += static_cast<std::size_t>(part) * 4 + static_cast<std::size_t>(slots) * 4;
-  bytes += (vc.seqs.size() + 1) * 5 * sizeof(int64_t);  // row tables (two), key tables (three)
+  bytes += (vc.seqs.size() + 1) * 7 * sizeof(int64_t);  // row tables (2), key tables (3 + 2)
   return bytes;
 }
 
@@ -111,6 +111,13 @@ MmaBackward<T>::MmaBackward(const nsa::ref::ValidConfig& vc, const bwd::Shape& s
     const Items keys = key_items(vc, b);
     key_items_[b] = keys.back();
     cu_keys_[b] = upload(keys, "backward key tiles [" + ctx + "]");
+    if (b != 1 && wgmma_) {  // CTAs of two tiles on the wgmma key side
+      Items pairs{0};
+      for (std::size_t s = 0; s + 1 < keys.size(); ++s)
+        pairs.push_back(pairs.back() + ceil_div(keys[s + 1] - keys[s], 2));
+      pair_items_[b] = pairs.back();
+      cu_pairs_[b] = upload(pairs, "backward key tile pairs [" + ctx + "]");
+    }
     splits_[b] = mma_key_splits(vc, b);
     if (splits_[b] > 1) part = std::max(part, part_floats(vc, b));
     slots = std::max(slots, key_items_[b] * c.h_kv);
@@ -189,6 +196,12 @@ void MmaBackward<T>::keys(int b, const MmaBackwardIo<T>& io, const bwd::SlcIndex
     a.arrived = arrived_.get<int>();
     const std::size_t n = static_cast<std::size_t>(key_items_[b] * sh_.h_kv) * sizeof(int);
     if (n) check(cudaMemsetAsync(arrived_.get(), 0, n, stream), "cudaMemsetAsync", "counters");
+  }
+  if (b != 1 && wgmma_) {
+    const int64_t* cu_tiles = cu_keys_[b].get<const int64_t>();
+    a.cu_items = cu_pairs_[b].get<const int64_t>();
+    if (launch_bwd_dkv_wgmma<T>(b, a, pair_items_[b], cu_tiles, stream, ctx_)) return;
+    a.cu_items = cu_tiles;
   }
   launch_bwd_dkv_mma<T>(b, a, key_items_[b], stream, ctx_);
 }

@@ -64,8 +64,8 @@ class MmaBackward {
   int64_t nq_ = 0, total_q_ = 0;
   int64_t row_items_ = 0, key_items_[3] = {0, 0, 0}, splits_[3] = {1, 1, 1};
   bool wgmma_ = false;  // the compression's and window's dq on the Hopper kernel
-  int64_t wg_row_items_ = 0;
-  DeviceBuffer cu_rows_, cu_keys_[3], cu_wg_rows_;
+  int64_t wg_row_items_ = 0, pair_items_[3] = {0, 0, 0};
+  DeviceBuffer cu_rows_, cu_keys_[3], cu_wg_rows_, cu_pairs_[3];
   std::array<DeviceBuffer, 3> dob_, dd_, lse2_;
   DeviceBuffer dq32_, part_, arrived_;
 };

@@ -37,54 +37,6 @@ struct TileVectors {
   int64_t e_lo = 0;     // selection: first index entry
 };
 
-// Writes a warp's 16 keys' dK (scaled) and dV (fp32 sums, stored as fp64): this lane's keys
-// a and b, columns 2 (l % 4) + {0, 1} of every n8 tile.
-template <int DK, int DV, class T>
-__device__ __forceinline__ void write_keys(const MmaBwdArgs<T>& a, const float (&dk)[DK / 8][4],
-                                           const float (&dv)[DV / 8][4], int64_t base,
-                                           int64_t k_end, int64_t key_a, int64_t key_b, int64_t g) {
-  const int c0 = (threadIdx.x & 3) * 2;
-#pragma unroll
-  for (int hb = 0; hb < 2; ++hb) {
-    const int64_t key = hb ? key_b : key_a;
-    if (key >= k_end) continue;
-    double* dkr = a.dk + ((base + key) * a.c.h_kv + g) * DK;
-    double* dvr = a.dv + ((base + key) * a.c.h_kv + g) * DV;
-#pragma unroll
-    for (int j = 0; j < DK / 8; ++j) {
-      dkr[j * 8 + c0] = static_cast<double>(a.scale * dk[j][2 * hb]);
-      dkr[j * 8 + c0 + 1] = static_cast<double>(a.scale * dk[j][2 * hb + 1]);
-    }
-#pragma unroll
-    for (int j = 0; j < DV / 8; ++j) {
-      dvr[j * 8 + c0] = static_cast<double>(dv[j][2 * hb]);
-      dvr[j * 8 + c0 + 1] = static_cast<double>(dv[j][2 * hb + 1]);
-    }
-  }
-}
-
-// A split's partial sums of its CTA's 64 keys, [64][DK + DV] (dK unscaled, then dV).
-template <int DK, int DV>
-__device__ __forceinline__ void store_partial(float* part, const float (&dk)[DK / 8][4],
-                                              const float (&dv)[DV / 8][4]) {
-  const int lane = threadIdx.x & 31, c0 = (lane & 3) * 2;
-  const int r_a = (threadIdx.x >> 5) * 16 + (lane >> 2);
-#pragma unroll
-  for (int hb = 0; hb < 2; ++hb) {
-    float* row = part + (r_a + 8 * hb) * (DK + DV);
-#pragma unroll
-    for (int j = 0; j < DK / 8; ++j) {
-      __stcg(row + j * 8 + c0, dk[j][2 * hb]);
-      __stcg(row + j * 8 + c0 + 1, dk[j][2 * hb + 1]);
-    }
-#pragma unroll
-    for (int j = 0; j < DV / 8; ++j) {
-      __stcg(row + DK + j * 8 + c0, dv[j][2 * hb]);
-      __stcg(row + DK + j * 8 + c0 + 1, dv[j][2 * hb + 1]);
-    }
-  }
-}
-
 template <class T, int DK, int DV, int B>
 __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a) {
   using L = KeysSmem<DK, DV>;
@@ -268,7 +220,9 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
   // order (the same order whichever CTA it is) and writes the keys.
   const int64_t slot = static_cast<int64_t>(blockIdx.x) * gridDim.y + g;
   float* part = a.part + slot * a.splits * kT * (DK + DV);
-  if (blockIdx.z < used) store_partial<DK, DV>(part + blockIdx.z * kT * (DK + DV), dk[0], dv[0]);
+  if (blockIdx.z < used)
+    store_partial<DK, DV>(part + blockIdx.z * kT * (DK + DV), dk[0], dv[0],
+                          warp * 16 + (lane >> 2));
   __threadfence();
   __syncthreads();
   __shared__ int last;
@@ -276,17 +230,7 @@ __global__ void __launch_bounds__(kMmaBwdThreads) bwd_dkv_kernel(MmaBwdArgs<T> a
   __syncthreads();
   if (!last) return;
   __threadfence();
-  for (int e = tid; e < kT * (DK + DV); e += kMmaBwdThreads) {
-    const int r = e / (DK + DV), col = e % (DK + DV);
-    const int64_t key = k0 + r;
-    if (key >= k_end) continue;
-    float sum = 0.f;
-    for (int64_t z = 0; z < used; ++z) sum += __ldcg(part + z * kT * (DK + DV) + e);
-    if (col < DK)
-      a.dk[((base + key) * c.h_kv + g) * DK + col] = static_cast<double>(a.scale * sum);
-    else
-      a.dv[((base + key) * c.h_kv + g) * DV + col - DK] = static_cast<double>(sum);
-  }
+  add_partials<DK, DV>(a, part, used, k0, k_end, base, g, tid, kMmaBwdThreads);
 }
 
 }  // namespace

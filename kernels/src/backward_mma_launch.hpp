@@ -93,6 +93,14 @@ template <class T>
 bool launch_bwd_dkv_mma(int b, const MmaBwdArgs<T>& a, int64_t items, cudaStream_t stream,
                         const std::string& ctx);
 
+// The same for the compression (b = 0) and the window (b = 2) on Hopper's wgmma
+// (backward_wgmma_keys.cu, sm_90a only): items CTAs of 128 keys (two 64-key tiles), a.cu_items
+// their per-sequence prefix (ceil(tiles / 2) each), cu_tiles the 64-key tiles' prefix (which
+// numbers the split partial sums as on mma.sync). False where it does not apply.
+template <class T>
+bool launch_bwd_dkv_wgmma(int b, const MmaBwdArgs<T>& a, int64_t items, const int64_t* cu_tiles,
+                          cudaStream_t stream, const std::string& ctx);
+
 // dq rounded once to T from the fp32 sum.
 template <class T>
 void launch_bwd_dq_finish(int64_t count, const float* dq32, T* dq, cudaStream_t stream,

@@ -129,6 +129,10 @@ __device__ __forceinline__ void set_max_regs_inc() {
 __device__ __forceinline__ void named_sync(int threads) {
   asm volatile("bar.sync 1, %0;\n" ::"r"(threads) : "memory");
 }
+// Barrier `id` (1..15) among `threads` threads, whole warps (e.g. one warpgroup).
+__device__ __forceinline__ void named_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 
 #define NSA_WG_D8(d, j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
 #define NSA_WG_D64(d)                                                                  \
